@@ -1,0 +1,1 @@
+"""Money operations on tree nodes: top-ups, adjustments, credit limits, conversions, balances."""

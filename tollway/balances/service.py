@@ -1,0 +1,232 @@
+"""Use cases that move money between tree nodes; each is one transaction and one ledger batch.
+
+Credit flows down the tree: an owner tops up a child by moving money from its issuance account
+(no floor: the owner creates credit for its child) to the child's wallet. A converted movement
+crosses currencies through the provider's exchange accounts, one leg per currency, each leg
+recording the rate used, so every currency still balances on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection
+
+from tollway.clock import utc_now
+from tollway.errors import Refusal, require
+from tollway.ledger import exchange
+from tollway.ledger import store as ledger_store
+from tollway.ledger.exchange import ExchangeRate
+from tollway.ledger.model import AccountPurpose, Applied, Phase, TransferKind, TransferRequest
+from tollway.money import convert_micros
+from tollway.store.database import Database
+from tollway.tree import store as tree_store
+from tollway.tree.model import Node, NodeKind
+from tollway.tree.service import require_node
+
+CONVERSION_LEG_SUFFIX = ".fx"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    login: str
+    currency: str
+    balance_micros: int
+    credit_limit_micros: int
+    pending_micros: int
+    available_micros: int
+    unlimited: bool
+
+
+def account_id(connection: Connection, node: Node, purpose: AccountPurpose, currency: str | None = None) -> int:
+    """The node's account for ``purpose`` in ``currency``, opened on first use in a new currency.
+
+    Issuance and revenue accounts open per currency: a USD reseller may give credit to, and earn
+    from, a EUR client, each in the client's own currency.
+    """
+    currency = currency or node.currency
+    found = ledger_store.find_account_id(connection, node_id=node.id, purpose=purpose, currency=currency)
+    if found is not None:
+        return found
+    if purpose not in (AccountPurpose.ISSUANCE, AccountPurpose.REVENUE, AccountPurpose.EXCHANGE):
+        raise Refusal("account_not_found", f"{node.login} has no {purpose} account in {currency}")
+    return ledger_store.create_account(
+        connection, node_id=node.id, purpose=purpose, currency=currency, floor=False, now=utc_now()
+    )
+
+
+def balance_of(connection: Connection, node: Node) -> Balance:
+    account = ledger_store.get_account(connection, account_id(connection, node, AccountPurpose.WALLET))
+    require(account is not None, f"wallet of {node.login} missing")
+    assert account is not None
+    return Balance(
+        login=node.login,
+        currency=account.currency,
+        balance_micros=account.balance_micros,
+        credit_limit_micros=account.credit_limit_micros,
+        pending_micros=account.debits_pending,
+        available_micros=account.available_micros,
+        unlimited=not account.floor,
+    )
+
+
+def get_balance(database: Database, *, login: str) -> Balance:
+    with database.reading() as connection:
+        return balance_of(connection, require_node(connection, login))
+
+
+def _owner(connection: Connection, node: Node) -> Node:
+    if node.parent_id is None:
+        raise Refusal("provider_has_no_owner", "the provider's balance is unlimited: nothing tops it up")
+    owner = tree_store.get_node(connection, node.parent_id)
+    require(owner is not None, f"owner of {node.login} missing")
+    return owner  # type: ignore[return-value]
+
+
+def topup(
+    database: Database,
+    *,
+    login: str,
+    amount_micros: int,
+    transfer_id: str,
+    kind: TransferKind = TransferKind.TOPUP,
+    reference: str | None = None,
+) -> Applied:
+    """The owner credits the node's wallet from its own issuance account."""
+
+    def use_case(connection: Connection) -> Applied:
+        node = require_node(connection, login)
+        owner = _owner(connection, node)
+        request = TransferRequest(
+            id=transfer_id,
+            amount_micros=amount_micros,
+            debit_account_id=account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency),
+            credit_account_id=account_id(connection, node, AccountPurpose.WALLET),
+            kind=kind,
+            reference=reference,
+        )
+        return ledger_store.execute(connection, [request], now=utc_now())
+
+    return database.run(use_case)
+
+
+def adjust(database: Database, *, login: str, amount_micros: int, reason: str, transfer_id: str) -> Applied:
+    """A correction by the owner: positive credits the wallet, negative debits it (floor respected)."""
+    if amount_micros == 0:
+        raise Refusal("amount_must_not_be_zero", "an adjustment moves a non-zero amount")
+    if not reason.strip():
+        raise Refusal("reason_required", "an adjustment needs a reason")
+
+    def use_case(connection: Connection) -> Applied:
+        node = require_node(connection, login)
+        owner = _owner(connection, node)
+        wallet = account_id(connection, node, AccountPurpose.WALLET)
+        issuance = account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency)
+        debit, credit = (issuance, wallet) if amount_micros > 0 else (wallet, issuance)
+        request = TransferRequest(
+            id=transfer_id,
+            amount_micros=abs(amount_micros),
+            debit_account_id=debit,
+            credit_account_id=credit,
+            kind=TransferKind.ADJUSTMENT,
+            reference=reason,
+        )
+        return ledger_store.execute(connection, [request], now=utc_now())
+
+    return database.run(use_case)
+
+
+def set_credit_limit(database: Database, *, login: str, credit_limit_micros: int) -> Balance:
+    if credit_limit_micros < 0:
+        raise Refusal("credit_limit_invalid", "a credit limit is zero (prepaid) or a positive amount")
+
+    def use_case(connection: Connection) -> Balance:
+        node = require_node(connection, login)
+        if node.position.kind is NodeKind.PROVIDER:
+            raise Refusal("provider_has_no_owner", "the provider's balance is unlimited")
+        ledger_store.set_credit_limit(connection, account_id(connection, node, AccountPurpose.WALLET), credit_limit_micros)
+        return balance_of(connection, node)
+
+    return database.run(use_case)
+
+
+def conversion_requests(
+    *,
+    transfer_id: str,
+    amount_micros: int,
+    rate: Decimal,
+    source_account_id: int,
+    source_exchange_id: int,
+    target_exchange_id: int,
+    target_account_id: int,
+    kind: TransferKind,
+    reference: str | None,
+) -> list[TransferRequest]:
+    """Two linked legs, one per currency: source → house (in source currency), house → target."""
+    converted = convert_micros(amount_micros, rate)
+    if converted <= 0:
+        raise Refusal("amount_too_small", "the amount converts to nothing at this rate")
+    leg = dict(kind=kind, reference=reference, exchange_rate=rate, phase=Phase.SINGLE)
+    return [
+        TransferRequest(id=transfer_id, amount_micros=amount_micros, debit_account_id=source_account_id,
+                        credit_account_id=source_exchange_id, **leg),  # type: ignore[arg-type]
+        TransferRequest(id=transfer_id + CONVERSION_LEG_SUFFIX, amount_micros=converted,
+                        debit_account_id=target_exchange_id, credit_account_id=target_account_id,
+                        **leg),  # type: ignore[arg-type]
+    ]
+
+
+def move_between_wallets(
+    database: Database,
+    *,
+    from_login: str,
+    to_login: str,
+    amount_micros: int,
+    transfer_id: str,
+    kind: TransferKind = TransferKind.TRANSFER,
+    reference: str | None = None,
+) -> Applied:
+    """Move money from one node's wallet to another's, converting at today's rate if currencies differ."""
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Applied:
+        source = require_node(connection, from_login)
+        target = require_node(connection, to_login)
+        source_wallet = account_id(connection, source, AccountPurpose.WALLET)
+        target_wallet = account_id(connection, target, AccountPurpose.WALLET)
+        if source.currency == target.currency:
+            requests = [TransferRequest(id=transfer_id, amount_micros=amount_micros, debit_account_id=source_wallet,
+                                        credit_account_id=target_wallet, kind=kind, reference=reference)]
+        else:
+            provider = tree_store.find_provider(connection)
+            require(provider is not None, "no provider")
+            assert provider is not None
+            requests = conversion_requests(
+                transfer_id=transfer_id,
+                amount_micros=amount_micros,
+                rate=exchange.rate_at(connection, source.currency, target.currency, now),
+                source_account_id=source_wallet,
+                source_exchange_id=account_id(connection, provider, AccountPurpose.EXCHANGE, source.currency),
+                target_exchange_id=account_id(connection, provider, AccountPurpose.EXCHANGE, target.currency),
+                target_account_id=target_wallet,
+                kind=kind,
+                reference=reference,
+            )
+        return ledger_store.execute(connection, requests, now=now)
+
+    return database.run(use_case)
+
+
+def set_exchange_rate(
+    database: Database, *, base_currency: str, quote_currency: str, rate: Decimal | str, valid_from: datetime | None = None
+) -> ExchangeRate:
+    now = utc_now()
+    value = ExchangeRate(base_currency, quote_currency, exchange.check_rate(rate), valid_from or now)
+
+    def use_case(connection: Connection) -> ExchangeRate:
+        exchange.record_rate(connection, value, now=now)
+        return value
+
+    return database.run(use_case)

@@ -1,0 +1,382 @@
+"""``tollway``: set up, run and operate Tollway from a terminal.
+
+Every command ends with one clear line on error and a non-zero exit: 1 for a refusal (the
+request was understood and refused), 2 for bad usage or a database that is not ready.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from rich.tree import Tree
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from tollway import __version__
+from tollway.balances import service as balances
+from tollway.config import Settings
+from tollway.demo import DEMO_NODES, load_demo
+from tollway.errors import TollwayError
+from tollway.ledger import service as ledger
+from tollway.ledger.exchange import list_rates
+from tollway.money import format_amount, to_micros
+from tollway.store import migrate
+from tollway.store.database import Database
+from tollway.tree import model
+from tollway.tree import service as tree
+from tollway.tree import store as tree_store
+from tollway.tree.model import ClientType, NodeKind, Status
+
+app = typer.Typer(help="Tollway: VoIP billing for providers, resellers, agents and clients.", no_args_is_help=True)
+node_app = typer.Typer(help="Nodes of the ownership tree.", no_args_is_help=True)
+balance_app = typer.Typer(help="Balances and money movements.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger's invariants and housekeeping.", no_args_is_help=True)
+rates_app = typer.Typer(help="Exchange rates between currencies.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+app.add_typer(balance_app, name="balance")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(rates_app, name="rates")
+
+out = Console()
+err = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TollwayError as error:
+            raise fail(str(error)) from None
+        except (OperationalError, ProgrammingError) as error:
+            first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            raise fail(f"database not ready ({first_line}): run `tollway init`", 2) from None
+
+    return wrapper
+
+
+def database() -> Database:
+    settings = Settings()
+    return Database(settings.database_url, pool_size=settings.database_pool_size)
+
+
+def amount(text: str) -> int:
+    return to_micros(text)
+
+
+@app.command()
+@one_line_errors
+def version() -> None:
+    """Print Tollway's version."""
+    out.print(__version__)
+
+
+@app.command()
+@one_line_errors
+def init() -> None:
+    """Create the database, or migrate it to the current schema."""
+    db = database()
+    before = migrate.current_revision(db)
+    migrate.upgrade(db)
+    after = migrate.current_revision(db)
+    out.print(f"database {db.engine.url.render_as_string(hide_password=True)}: schema {before or 'none'} → {after}")
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (health on /health, readiness on /ready, docs on /api/docs)."""
+    import uvicorn
+
+    settings = Settings()
+    db = database()
+    if not migrate.is_up_to_date(db):
+        raise fail("the database schema is not current: run `tollway init` first", 2)
+    uvicorn.run(
+        "tollway.http.main:app_factory",
+        factory=True,
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+@one_line_errors
+def demo() -> None:
+    """Load demo data: a provider, resellers on every level, agents, clients and balances."""
+    db = database()
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("loading demo", total=len(DEMO_NODES))
+        changed = load_demo(db, progress=lambda _login: progress.advance(task))
+    out.print("demo data loaded" if changed else "demo data already loaded")
+    report = ledger.check(db)
+    if not report.ok:
+        raise fail("the ledger check failed after the demo: run `tollway ledger check`")
+
+
+@ledger_app.command("check")
+@one_line_errors
+def ledger_check() -> None:
+    """Verify the ledger's invariants; exit 1 if any is broken."""
+    report = ledger.check(database())
+    for problem in report.problems:
+        err.print(f"problem: {problem}", markup=False, highlight=False)
+    summary = f"{report.accounts} accounts, {report.transfers} transfers, {report.currencies} currencies"
+    if not report.ok:
+        raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
+    out.print(f"ledger ok: {summary}")
+
+
+@ledger_app.command("expire")
+@one_line_errors
+def ledger_expire() -> None:
+    """Void every reservation (pending transfer) past its timeout."""
+    out.print(f"voided {ledger.void_expired(database())} expired reservations")
+
+
+def _position(kind: NodeKind, level: int | None, client_type: ClientType | None) -> model.Position:
+    if kind is NodeKind.RESELLER and level is None:
+        raise fail("a reseller needs --level 1, 2 or 3", 2)
+    if kind is NodeKind.CLIENT and client_type is None:
+        raise fail("a client needs --type (retail, pbx, wholesale, calling_card, callshop)", 2)
+    return model.Position(kind, level=level, client_type=client_type)
+
+
+@node_app.command("create")
+@one_line_errors
+def node_create(
+    owner: Annotated[str, typer.Argument(help="Login of the owner.")],
+    login: Annotated[str, typer.Argument(help="Login of the new node.")],
+    kind: Annotated[NodeKind, typer.Option(help="reseller, agent or client.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    level: Annotated[int | None, typer.Option(min=1, max=3, help="Reseller level.")] = None,
+    client_type: Annotated[ClientType | None, typer.Option("--type", help="Client type.")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code (default: the owner's).")] = None,
+    language: Annotated[str | None, typer.Option(help="Language (default: the owner's).")] = None,
+    time_zone: Annotated[str | None, typer.Option(help="IANA time zone (default: the owner's).")] = None,
+    credit_limit: Annotated[str, typer.Option(help="Postpaid credit line; 0 = prepaid.")] = "0",
+    agent: Annotated[str | None, typer.Option(help="Agent of the owner that manages this client.")] = None,
+) -> None:
+    """Create a reseller, agent or client below OWNER."""
+    if kind is NodeKind.PROVIDER:
+        raise fail("the provider is created by `tollway demo` or `tollway node create-provider`", 2)
+    node = tree.create_node(
+        database(),
+        owner_login=owner,
+        new=tree.NewNode(
+            position=_position(kind, level, client_type),
+            login=login,
+            name=name,
+            currency=currency,
+            language=language,
+            time_zone=time_zone,
+            credit_limit_micros=amount(credit_limit),
+            managed_by_agent_login=agent,
+        ),
+    )
+    out.print(f"created {node.position} {node.login} (id {node.id}) under {owner}")
+
+
+@node_app.command("create-provider")
+@one_line_errors
+def node_create_provider(
+    login: str,
+    name: Annotated[str, typer.Option()],
+    currency: Annotated[str, typer.Option()] = "USD",
+    language: Annotated[str, typer.Option()] = "en",
+    time_zone: Annotated[str, typer.Option()] = "UTC",
+) -> None:
+    """Create the provider: the root of the tree (once)."""
+    node = tree.create_provider(database(), login=login, name=name, currency=currency, language=language, time_zone=time_zone)
+    out.print(f"created provider {node.login} (id {node.id})")
+
+
+@node_app.command("show")
+@one_line_errors
+def node_show(login: str) -> None:
+    """Show a node, its place in the tree and its balance."""
+    db = database()
+    with db.reading() as connection:
+        node = tree.require_node(connection, login)
+        ancestors = tree_store.chain(connection, node)
+        balance = balances.balance_of(connection, node)
+    status = model.effective_status([n.status for n in ancestors])
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("login", node.login), ("name", node.name), ("position", str(node.position)),
+        ("chain", " → ".join(n.login for n in ancestors)), ("status", f"{node.status} (effective: {status})"),
+        ("currency", node.currency), ("language", node.language), ("time zone", node.time_zone),
+        ("balance", format_amount(balance.balance_micros, balance.currency)),
+        ("credit limit", format_amount(balance.credit_limit_micros, balance.currency)),
+        ("reserved", format_amount(balance.pending_micros, balance.currency)),
+        ("available", "unlimited" if balance.unlimited else format_amount(balance.available_micros, balance.currency)),
+    ]
+    if node.position.kind is NodeKind.RESELLER:
+        rows.append(("may sell", ", ".join(sorted(node.grants.client_types)) or "nothing"))
+        rows.append(("features", ", ".join(sorted(node.grants.features)) or "none"))
+        rows.append(("clients limit", str(node.clients_limit) if node.clients_limit is not None else "none"))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+@node_app.command("tree")
+@one_line_errors
+def node_tree(login: Annotated[str | None, typer.Argument(help="Root of the view (default: the provider).")] = None) -> None:
+    """Draw the tree below a node, with balances."""
+    db = database()
+    with db.reading() as connection:
+        root = tree.require_node(connection, login) if login else tree_store.find_provider(connection)
+        if root is None:
+            raise fail("there is no provider yet: run `tollway demo` or `tollway node create-provider`")
+        nodes = tree_store.subtree(connection, root)
+        labels = {n.id: _label(n, balances.balance_of(connection, n)) for n in nodes}
+    branches = {root.id: Tree(labels[root.id])}
+    for node in nodes[1:] if nodes and nodes[0].id == root.id else nodes:
+        parent = branches.get(node.parent_id or 0)
+        if parent is not None:
+            branches[node.id] = parent.add(labels[node.id])
+    out.print(branches[root.id])
+    if len(nodes) == tree_store.LIST_PAGE_SIZE_MAX:
+        out.print(f"(first {tree_store.LIST_PAGE_SIZE_MAX} nodes shown)")
+
+
+def _label(node: model.Node, balance: balances.Balance) -> str:
+    money = "unlimited" if balance.unlimited else format_amount(balance.balance_micros, balance.currency)
+    status = "" if node.status is Status.ACTIVE else f" [{node.status}]"
+    return f"{node.login} ({node.position}) {money}{status}"
+
+
+def _set_status(login: str, status: Status) -> None:
+    node = tree.set_status(database(), login=login, status=status)
+    out.print(f"{node.login} is now {node.status}")
+
+
+@node_app.command("suspend")
+@one_line_errors
+def node_suspend(login: str) -> None:
+    """Suspend a node: it and everything below it are blocked."""
+    _set_status(login, Status.SUSPENDED)
+
+
+@node_app.command("activate")
+@one_line_errors
+def node_activate(login: str) -> None:
+    """Reactivate a suspended node."""
+    _set_status(login, Status.ACTIVE)
+
+
+@node_app.command("close")
+@one_line_errors
+def node_close(login: str) -> None:
+    """Close a node for good (its children closed and its balance zero first)."""
+    _set_status(login, Status.CLOSED)
+
+
+@balance_app.command("show")
+@one_line_errors
+def balance_show(login: str) -> None:
+    """Show a node's balance, credit limit, reservations and available amount."""
+    b = balances.get_balance(database(), login=login)
+    available = "unlimited" if b.unlimited else format_amount(b.available_micros, b.currency)
+    out.print(
+        f"{b.login}: balance {format_amount(b.balance_micros, b.currency)}, credit limit "
+        f"{format_amount(b.credit_limit_micros, b.currency)}, reserved {format_amount(b.pending_micros, b.currency)}, "
+        f"available {available}"
+    )
+
+
+@balance_app.command("topup")
+@one_line_errors
+def balance_topup(
+    login: str,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="Amount in the node's currency, e.g. 12.50.")],
+    transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key: a retry with the same id changes nothing.")],
+    reference: Annotated[str | None, typer.Option(help="Payment reference.")] = None,
+) -> None:
+    """The owner tops up a node's wallet."""
+    result = balances.topup(database(), login=login, amount_micros=amount(value), transfer_id=transfer_id, reference=reference)
+    out.print("already recorded: nothing changed" if result.already_existed else f"topped up {login} by {value}")
+    balance_show(login)
+
+
+@balance_app.command("adjust")
+@one_line_errors
+def balance_adjust(
+    login: str,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="Signed amount, e.g. -3.20.")],
+    reason: Annotated[str, typer.Option(help="Why: recorded on the transfer.")],
+    transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key.")],
+) -> None:
+    """Correct a node's balance by a signed amount, with a reason."""
+    result = balances.adjust(database(), login=login, amount_micros=amount(value), reason=reason, transfer_id=transfer_id)
+    out.print("already recorded: nothing changed" if result.already_existed else f"adjusted {login} by {value}")
+    balance_show(login)
+
+
+@balance_app.command("credit-limit")
+@one_line_errors
+def balance_credit_limit(login: str, value: Annotated[str, typer.Argument(metavar="AMOUNT")]) -> None:
+    """Set a node's credit limit (0 = prepaid)."""
+    balances.set_credit_limit(database(), login=login, credit_limit_micros=amount(value))
+    balance_show(login)
+
+
+@balance_app.command("move")
+@one_line_errors
+def balance_move(
+    from_login: str,
+    to_login: str,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="In FROM's currency.")],
+    transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key.")],
+) -> None:
+    """Move money from one wallet to another, converting at the current rate if currencies differ."""
+    result = balances.move_between_wallets(
+        database(), from_login=from_login, to_login=to_login, amount_micros=amount(value), transfer_id=transfer_id
+    )
+    out.print("already recorded: nothing changed" if result.already_existed else f"moved {value} from {from_login} to {to_login}")
+
+
+@rates_app.command("set")
+@one_line_errors
+def rates_set(base: str, quote: str, rate: str) -> None:
+    """Set the rate: one BASE buys RATE of QUOTE, from now on."""
+    value = balances.set_exchange_rate(database(), base_currency=base, quote_currency=quote, rate=rate)
+    out.print(f"1 {value.base_currency} = {value.rate} {value.quote_currency} from {value.valid_from:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@rates_app.command("list")
+@one_line_errors
+def rates_list() -> None:
+    """List exchange rates, newest first per pair."""
+    with database().reading() as connection:
+        rates = list_rates(connection)
+    table = Table("base", "quote", "rate", "valid from (UTC)")
+    for r in rates:
+        table.add_row(r.base_currency, r.quote_currency, str(r.rate), f"{r.valid_from:%Y-%m-%d %H:%M:%S}")
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,39 @@
+"""Errors shared by every layer.
+
+An expected failure (a refused link, insufficient funds) is a ``Refusal``: it carries a
+machine-readable ``reason`` that interfaces turn into an HTTP 4xx or a one-line CLI message.
+A broken invariant is an ``InvariantBroken``: a bug, never caught to carry on.
+"""
+
+from __future__ import annotations
+
+
+class TollwayError(Exception):
+    """Base of every error Tollway raises on purpose."""
+
+
+class Refusal(TollwayError):
+    """An expected, typed failure: the request was understood and refused."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.reason})"
+
+
+class NotFound(Refusal):
+    def __init__(self, what: str, key: object) -> None:
+        super().__init__(f"{what}_not_found", f"{what.replace('_', ' ')} {key!s} not found")
+
+
+class InvariantBroken(TollwayError):
+    """A rule that must always hold does not: stop loudly."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Check an invariant; unlike ``assert`` it survives ``python -O``."""
+    if not condition:
+        raise InvariantBroken(message)

@@ -1,0 +1,63 @@
+"""The HTTP application: health and readiness now; the management and switch APIs mount here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from tollway import __version__
+from tollway.errors import NotFound, Refusal
+from tollway.logs import get_logger
+from tollway.store import migrate
+from tollway.store.database import Database
+
+log = get_logger("tollway.http")
+
+
+def create_app(database: Database) -> FastAPI:
+    app = FastAPI(title="Tollway", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.database = database
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id
+        log.info(
+            "http_request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            request_id=request_id,
+        )
+        return response
+
+    @app.exception_handler(Refusal)
+    async def refusal(_request: Request, error: Refusal) -> JSONResponse:
+        status = 404 if isinstance(error, NotFound) else 409 if error.reason.endswith("exists") else 422
+        return JSONResponse(status_code=status, content={"reason": error.reason, "message": error.message})
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["operations"], summary="Readiness: the database answers and is migrated")
+    def ready() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            database.ping()
+            checks["database"] = "ok"
+            checks["schema"] = "ok" if migrate.is_up_to_date(database) else "migration_pending"
+        except Exception as error:  # any failure to reach the database means "not ready"
+            log.warning("readiness_failed", error=str(error))
+            checks["database"] = "unreachable"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", **checks})
+
+    return app

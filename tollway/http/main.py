@@ -1,0 +1,16 @@
+"""The application as uvicorn starts it: settings from the environment and config file."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tollway.config import Settings
+from tollway.http.app import create_app
+from tollway.logs import configure_logging
+from tollway.store.database import Database
+
+
+def app_factory() -> FastAPI:
+    settings = Settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    return create_app(Database(settings.database_url, pool_size=settings.database_pool_size))

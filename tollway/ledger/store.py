@@ -1,0 +1,249 @@
+"""Ledger persistence: load and lock accounts, record transfers, all inside the caller's transaction.
+
+Locking: every batch locks all the accounts it touches with ``SELECT ... FOR UPDATE`` in ascending
+id order, so two batches that share accounts queue instead of deadlocking, and a floor is checked
+against balances no one else can change until commit. On SQLite, ``BEGIN IMMEDIATE`` already
+serializes writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from tollway.errors import Refusal, require
+from tollway.ledger.model import (
+    Account,
+    AccountPurpose,
+    Applied,
+    Failure,
+    PendingState,
+    PendingView,
+    Phase,
+    Transfer,
+    TransferError,
+    TransferKind,
+    TransferRequest,
+    apply_batch,
+)
+from tollway.store.schema import ledger_accounts, transfers
+
+
+class TransferRefused(Refusal):
+    def __init__(self, failure: Failure, request: TransferRequest) -> None:
+        super().__init__(failure.reason, f"transfer {request.id} refused: {failure.reason.replace('_', ' ')}")
+        self.failure = failure
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        currency=row.currency,
+        debits_posted=row.debits_posted,
+        credits_posted=row.credits_posted,
+        debits_pending=row.debits_pending,
+        credits_pending=row.credits_pending,
+        credit_limit_micros=row.credit_limit_micros,
+        floor=row.floor,
+    )
+
+
+def _transfer(row: Row[Any]) -> Transfer:
+    return Transfer(
+        id=row.id,
+        debit_account_id=row.debit_account_id,
+        credit_account_id=row.credit_account_id,
+        amount_micros=row.amount_micros,
+        currency=row.currency,
+        kind=TransferKind(row.kind),
+        reference=row.reference,
+        phase=Phase(row.phase),
+        pending_id=row.pending_id,
+        expires_at=row.expires_at,
+        overshoot_micros=row.overshoot_micros,
+        exchange_rate=row.exchange_rate,
+        created_at=row.created_at,
+    )
+
+
+def create_account(
+    connection: Connection,
+    *,
+    node_id: int,
+    purpose: AccountPurpose,
+    currency: str,
+    floor: bool,
+    now: datetime,
+    credit_limit_micros: int = 0,
+) -> int:
+    result = connection.execute(
+        insert(ledger_accounts).values(
+            node_id=node_id,
+            purpose=str(purpose),
+            currency=currency,
+            debits_posted=0,
+            credits_posted=0,
+            debits_pending=0,
+            credits_pending=0,
+            credit_limit_micros=credit_limit_micros,
+            floor=floor,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_account(connection: Connection, account_id: int, *, lock: bool = False) -> Account | None:
+    query = select(ledger_accounts).where(ledger_accounts.c.id == account_id)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else _account(row)
+
+
+def find_account_id(connection: Connection, *, node_id: int, purpose: AccountPurpose, currency: str) -> int | None:
+    return connection.execute(
+        select(ledger_accounts.c.id).where(
+            ledger_accounts.c.node_id == node_id,
+            ledger_accounts.c.purpose == str(purpose),
+            ledger_accounts.c.currency == currency,
+        )
+    ).scalar_one_or_none()
+
+
+def lock_accounts(connection: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
+    """Lock the accounts in ascending id order (the one order every writer uses)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(ledger_accounts).where(ledger_accounts.c.id.in_(ids)).order_by(ledger_accounts.c.id).with_for_update()
+    )
+    return {row.id: _account(row) for row in rows}
+
+
+def set_credit_limit(connection: Connection, account_id: int, credit_limit_micros: int) -> Account:
+    account = get_account(connection, account_id, lock=True)
+    if account is None:
+        raise Refusal("account_not_found", f"ledger account {account_id} not found")
+    used = account.debits_posted + account.debits_pending - account.credits_posted
+    if account.floor and credit_limit_micros < used:
+        raise Refusal("credit_limit_below_usage", "the new credit limit is below what the account already uses")
+    connection.execute(
+        update(ledger_accounts)
+        .where(ledger_accounts.c.id == account_id)
+        .values(credit_limit_micros=credit_limit_micros)
+    )
+    account.credit_limit_micros = credit_limit_micros
+    return account
+
+
+def get_transfers(connection: Connection, ids: Iterable[str]) -> dict[str, Transfer]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = connection.execute(select(transfers).where(transfers.c.id.in_(wanted)))
+    return {row.id: _transfer(row) for row in rows}
+
+
+def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dict[str, PendingView]:
+    if not pendings:
+        return {}
+    resolutions = connection.execute(
+        select(transfers.c.pending_id, transfers.c.phase).where(transfers.c.pending_id.in_(list(pendings)))
+    )
+    states = {
+        row.pending_id: PendingState.POSTED if row.phase == Phase.POST else PendingState.VOIDED
+        for row in resolutions
+    }
+    return {pid: PendingView(transfer, states.get(pid, PendingState.OPEN)) for pid, transfer in pendings.items()}
+
+
+def execute(connection: Connection, requests: Sequence[TransferRequest], *, now: datetime) -> Applied:
+    """Record a linked batch of transfers, all or none; raise ``TransferRefused`` on refusal."""
+    pending_ids = {r.pending_id for r in requests if r.pending_id is not None}
+    pendings = get_transfers(connection, pending_ids)  # immutable rows: safe to read before locking
+    account_ids: set[int] = set()
+    for request in requests:
+        account_ids.update(i for i in (request.debit_account_id, request.credit_account_id) if i is not None)
+    for pending in pendings.values():
+        account_ids.update((pending.debit_account_id, pending.credit_account_id))
+    accounts = lock_accounts(connection, account_ids)
+    # Only now, under the locks, are resolutions and earlier attempts with these ids current.
+    existing = get_transfers(connection, (r.id for r in requests))
+    outcome = apply_batch(
+        requests, accounts=accounts, pendings=_pending_views(connection, pendings), existing=existing, now=now
+    )
+    if isinstance(outcome, Failure):
+        raise TransferRefused(outcome, requests[min(outcome.index, len(requests) - 1)])
+    if outcome.already_existed:
+        return outcome
+    _write(connection, outcome)
+    return outcome
+
+
+def _write(connection: Connection, applied: Applied) -> None:
+    connection.execute(
+        insert(transfers),
+        [
+            {
+                "id": t.id,
+                "debit_account_id": t.debit_account_id,
+                "credit_account_id": t.credit_account_id,
+                "amount_micros": t.amount_micros,
+                "currency": t.currency,
+                "kind": str(t.kind),
+                "reference": t.reference,
+                "phase": str(t.phase),
+                "pending_id": t.pending_id,
+                "expires_at": t.expires_at,
+                "overshoot_micros": t.overshoot_micros,
+                "exchange_rate": t.exchange_rate,
+                "created_at": t.created_at,
+            }
+            for t in applied.transfers
+        ],
+    )
+    for account in applied.accounts.values():
+        result = connection.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.id == account.id)
+            .values(
+                debits_posted=account.debits_posted,
+                credits_posted=account.credits_posted,
+                debits_pending=account.debits_pending,
+                credits_pending=account.credits_pending,
+            )
+        )
+        require(result.rowcount == 1, f"ledger account {account.id} vanished while locked")
+
+
+def expired_pending_ids(connection: Connection, *, now: datetime, limit: int) -> list[str]:
+    """Open pending transfers whose timeout has passed, oldest first."""
+    resolved = select(transfers.c.pending_id).where(transfers.c.pending_id.is_not(None))
+    rows = connection.execute(
+        select(transfers.c.id)
+        .where(
+            transfers.c.phase == str(Phase.PENDING),
+            transfers.c.expires_at.is_not(None),
+            transfers.c.expires_at <= now,
+            transfers.c.id.not_in(resolved),
+        )
+        .order_by(transfers.c.expires_at)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def account_transfers(connection: Connection, account_id: int, *, limit: int, before: datetime | None = None) -> list[Transfer]:
+    query = select(transfers).where(
+        (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id)
+    )
+    if before is not None:
+        query = query.where(transfers.c.created_at < before)
+    rows = connection.execute(query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit))
+    return [_transfer(row) for row in rows]
+
+
+__all__ = ["TransferError", "TransferRefused", "create_account", "execute", "lock_accounts"]

@@ -1,0 +1,1 @@
+"""Persistence: the schema, the database connection and migrations (SQLite or PostgreSQL)."""

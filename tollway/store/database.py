@@ -1,0 +1,112 @@
+"""The database: one engine per process, SQLite (WAL) by default, PostgreSQL in production.
+
+Only services open transactions, through ``Database.transaction``: it commits when the block ends
+normally and rolls back otherwise, so a use case happens whole or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+SQLITE_BUSY_TIMEOUT_MILLISECONDS = 30_000
+TRANSACTION_ATTEMPTS_MAX = 5
+TRANSACTION_RETRY_PAUSE_SECONDS = 0.02
+# PostgreSQL SQLSTATEs that mean "run the whole transaction again".
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+T = TypeVar("T")
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(self.url)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads only: it never commits."""
+        with self.engine.connect() as connection:
+            yield connection
+            connection.rollback()
+
+    def run(self, use_case: Callable[[Connection], T]) -> T:
+        """Run ``use_case`` in one transaction, again from the start if the database asks for it."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS_MAX + 1):
+            try:
+                with self.transaction() as connection:
+                    return use_case(connection)
+            except (OperationalError, DBAPIError) as error:
+                if attempt == TRANSACTION_ATTEMPTS_MAX or not _retryable(error):
+                    raise
+                time.sleep(TRANSACTION_RETRY_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        with self.reading() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _retryable(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MILLISECONDS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE takes the write lock
+        # up front: two writers queue instead of failing half-way (the documented pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MILLISECONDS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,123 @@
+"""Tables, in SQLAlchemy Core. The domain never sees them; stores map rows to domain objects."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from tollway.store.types import ExactDecimal, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("parent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("path", String(400), nullable=False, unique=True),  # "/1/4/9/": ids from the provider down
+    Column("kind", String(16), nullable=False),
+    Column("level", Integer, nullable=True),
+    Column("client_type", String(16), nullable=True),
+    Column("login", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("allowed_client_types", String(200), nullable=False, default=""),
+    Column("allowed_features", String(400), nullable=False, default=""),
+    Column("clients_limit", Integer, nullable=True),
+    Column("concurrent_calls_limit", Integer, nullable=True),
+    Column("managed_by_agent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('provider', 'reseller', 'agent', 'client')", name="kind"),
+    CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status"),
+    CheckConstraint("(kind = 'reseller') = (level IS NOT NULL)", name="level_only_on_resellers"),
+    CheckConstraint("(kind = 'client') = (client_type IS NOT NULL)", name="client_type_only_on_clients"),
+    CheckConstraint("(kind = 'provider') = (parent_id IS NULL)", name="only_provider_is_root"),
+)
+Index("ix_nodes_parent_id", nodes.c.parent_id)
+Index("ix_nodes_one_provider", nodes.c.kind, unique=True, sqlite_where=nodes.c.kind == "provider",
+      postgresql_where=nodes.c.kind == "provider")
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("debits_posted", BigInteger, nullable=False, default=0),
+    Column("credits_posted", BigInteger, nullable=False, default=0),
+    Column("debits_pending", BigInteger, nullable=False, default=0),
+    Column("credits_pending", BigInteger, nullable=False, default=0),
+    Column("credit_limit_micros", BigInteger, nullable=False, default=0),
+    Column("floor", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("node_id", "purpose", "currency"),
+    CheckConstraint(
+        "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+        name="totals_not_negative",
+    ),
+    CheckConstraint("credit_limit_micros >= 0", name="credit_limit_not_negative"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("debit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("credit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("phase", String(8), nullable=False),
+    # At most one post or void per pending transfer: the database enforces "exactly once".
+    Column("pending_id", String(128), ForeignKey("transfers.id"), nullable=True, unique=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("overshoot_micros", BigInteger, nullable=False, default=0),
+    Column("exchange_rate", ExactDecimal, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("amount_micros > 0", name="amount_positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="accounts_different"),
+    CheckConstraint("phase IN ('single', 'pending', 'post', 'void')", name="phase"),
+)
+Index("ix_transfers_debit_account_id", transfers.c.debit_account_id, transfers.c.created_at)
+Index("ix_transfers_credit_account_id", transfers.c.credit_account_id, transfers.c.created_at)
+Index("ix_transfers_reference", transfers.c.reference)
+Index("ix_transfers_expiring", transfers.c.expires_at, sqlite_where=transfers.c.expires_at.is_not(None),
+      postgresql_where=transfers.c.expires_at.is_not(None))
+
+exchange_rates = Table(
+    "exchange_rates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("base_currency", String(3), nullable=False),
+    Column("quote_currency", String(3), nullable=False),
+    Column("rate", ExactDecimal, nullable=False),  # units of quote per unit of base
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("base_currency", "quote_currency", "valid_from"),
+)
+
+APPEND_ONLY_TABLES = ("transfers",)

@@ -1,0 +1,1 @@
+"""The ownership tree: provider, resellers (three levels), agents and client accounts."""

@@ -1,0 +1,227 @@
+"""Use cases on the ownership tree; each runs in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from tollway.clock import utc_now
+from tollway.errors import NotFound, Refusal
+from tollway.ledger import store as ledger_store
+from tollway.ledger.model import AccountPurpose
+from tollway.money import check_currency
+from tollway.store.database import Database
+from tollway.tree import model
+from tollway.tree import store as tree_store
+from tollway.tree.model import Grants, Node, NodeKind, Position, Status
+
+
+@dataclass(frozen=True, slots=True)
+class NewNode:
+    """What an owner says when it creates a node below itself."""
+
+    position: Position
+    login: str
+    name: str
+    currency: str | None = None  # default: the owner's
+    language: str | None = None  # default: the owner's
+    time_zone: str | None = None  # default: the owner's
+    credit_limit_micros: int = 0
+    grants: Grants | None = None  # resellers only; default: the owner's
+    clients_limit: int | None = None
+    concurrent_calls_limit: int | None = None
+    managed_by_agent_login: str | None = None  # a client created by an agent of its reseller
+
+
+def require_node(connection: Connection, login: str, *, lock: bool = False) -> Node:
+    node = tree_store.find_node(connection, login, lock=lock)
+    if node is None:
+        raise NotFound("node", login)
+    return node
+
+
+def open_accounts(connection: Connection, node: Node, *, credit_limit_micros: int, now: datetime) -> None:
+    """Every node has a wallet, a revenue and an issuance account; agents also a commission one.
+
+    The provider's wallet has no floor: the house's own balance is unlimited.
+    """
+    wallet_floor = node.position.kind is not NodeKind.PROVIDER
+    purposes = [(AccountPurpose.WALLET, wallet_floor), (AccountPurpose.REVENUE, False), (AccountPurpose.ISSUANCE, False)]
+    if node.position.kind is NodeKind.AGENT:
+        purposes.append((AccountPurpose.COMMISSION, True))
+    for purpose, floor in purposes:
+        ledger_store.create_account(
+            connection,
+            node_id=node.id,
+            purpose=purpose,
+            currency=node.currency,
+            floor=floor,
+            now=now,
+            credit_limit_micros=credit_limit_micros if purpose is AccountPurpose.WALLET else 0,
+        )
+
+
+def create_provider(
+    database: Database, *, login: str, name: str, currency: str, language: str = "en", time_zone: str = "UTC"
+) -> Node:
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        if tree_store.find_provider(connection) is not None:
+            raise Refusal("provider_exists", "there is already a provider: the tree has one root")
+        _check_unique_login(connection, login)
+        node = tree_store.insert_node(
+            connection,
+            parent=None,
+            position=model.PROVIDER,
+            login=model.check_login(login),
+            name=model.check_name(name),
+            currency=check_currency(currency),
+            language=model.check_language(language),
+            time_zone=model.check_time_zone(time_zone),
+            grants=Grants(),
+            clients_limit=None,
+            concurrent_calls_limit=None,
+            managed_by_agent_id=None,
+            now=now,
+        )
+        open_accounts(connection, node, credit_limit_micros=0, now=now)
+        return node
+
+    return database.run(use_case)
+
+
+def create_node(database: Database, *, owner_login: str, new: NewNode) -> Node:
+    now = utc_now()
+    return database.run(lambda connection: create_node_in(connection, owner_login=owner_login, new=new, now=now))
+
+
+def create_node_in(connection: Connection, *, owner_login: str, new: NewNode, now: datetime) -> Node:
+    # Lock the owner: two creations racing for the last place under a clients limit queue here.
+    owner = require_node(connection, owner_login, lock=True)
+    model.check_link(owner.position, new.position)
+    owners = tree_store.chain(connection, owner)
+    if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
+        raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
+    grants = _grants_for(owner, new)
+    if new.position.kind is NodeKind.CLIENT:
+        assert new.position.client_type is not None
+        model.check_client_type_granted(owner.grants, new.position.client_type)
+        for ancestor in owners:
+            model.check_clients_limit(ancestor.clients_limit, tree_store.count_open_clients_below(connection, ancestor))
+    _check_unique_login(connection, new.login)
+    node = tree_store.insert_node(
+        connection,
+        parent=owner,
+        position=new.position,
+        login=model.check_login(new.login),
+        name=model.check_name(new.name),
+        currency=check_currency(new.currency or owner.currency),
+        language=model.check_language(new.language or owner.language),
+        time_zone=model.check_time_zone(new.time_zone or owner.time_zone),
+        grants=grants,
+        clients_limit=model.check_limit("clients_limit", new.clients_limit),
+        concurrent_calls_limit=model.check_limit("concurrent_calls_limit", new.concurrent_calls_limit),
+        managed_by_agent_id=_managing_agent_id(connection, owner, new),
+        now=now,
+    )
+    open_accounts(connection, node, credit_limit_micros=model.check_credit_limit(new.credit_limit_micros), now=now)
+    return node
+
+
+def _grants_for(owner: Node, new: NewNode) -> Grants:
+    if new.position.kind is not NodeKind.RESELLER:
+        if new.grants is not None:
+            raise Refusal("grants_only_on_resellers", "only resellers have client types and features to sell")
+        return Grants(frozenset(), frozenset())
+    grants = new.grants or owner.grants
+    model.check_narrowing(owner.grants, grants)
+    return grants
+
+
+def _managing_agent_id(connection: Connection, owner: Node, new: NewNode) -> int | None:
+    if new.managed_by_agent_login is None:
+        return None
+    agent = require_node(connection, new.managed_by_agent_login)
+    if new.position.kind is not NodeKind.CLIENT:
+        raise Refusal("agent_manages_clients_only", "an agent manages client accounts only")
+    if agent.position.kind is not NodeKind.AGENT or agent.parent_id != owner.id:
+        raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
+    return agent.id
+
+
+def _check_unique_login(connection: Connection, login: str) -> None:
+    if tree_store.find_node(connection, login) is not None:
+        raise Refusal("login_taken", f"the login {login!r} is taken")
+
+
+def set_status(database: Database, *, login: str, status: Status) -> Node:
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        node = require_node(connection, login, lock=True)
+        if node.position.kind is NodeKind.PROVIDER:
+            raise Refusal("provider_status_fixed", "the provider is always active")
+        wallet_id = ledger_store.find_account_id(
+            connection, node_id=node.id, purpose=AccountPurpose.WALLET, currency=node.currency
+        )
+        wallet = ledger_store.get_account(connection, wallet_id or 0)
+        model.check_status_change(
+            node.status,
+            status,
+            open_children=tree_store.count_open_children(connection, node),
+            balance_micros=wallet.balance_micros if wallet else 0,
+        )
+        tree_store.update_node(connection, node.id, status=status, now=now)
+        return require_node(connection, login)
+
+    return database.run(use_case)
+
+
+def set_grants(database: Database, *, login: str, grants: Grants) -> Node:
+    """Change what a reseller may sell: never wider than its owner, never narrower than its sub-resellers."""
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        node = require_node(connection, login, lock=True)
+        if node.position.kind is not NodeKind.RESELLER:
+            raise Refusal("grants_only_on_resellers", "only resellers have client types and features to sell")
+        owner = tree_store.get_node(connection, node.parent_id or 0)
+        assert owner is not None
+        model.check_narrowing(owner.grants, grants)
+        for child_login, child_grants in tree_store.widest_children_grants(connection, node):
+            try:
+                model.check_narrowing(grants, child_grants)
+            except Refusal as refusal:
+                raise Refusal("sub_reseller_wider", f"sub-reseller {child_login} still sells more: narrow it first") from refusal
+        tree_store.update_node(connection, node.id, grants=grants, now=now)
+        return require_node(connection, login)
+
+    return database.run(use_case)
+
+
+def set_limits(
+    database: Database, *, login: str, clients_limit: int | None, concurrent_calls_limit: int | None
+) -> Node:
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        node = require_node(connection, login, lock=True)
+        tree_store.update_node(
+            connection,
+            node.id,
+            clients_limit=model.check_limit("clients_limit", clients_limit),
+            concurrent_calls_limit=model.check_limit("concurrent_calls_limit", concurrent_calls_limit),
+            now=now,
+        )
+        return require_node(connection, login)
+
+    return database.run(use_case)
+
+
+def effective_status(database: Database, *, login: str) -> Status:
+    with database.reading() as connection:
+        node = require_node(connection, login)
+        return model.effective_status([n.status for n in tree_store.chain(connection, node)])
