@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from tollway.errors import Refusal
 
@@ -40,13 +40,13 @@ def to_micros(amount: Decimal | str | int) -> int:
         raise Refusal("amount_invalid", f"{amount!r} is not an amount") from None
     if not value.is_finite():
         raise Refusal("amount_invalid", f"{amount!r} is not an amount")
-    micros = value * MICROS_PER_UNIT
-    if micros != micros.to_integral_value():
-        raise Refusal("amount_too_precise", f"{amount} has more than 6 decimal places")
-    result = int(micros)
-    if abs(result) > AMOUNT_MICROS_MAX:
+    # Bound the size first: arithmetic on the unbounded text could round (28 digits) or overflow.
+    if abs(value) > AMOUNT_MICROS_MAX // MICROS_PER_UNIT:
         raise Refusal("amount_too_large", f"{amount} is larger than {AMOUNT_MICROS_MAX // MICROS_PER_UNIT}")
-    return result
+    quantized = value.quantize(MICRO_QUANTUM)  # at most 16 digits: exact, and compared exactly
+    if quantized != value:
+        raise Refusal("amount_too_precise", f"{amount} has more than 6 decimal places")
+    return int(quantized * MICROS_PER_UNIT)
 
 
 def to_decimal(micros: int) -> Decimal:
@@ -60,4 +60,8 @@ def format_amount(micros: int, currency: str) -> str:
 
 def convert_micros(micros: int, rate: Decimal) -> int:
     """Convert an amount at ``rate`` (units of target per unit of source), rounding half-even."""
-    return int((Decimal(micros) * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
+    amount = Decimal(micros)
+    with localcontext() as context:  # enough digits for the exact product: round once, half-even
+        context.prec = len(amount.as_tuple().digits) + len(rate.as_tuple().digits)
+        product = amount * rate
+    return int(product.to_integral_value(rounding=ROUND_HALF_EVEN))

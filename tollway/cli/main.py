@@ -329,7 +329,7 @@ def balance_adjust(
     reason: Annotated[str, typer.Option(help="Why: recorded on the transfer.")],
     transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key.")],
 ) -> None:
-    """Correct a node's balance by a signed amount, with a reason."""
+    """Correct a node's balance by a signed amount, with a reason (put `--` before a negative amount)."""
     result = balances.adjust(database(), login=login, amount_micros=amount(value), reason=reason, transfer_id=transfer_id)
     out.print("already recorded: nothing changed" if result.already_existed else f"adjusted {login} by {value}")
     balance_show(login)

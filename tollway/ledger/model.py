@@ -180,6 +180,7 @@ def matches(request: TransferRequest, recorded: Transfer) -> bool:
         request.debit_account_id == recorded.debit_account_id
         and request.credit_account_id == recorded.credit_account_id
     )
+    recorded_timeout = recorded.expires_at - recorded.created_at if recorded.expires_at is not None else timedelta(0)
     return (
         amount_matches
         and accounts_match
@@ -187,6 +188,8 @@ def matches(request: TransferRequest, recorded: Transfer) -> bool:
         and request.reference == recorded.reference
         and request.phase is recorded.phase
         and request.pending_id == recorded.pending_id
+        and timedelta(seconds=request.timeout_seconds) == recorded_timeout
+        and request.exchange_rate == recorded.exchange_rate
     )
 
 

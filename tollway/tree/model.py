@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ from typing import TypeVar
 from tollway.errors import Refusal
 from tollway.money import AMOUNT_MICROS_MAX
 
-LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
-LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "alice\n" through.
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}\Z")
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
+# Control characters (C0, DEL, C1) and line/paragraph separators break one-line displays, CSV and logs.
+NAME_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 NAME_LENGTH_MAX = 200
 RESELLER_LEVELS = (1, 2, 3)
 E = TypeVar("E", bound="StrEnum")
@@ -116,7 +120,7 @@ def may_own(owner: Position, child: Position) -> bool:
         case NodeKind.RESELLER:
             if owner.kind is NodeKind.PROVIDER:
                 return True
-            return owner.kind is NodeKind.RESELLER and owner.level == (child.level or 0) + 1
+            return owner.kind is NodeKind.RESELLER and child.level is not None and owner.level == child.level + 1
         case NodeKind.AGENT:
             # An agent creates clients for its reseller, so that reseller must be able to own some.
             return owner.kind is NodeKind.RESELLER and bool(client_types_ownable(owner))
@@ -196,7 +200,8 @@ def check_login(login: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not name.strip() or len(name) > NAME_LENGTH_MAX or any(ord(c) < 32 for c in name):
+    forbidden = any(unicodedata.category(c) in NAME_FORBIDDEN_CATEGORIES for c in name)
+    if not name.strip() or len(name) > NAME_LENGTH_MAX or forbidden:
         raise Refusal("name_invalid", f"a name is 1-{NAME_LENGTH_MAX} printable characters")
     return name
 
@@ -208,9 +213,10 @@ def check_language(language: str) -> str:
 
 
 def check_time_zone(time_zone: str) -> str:
+    # OSError: a key naming a directory of the zone database ("Europe") opens a directory, not a zone.
     try:
         zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise Refusal("time_zone_invalid", f"{time_zone!r} is not an IANA time zone") from None
     return time_zone
 

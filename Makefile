@@ -1,0 +1,19 @@
+# The two commands of the quick start: `make run` and `make test`.
+
+.PHONY: run test lint demo-db clean
+
+run:  ## install, create the SQLite database with demo data, serve on http://127.0.0.1:8080
+	scripts/bootstrap
+	.venv/bin/tollway init
+	.venv/bin/tollway demo
+	.venv/bin/tollway ledger check
+	.venv/bin/tollway serve
+
+test:  ## install, lint, type-check and run every test on SQLite and PostgreSQL
+	scripts/bootstrap --test
+	.venv/bin/ruff check tollway tests bench
+	.venv/bin/mypy
+	.venv/bin/pytest --db sqlite --db postgresql
+
+clean:
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache .hypothesis

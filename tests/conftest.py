@@ -1,0 +1,122 @@
+"""Test harness: every test that takes ``database`` runs on SQLite and on PostgreSQL.
+
+Choose backends with ``--db sqlite --db postgresql`` or ``TOLLWAY_TEST_DATABASES=sqlite,postgresql``
+(default: both). PostgreSQL is reached at ``TOLLWAY_TEST_POSTGRESQL_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``); each test session makes its own database there
+and drops it at the end. Where PostgreSQL is missing, its tests skip locally and fail in CI.
+
+After every test the ledger check runs on the test's database: the ledger balances after every
+scenario, or the test fails. Tests that break the ledger on purpose are marked ``tampering``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tollway.ledger.service import check
+from tollway.store import migrate
+from tollway.store.database import Database
+from tollway.store.schema import metadata
+
+BACKENDS = ("sqlite", "postgresql")
+DEFAULT_POSTGRESQL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", action="append", choices=BACKENDS, help="database backend(s) to test against")
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    chosen = config.getoption("--db") or os.environ.get("TOLLWAY_TEST_DATABASES", ",".join(BACKENDS)).split(",")
+    return [b.strip() for b in chosen if b.strip()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", selected_backends(metafunc.config), scope="session")
+
+
+def postgresql_admin_url() -> str:
+    return os.environ.get("TOLLWAY_TEST_POSTGRESQL_URL", DEFAULT_POSTGRESQL_URL)
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run every test on both databases)")
+    pytest.skip(reason)
+
+
+class BackendTemplate:
+    """A migrated, empty database of one backend, from which each test gets a clean copy."""
+
+    def __init__(self, backend: str, directory: Path) -> None:
+        self.backend = backend
+        self.directory = directory
+        self.url = ""
+        self._admin_url = ""
+        self._database_name = ""
+
+    def start(self) -> None:
+        if self.backend == "sqlite":
+            self.url = f"sqlite:///{self.directory / 'template.db'}"
+        else:
+            self._database_name = f"tollway_test_{uuid.uuid4().hex[:12]}"
+            self._admin_url = Database(postgresql_admin_url()).url
+            admin = create_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'CREATE DATABASE "{self._database_name}"'))
+            except Exception as error:  # no server, no rights: say so plainly
+                _missing(f"PostgreSQL not reachable at {postgresql_admin_url()}: {error.__class__.__name__}")
+            finally:
+                admin.dispose()
+            self.url = self._admin_url.rsplit("/", 1)[0] + f"/{self._database_name}"
+        template = Database(self.url)
+        migrate.upgrade(template)
+        template.dispose()
+
+    def fresh(self, tmp_path: Path) -> Database:
+        if self.backend == "sqlite":
+            target = tmp_path / "tollway.db"
+            shutil.copyfile(self.directory / "template.db", target)
+            return Database(f"sqlite:///{target}")
+        database = Database(self.url)
+        tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+        with database.transaction() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        return database
+
+    def stop(self) -> None:
+        if self.backend == "postgresql" and self._database_name:
+            admin = create_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{self._database_name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def backend_template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendTemplate]:
+    template = BackendTemplate(backend, tmp_path_factory.mktemp(f"{backend}-template"))
+    template.start()
+    yield template
+    template.stop()
+
+
+@pytest.fixture
+def database(backend_template: BackendTemplate, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A clean, migrated database; the ledger must balance when the test is done with it."""
+    db = backend_template.fresh(tmp_path)
+    yield db
+    if request.node.get_closest_marker("tampering") is None:
+        report = check(db)
+        db.dispose()
+        assert report.ok, "ledger check failed after the test:\n" + "\n".join(report.problems)
+    else:
+        db.dispose()

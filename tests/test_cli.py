@@ -1,0 +1,95 @@
+"""The `tollway` command as an operator runs it: real processes, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tollway.balances import service as balances
+from tollway.store.database import Database
+
+TOLLWAY = str(Path(sys.executable).parent / "tollway")
+
+
+def tollway(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TOLLWAY_DATABASE_URL": url, "COLUMNS": "200"}
+    return subprocess.run([TOLLWAY, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_init_creates_the_schema_and_is_repeatable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh' / 'tollway.db'}"
+    first = tollway("init", url=url)
+    assert first.returncode == 0, first.stderr
+    assert "schema none → 0001" in first.stdout
+    again = tollway("init", url=url)
+    assert again.returncode == 0 and "schema 0001 → 0001" in again.stdout
+
+
+def test_commands_on_a_database_without_schema_say_to_run_init(tmp_path: Path) -> None:
+    result = tollway("ledger", "check", url=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: database not ready") and "run `tollway init`" in result.stderr
+
+
+def test_demo_then_ledger_check_then_tree(database: Database) -> None:
+    demo = tollway("demo", url=database.url)
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.strip() == "demo data loaded"
+    assert tollway("demo", url=database.url).stdout.strip() == "demo data already loaded"
+    check = tollway("ledger", "check", url=database.url)
+    assert check.returncode == 0 and check.stdout.startswith("ledger ok:")
+    tree = tollway("node", "tree", url=database.url)
+    assert tree.returncode == 0
+    assert "north-city (reseller L1) 400.000000 USD" in tree.stdout
+    assert "amelie (retail client) 20.000000 EUR" in tree.stdout
+
+
+def test_topup_is_idempotent_by_its_id(database: Database) -> None:
+    assert tollway("demo", url=database.url).returncode == 0
+    first = tollway("balance", "topup", "alice", "4.75", "--id", "pay-2026-001", url=database.url)
+    assert first.returncode == 0, first.stderr
+    assert "topped up alice by 4.75" in first.stdout
+    retry = tollway("balance", "topup", "alice", "4.75", "--id", "pay-2026-001", url=database.url)
+    assert "already recorded: nothing changed" in retry.stdout
+    assert balances.get_balance(database, login="alice").balance_micros == 29_750_000  # 25.00 + 4.75, once
+
+
+def test_node_lifecycle_from_the_command_line(database: Database) -> None:
+    assert tollway("demo", url=database.url).returncode == 0
+    created = tollway("node", "create", "north-metro", "frank", "--kind", "client", "--type", "retail",
+                      "--name", "Frank", url=database.url)
+    assert created.returncode == 0, created.stderr
+    assert "created retail client frank" in created.stdout
+    assert tollway("node", "suspend", "north-metro", url=database.url).stdout.strip() == "north-metro is now suspended"
+    shown = tollway("node", "show", "frank", url=database.url)
+    assert "active (effective: suspended)" in shown.stdout
+    assert tollway("node", "activate", "north-metro", url=database.url).returncode == 0
+    assert tollway("node", "close", "frank", url=database.url).stdout.strip() == "frank is now closed"
+
+
+def test_refusals_are_one_line_with_a_reason_and_exit_1(database: Database) -> None:
+    assert tollway("demo", url=database.url).returncode == 0
+    cases = {
+        ("balance", "topup", "nobody", "5", "--id", "t-1"): "error: node nobody not found (node_not_found)",
+        ("balance", "topup", "alice", "5.1234567", "--id", "t-2"):
+            "error: 5.1234567 has more than 6 decimal places (amount_too_precise)",
+        ("node", "create", "atlas", "x1", "--kind", "client", "--type", "retail", "--name", "X"):
+            "error: a reseller L3 may not own a retail client (ownership_refused)",
+        ("balance", "adjust", "--reason", "correction", "--id", "t-3", "bob", "--", "-10.01"):
+            "error: transfer t-3 refused: insufficient funds (insufficient_funds)",
+        ("node", "close", "north-city"): "error: 6 nodes below it are not closed (node_has_open_children)",
+    }
+    for args, message in cases.items():
+        result = tollway(*args, url=database.url)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr == message + "\n", args
+        assert "Traceback" not in result.stderr
+
+
+def test_bad_usage_exits_2_without_a_traceback(database: Database) -> None:
+    result = tollway("node", "create", "atlas", "x2", "--kind", "reseller", "--name", "X", url=database.url)
+    assert result.returncode == 2
+    assert result.stderr == "error: a reseller needs --level 1, 2 or 3\n"
