@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NotFound, Refusal, require
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose
 from tollway.money import check_currency
@@ -110,7 +110,14 @@ def create_node_in(connection: Connection, *, owner_login: str, new: NewNode, no
         assert new.position.client_type is not None
         model.check_client_type_granted(owner.grants, new.position.client_type)
         for ancestor in owners:
-            model.check_clients_limit(ancestor.clients_limit, tree_store.count_open_clients_below(connection, ancestor))
+            if ancestor.clients_limit is None:
+                continue
+            # Lock each limited ancestor, bottom-up like every creation, so two creations under
+            # different owners cannot both count the same last place of a shared limit.
+            limited = tree_store.get_node(connection, ancestor.id, lock=True)
+            require(limited is not None, f"node {ancestor.login} vanished")
+            assert limited is not None
+            model.check_clients_limit(limited.clients_limit, tree_store.count_open_clients_below(connection, limited))
     _check_unique_login(connection, new.login)
     node = tree_store.insert_node(
         connection,
