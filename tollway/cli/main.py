@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -49,7 +50,7 @@ R = TypeVar("R")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -62,6 +63,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except TollwayError as error:
             raise fail(str(error)) from None
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise fail(f"configuration invalid: {problems}", 2) from None
         except (OperationalError, ProgrammingError) as error:
             first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             raise fail(f"database not ready ({first_line}): run `tollway init`", 2) from None
@@ -141,7 +145,7 @@ def ledger_check() -> None:
     """Verify the ledger's invariants; exit 1 if any is broken."""
     report = ledger.check(database())
     for problem in report.problems:
-        err.print(f"problem: {problem}", markup=False, highlight=False)
+        err.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
     summary = f"{report.accounts} accounts, {report.transfers} transfers, {report.currencies} currencies"
     if not report.ok:
         raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
