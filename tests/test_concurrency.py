@@ -65,9 +65,15 @@ def _harness(
             report = worker(database, *arguments)
         finally:
             database.dispose()
-    except BaseException:
-        report = WorkerReport(errors=[traceback.format_exc()])
+    except BaseException as error:
+        report = WorkerReport(errors=[unexpected(f"worker {index}", error)])
     results.put((index, report))
+
+
+def unexpected(label: str, error: BaseException) -> str:
+    """One line that says what went wrong, then where: assertion diffs show the start of it."""
+    summary = f"{label}: {error.__class__.__name__}: {error}".splitlines()[0]
+    return summary + "\n" + traceback.format_exc()
 
 
 def run_workers(
@@ -191,8 +197,9 @@ def spend_worker(database: Database, worker: int, tries: int, wallet: int, reven
             report.succeeded.append(request.id)
         except ledger_store.TransferRefused as refusal:
             report.refusals[refusal.reason] += 1
-        except Exception:
-            report.errors.append(traceback.format_exc())
+        except Exception as error:
+            report.errors.append(unexpected(request.id, error))
+            break  # one unexpected error fails the test: no need to wait for more
     report.finished = time.time()
     return report
 
@@ -247,7 +254,8 @@ def crossing_worker(database: Database, worker: int, transfers: int, alice: int,
         except ledger_store.TransferRefused as refusal:
             report.refusals[refusal.reason] += 1
         except DBAPIError as error:  # 40P01 deadlock detected, 40001 serialization failure, ...
-            report.errors.append(f"{request.id}: {error.__class__.__name__}: {error.orig}")
+            report.errors.append(unexpected(request.id, error))
+            break  # one deadlock fails the test; more would each cost PostgreSQL's deadlock_timeout
     report.finished = time.time()
     return report
 
@@ -294,8 +302,9 @@ def reserve_worker(database: Database, worker: int, tries: int, wallet: int, rev
             report.succeeded.append(request.id)
         except ledger_store.TransferRefused as refusal:
             report.refusals[refusal.reason] += 1
-        except Exception:
-            report.errors.append(traceback.format_exc())
+        except Exception as error:
+            report.errors.append(unexpected(request.id, error))
+            break  # one unexpected error fails the test: no need to wait for more
     report.finished = time.time()
     return report
 
@@ -320,8 +329,9 @@ def resolve_worker(database: Database, worker: int, decisions: list[tuple[str, s
             report.succeeded.append(pending_id)
         except ledger_store.TransferRefused as refusal:
             report.refusals[refusal.reason] += 1
-        except Exception:
-            report.errors.append(traceback.format_exc())
+        except Exception as error:
+            report.errors.append(unexpected(request.id, error))
+            break  # one unexpected error fails the test: no need to wait for more
     report.finished = time.time()
     return report
 

@@ -93,7 +93,9 @@ def new_ledger(*, alice_credit_limit_micros: int = 0) -> Ledger:
     )
 
 
-def pay(transfer_id: str, amount_micros: int | None, debit: int | None, credit: int | None, **fields: object) -> TransferRequest:
+def pay(
+    transfer_id: str, amount_micros: int | None, debit: int | None, credit: int | None, **fields: object
+) -> TransferRequest:
     return TransferRequest(transfer_id, amount_micros, debit, credit, **fields)  # type: ignore[arg-type]
 
 
@@ -283,7 +285,9 @@ def test_an_account_without_a_floor_may_go_negative() -> None:
 def test_an_allowed_overshoot_takes_the_account_past_its_floor_and_records_by_how_much() -> None:
     ledger = funded(2_000_000, alice_credit_limit_micros=1_000_000)
 
-    first = ledger.applied(pay("call-1.charge", 5_000_000, ALICE, BOB, kind=TransferKind.CALL_CHARGE, overshoot_allowed=True))
+    first = ledger.applied(
+        pay("call-1.charge", 5_000_000, ALICE, BOB, kind=TransferKind.CALL_CHARGE, overshoot_allowed=True)
+    )
     second = ledger.applied(pay("call-2.charge", 500_000, ALICE, BOB, overshoot_allowed=True))
 
     assert first.transfers[0].overshoot_micros == 2_000_000  # 5 charged, 3 available
@@ -438,7 +442,7 @@ def alice_reserves_5(ledger: Ledger) -> None:
     ledger.applied(reserve("p1", 5_000_000, ALICE, BOB, timeout_seconds=60))
 
 
-def alice_pays_and_reserves_then_resolves(ledger: Ledger) -> None:
+def p1_posted_and_p2_voided(ledger: Ledger) -> None:
     ledger.applied(reserve("p1", 1_000_000, ALICE, BOB), reserve("p2", 1_000_000, ALICE, BOB))
     ledger.applied(post("p1.post", "p1"), void("p2.void", "p2"))
 
@@ -446,7 +450,8 @@ def alice_pays_and_reserves_then_resolves(ledger: Ledger) -> None:
 REFUSALS: list[tuple[str, Setup, list[TransferRequest], int, TransferError]] = [
     ("bad id", nothing, [pay("has space", 1, ALICE, BOB)], 0, TransferError.ID_INVALID),
     ("id too long", nothing, [pay("x" * 129, 1, ALICE, BOB)], 0, TransferError.ID_INVALID),
-    ("same id twice", nothing, [pay("a", 1, ALICE, BOB), pay("a", 1, ALICE, BOB)], 1, TransferError.ID_REPEATED_IN_BATCH),
+    ("same id twice", nothing, [pay("a", 1, ALICE, BOB), pay("a", 1, ALICE, BOB)], 1,
+     TransferError.ID_REPEATED_IN_BATCH),
     ("other fields", lambda ledger: ledger.applied(pay("a", 1, ALICE, BOB)), [pay("a", 2, ALICE, BOB)], 0,
      TransferError.EXISTS_WITH_DIFFERENT_FIELDS),
     ("partly recorded", lambda ledger: ledger.applied(pay("a", 1, ALICE, BOB)),
@@ -477,16 +482,18 @@ REFUSALS: list[tuple[str, Setup, list[TransferRequest], int, TransferError]] = [
     ("unknown pending", nothing, [post("a", "nope")], 0, TransferError.PENDING_TRANSFER_NOT_FOUND),
     ("post a single", lambda ledger: ledger.applied(pay("s1", 1, ALICE, BOB)), [post("a", "s1")], 0,
      TransferError.PENDING_TRANSFER_NOT_PENDING),
-    ("post posted", alice_pays_and_reserves_then_resolves, [post("a", "p1")], 0,
+    ("post posted", p1_posted_and_p2_voided, [post("a", "p1")], 0,
      TransferError.PENDING_TRANSFER_ALREADY_POSTED),
-    ("void voided", alice_pays_and_reserves_then_resolves, [void("a", "p2")], 0,
+    ("void voided", p1_posted_and_p2_voided, [void("a", "p2")], 0,
      TransferError.PENDING_TRANSFER_ALREADY_VOIDED),
     ("post expired", alice_reserves_5, [post("a", "p1")], 0, TransferError.PENDING_TRANSFER_EXPIRED),
-    ("post too much", lambda ledger: ledger.applied(reserve("p1", 5_000_000, ALICE, BOB)), [post("a", "p1", 5_000_001)], 0, TransferError.EXCEEDS_PENDING_AMOUNT),
+    ("post too much", lambda ledger: ledger.applied(reserve("p1", 5_000_000, ALICE, BOB)),
+     [post("a", "p1", 5_000_001)], 0, TransferError.EXCEEDS_PENDING_AMOUNT),
     ("accounts on post", alice_reserves_5, [TransferRequest("a", None, ALICE, BOB, phase=Phase.POST, pending_id="p1")],
      0, TransferError.ACCOUNTS_NOT_ALLOWED),
-    ("overshoot on pending", nothing, [TransferRequest("a", 1, ALICE, BOB, phase=Phase.PENDING, overshoot_allowed=True)],
-     0, TransferError.OVERSHOOT_NOT_ALLOWED),
+    ("overshoot on pending", nothing,
+     [TransferRequest("a", 1, ALICE, BOB, phase=Phase.PENDING, overshoot_allowed=True)], 0,
+     TransferError.OVERSHOOT_NOT_ALLOWED),
 ]
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, multiple, rule
+from sqlalchemy import Connection
 
 from tests.test_ledger_model import NOW, Ledger
 from tollway.balances import service as balances
@@ -33,6 +34,7 @@ from tollway.ledger.model import (
 from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
+from tollway.tree import store as tree_store
 from tollway.tree.model import ClientType
 
 # Floored wallets (one with a credit limit), the house without a floor, and a EUR pair to mismatch.
@@ -173,11 +175,17 @@ class PureLedgerMachine(RuleBasedStateMachine):
         assert self.ledger.accounts == accounts_before
 
     @rule(batch=batches, extra=amounts)
-    def repeat_with_another_amount(self, batch: tuple[TransferRequest, ...], extra: int) -> None:
-        changed = TransferRequest(batch[0].id, extra + self.ledger.recorded[batch[0].id].amount_micros,
-                                  batch[0].debit_account_id, batch[0].credit_account_id, phase=batch[0].phase,
-                                  pending_id=batch[0].pending_id)
+    def repeat_with_other_fields(self, batch: tuple[TransferRequest, ...], extra: int) -> None:
+        """Another amount (a void has none of its own: another reference) under a recorded id."""
+        first = batch[0]
+        amount = None if first.phase is Phase.VOID else extra + self.ledger.recorded[first.id].amount_micros
+        reference = "changed" if first.phase is Phase.VOID else first.reference
+        changed = TransferRequest(first.id, amount, first.debit_account_id, first.credit_account_id,
+                                  reference=reference, phase=first.phase, pending_id=first.pending_id,
+                                  timeout_seconds=first.timeout_seconds)
+
         outcome = self.submit((changed,))
+
         assert outcome == Failure(0, TransferError.EXISTS_WITH_DIFFERENT_FIELDS)
 
     @rule(seconds=st.sampled_from([1, 30, 61]))
@@ -213,7 +221,7 @@ def fresh_accounts(database: Database, *, credit_limit_micros: int) -> list[int]
     """A new client of the provider: wallet (floor, credit limit), revenue and issuance (no floor), plus a
     floored commission account without credit limit."""
     with database.reading() as connection:
-        has_provider = tree.tree_store.find_provider(connection) is not None
+        has_provider = tree_store.find_provider(connection) is not None
     if not has_provider:
         tree.create_provider(database, login="house", name="The House", currency="USD")
     login = f"client-{uuid.uuid4().hex[:10]}"
@@ -224,10 +232,10 @@ def fresh_accounts(database: Database, *, credit_limit_micros: int) -> list[int]
                          credit_limit_micros=credit_limit_micros),
     )
 
-    def open_commission(connection: object) -> list[int]:
-        ids = [balances.account_id(connection, node, purpose)  # type: ignore[arg-type]
+    def open_commission(connection: Connection) -> list[int]:
+        ids = [balances.account_id(connection, node, purpose)
                for purpose in (AccountPurpose.WALLET, AccountPurpose.REVENUE, AccountPurpose.ISSUANCE)]
-        ids.append(ledger_store.create_account(connection, node_id=node.id, purpose=AccountPurpose.COMMISSION,  # type: ignore[arg-type]
+        ids.append(ledger_store.create_account(connection, node_id=node.id, purpose=AccountPurpose.COMMISSION,
                                                currency="USD", floor=True, now=NOW))
         return ids
 
@@ -239,34 +247,34 @@ def stored_accounts(database: Database, account_ids: list[int]) -> dict[int, Acc
         return ledger_store.lock_accounts(connection, account_ids)
 
 
-def run_on_database(database: Database, requests: Sequence[TransferRequest], now: object) -> BatchOutcome:
+def run_on_database(database: Database, requests: Sequence[TransferRequest], now: datetime) -> BatchOutcome:
     try:
-        return ledger_service.execute(database, requests, now=now)  # type: ignore[arg-type]
+        return ledger_service.execute(database, requests, now=now)
     except ledger_store.TransferRefused as refused:
         return refused.failure
 
 
-def requests_for(operation: tuple[object, ...], ids: list[int], prefix: str, serial: int, ledger: Ledger,
+def requests_for(operation: tuple[object, ...], ids: list[int], prefix: str, serial: int,
                  pendings: list[str], batches: list[tuple[TransferRequest, ...]]) -> tuple[TransferRequest, ...]:
     name, *args = operation
     new_id = f"{prefix}-{serial}"
     if name == "transfer":
         debit, credit, amount, overshoot = args
-        return (TransferRequest(new_id, amount, ids[debit], ids[credit], overshoot_allowed=overshoot),)  # type: ignore[arg-type,index]
+        return (TransferRequest(new_id, amount, ids[debit], ids[credit], overshoot_allowed=overshoot),)
     if name == "reserve":
         debit, credit, amount, timeout = args
-        return (TransferRequest(new_id, amount, ids[debit], ids[credit], phase=Phase.PENDING,  # type: ignore[arg-type,index]
-                                timeout_seconds=timeout),)  # type: ignore[arg-type]
+        return (TransferRequest(new_id, amount, ids[debit], ids[credit], phase=Phase.PENDING,
+                                timeout_seconds=timeout),)
     if name in ("post", "void") and pendings:
-        pending_id = pendings[args[0] % len(pendings)]  # type: ignore[operator]
+        pending_id = pendings[args[0] % len(pendings)]
         amount = args[1] if name == "post" else None
-        return (TransferRequest(new_id, amount, phase=Phase(name), pending_id=pending_id),)  # type: ignore[arg-type]
+        return (TransferRequest(new_id, amount, phase=Phase(name), pending_id=pending_id),)
     if name == "linked":
         first, second, amount = args
-        return (TransferRequest(new_id, amount, ids[first], ids[2]),  # type: ignore[arg-type,index]
-                TransferRequest(new_id + ".2", amount, ids[2], ids[second]))  # type: ignore[arg-type,index]
+        return (TransferRequest(new_id, amount, ids[first], ids[2]),
+                TransferRequest(new_id + ".2", amount, ids[2], ids[second]))
     if name == "repeat" and batches:
-        return batches[args[0] % len(batches)]  # type: ignore[operator]
+        return batches[args[0] % len(batches)]
     return ()
 
 
@@ -286,9 +294,9 @@ def test_the_database_ledger_follows_the_pure_rules(
 
     for serial, operation in enumerate(operations):
         if operation[0] == "wait":
-            now += timedelta(seconds=operation[1])  # type: ignore[arg-type]
+            now += timedelta(seconds=operation[1])
             continue
-        requests = requests_for(operation, ids, prefix, serial, ledger, pendings, batches)
+        requests = requests_for(operation, ids, prefix, serial, pendings, batches)
         if not requests:
             continue
         expected = ledger.submit(*requests, now=now)

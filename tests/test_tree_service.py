@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from tollway.balances import service as balances
+from tollway.balances.service import account_id
 from tollway.clock import utc_now
 from tollway.errors import Refusal
+from tollway.ledger import service as ledger
+from tollway.ledger.model import AccountPurpose, Phase, TransferRequest
 from tollway.store.database import Database
 from tollway.store.schema import ledger_accounts, nodes
 from tollway.tree import service
@@ -41,7 +45,7 @@ def provider(database: Database, *, currency: str = "USD") -> Node:
     )
 
 
-def create(database: Database, owner: str, position: Position, login: str, **details: object) -> Node:
+def create(database: Database, owner: str, position: Position, login: str, **details: Any) -> Node:
     return service.create_node(
         database, owner_login=owner, new=NewNode(position=position, login=login, name=login.title(), **details)
     )
@@ -244,7 +248,8 @@ def test_a_sub_reseller_sells_what_its_owner_grants_and_no_more(database: Databa
     provider(database)
     retail_and_pbx = Grants(frozenset({ClientType.RETAIL, ClientType.PBX}), frozenset({Feature.TARIFFS}))
     create(database, "house", L3, "l3", grants=retail_and_pbx)
-    wider = NewNode(L2, login="l2-wider", name="Wider", grants=Grants(frozenset(ClientType), frozenset({Feature.TARIFFS})))
+    every_type = Grants(frozenset(ClientType), frozenset({Feature.TARIFFS}))
+    wider = NewNode(L2, login="l2-wider", name="Wider", grants=every_type)
     assert refused(database, "l3", wider) == "client_types_wider_than_owner"
     more_features = NewNode(L2, login="l2-more", name="More", grants=Grants(frozenset(), frozenset(Feature)))
     assert refused(database, "l3", more_features) == "features_wider_than_owner"
@@ -490,7 +495,12 @@ def test_an_agent_manages_clients_of_its_own_reseller(database: Database) -> Non
 
 @pytest.mark.parametrize(
     "name",
-    ["Robert'); DROP TABLE nodes;--", "<script>alert('x')</script>", "O'Brien & Sons \"Telecom\" % _ \\ ;", "東京テレコム"],
+    [
+        "Robert'); DROP TABLE nodes;--",
+        "<script>alert('x')</script>",
+        "O'Brien & Sons \"Telecom\" % _ \\ ;",
+        "東京テレコム",
+    ],
 )
 def test_a_name_that_looks_like_an_attack_is_stored_and_read_back_verbatim(database: Database, name: str) -> None:
     chain_of_resellers(database)
@@ -525,3 +535,39 @@ def test_limits_are_set_and_negative_limits_refused(database: Database) -> None:
             )
         assert refusal.value.reason == reason
     assert (read(database, "l1").clients_limit, read(database, "l1").concurrent_calls_limit) == (10, 4)
+
+
+def test_closing_is_refused_while_money_is_reserved_on_the_wallet(database: Database) -> None:
+    chain_of_resellers(database)
+    create(database, "l1", RETAIL, "postpaid", credit_limit_micros=1_000_000)
+    with database.reading() as connection:
+        wallet = account_id(connection, read(database, "postpaid"), AccountPurpose.WALLET)
+        revenue = account_id(connection, read(database, "l1"), AccountPurpose.REVENUE)
+    # A live call reserves 0.50 on the credit line: the posted balance is still exactly zero.
+    ledger.execute(database, [TransferRequest(id="call-1", amount_micros=500_000, debit_account_id=wallet,
+                                              credit_account_id=revenue, phase=Phase.PENDING)])
+    with pytest.raises(Refusal) as refusal:
+        service.set_status(database, login="postpaid", status=Status.CLOSED)
+    assert refusal.value.reason == "reservations_open"
+    ledger.execute(database, [TransferRequest(id="call-1-end", amount_micros=None, phase=Phase.VOID,
+                                              pending_id="call-1")])
+    assert service.set_status(database, login="postpaid", status=Status.CLOSED).status is Status.CLOSED
+
+
+def test_two_creations_racing_for_one_login_give_one_node_and_one_clean_refusal(database: Database) -> None:
+    chain_of_resellers(database)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            create(database, "l1", RETAIL, "same-login")
+            outcomes.append("created")
+        except Refusal as refusal:
+            outcomes.append(refusal.reason)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "login_taken", "login_taken", "login_taken"]

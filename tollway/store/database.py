@@ -22,6 +22,7 @@ TRANSACTION_RETRY_PAUSE_SECONDS = 0.02
 # PostgreSQL SQLSTATEs that mean "run the whole transaction again".
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
+READ_ONLY_OPTION = "tollway_read_only"
 T = TypeVar("T")
 
 
@@ -57,6 +58,7 @@ class Database:
     def reading(self) -> Iterator[Connection]:
         """A connection for reads only: it never commits."""
         with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
             yield connection
             connection.rollback()
 
@@ -107,6 +109,8 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take no lock up front (WAL lets them read while a writer writes).
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import zoneinfo
@@ -178,7 +179,9 @@ def effective_status(chain: Sequence[Status]) -> Status:
     return Status.ACTIVE
 
 
-def check_status_change(current: Status, target: Status, *, open_children: int, balance_micros: int) -> None:
+def check_status_change(
+    current: Status, target: Status, *, open_children: int, balance_micros: int, reserved_micros: int = 0
+) -> None:
     if current is Status.CLOSED:
         raise Refusal("node_closed", "a closed node stays closed")
     if current is target:
@@ -188,6 +191,8 @@ def check_status_change(current: Status, target: Status, *, open_children: int, 
             raise Refusal("node_has_open_children", f"{open_children} nodes below it are not closed")
         if balance_micros:
             raise Refusal("balance_not_zero", "settle the balance to zero before closing")
+        if reserved_micros:
+            raise Refusal("reservations_open", "money is still reserved (live calls): close after they end")
 
 
 def check_login(login: str) -> str:
@@ -212,12 +217,15 @@ def check_language(language: str) -> str:
     return language
 
 
+@functools.cache
+def _iana_time_zones() -> frozenset[str]:
+    # Only real IANA names: not "localtime" (the host's), "Factory" or "posix/..." copies.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory"}
+
+
 def check_time_zone(time_zone: str) -> str:
-    # OSError: a key naming a directory of the zone database ("Europe") opens a directory, not a zone.
-    try:
-        zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise Refusal("time_zone_invalid", f"{time_zone!r} is not an IANA time zone") from None
+    if time_zone not in _iana_time_zones() or time_zone.startswith(("posix/", "right/")):
+        raise Refusal("time_zone_invalid", f"{time_zone!r} is not an IANA time zone")
     return time_zone
 
 

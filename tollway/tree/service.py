@@ -180,6 +180,7 @@ def set_status(database: Database, *, login: str, status: Status) -> Node:
             status,
             open_children=tree_store.count_open_children(connection, node),
             balance_micros=wallet.balance_micros if wallet else 0,
+            reserved_micros=wallet.debits_pending if wallet else 0,
         )
         tree_store.update_node(connection, node.id, status=status, now=now)
         return require_node(connection, login)

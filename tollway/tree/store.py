@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from tollway.errors import require
+from tollway.errors import Refusal, require
 from tollway.store.schema import nodes
 from tollway.tree.model import (
     ClientType,
@@ -69,8 +70,9 @@ def insert_node(
     managed_by_agent_id: int | None,
     now: datetime,
 ) -> Node:
-    result = connection.execute(
-        insert(nodes).values(
+    try:
+        node_id = _insert_row(
+            connection,
             parent_id=parent.id if parent else None,
             path=f"/new/{login}/",
             kind=str(position.kind),
@@ -90,13 +92,23 @@ def insert_node(
             created_at=now,
             updated_at=now,
         )
-    )
-    node_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    except IntegrityError as error:
+        # The checks before the insert lost a race: the unique indexes answer, as a refusal.
+        if "one_provider" in str(error.orig) or "nodes.kind" in str(error.orig):
+            raise Refusal("provider_exists", "there is already a provider: the tree has one root") from None
+        if "login" in str(error.orig):
+            raise Refusal("login_taken", f"the login {login!r} is taken") from None
+        raise
     path = f"{parent.path if parent else '/'}{node_id}/"
     connection.execute(update(nodes).where(nodes.c.id == node_id).values(path=path))
     node = get_node(connection, node_id)
     require(node is not None, f"node {node_id} vanished after insert")
     return node  # type: ignore[return-value]
+
+
+def _insert_row(connection: Connection, **values: Any) -> int:
+    result = connection.execute(insert(nodes).values(**values))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def get_node(connection: Connection, node_id: int, *, lock: bool = False) -> Node | None:
