@@ -157,7 +157,7 @@ def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dic
         row.pending_id: PendingState.POSTED if row.phase == Phase.POST else PendingState.VOIDED
         for row in resolutions
     }
-    return {pid: PendingView(transfer, PendingState.OPEN) for pid, transfer in pendings.items()}
+    return {pid: PendingView(transfer, states.get(pid, PendingState.OPEN)) for pid, transfer in pendings.items()}
 
 
 def execute(connection: Connection, requests: Sequence[TransferRequest], *, now: datetime) -> Applied:
