@@ -384,3 +384,19 @@ def test_a_conversion_beyond_the_funds_is_refused_as_a_whole(database: Database)
     assert refusal(balances.move_between_wallets, database=database, from_login="alice", to_login="eloise",
                    amount_micros=5_000_001, transfer_id="fx-1") == "insufficient_funds"
     assert snapshot(database) == before
+
+
+def test_a_retried_conversion_answers_with_the_first_rate_even_after_the_rate_changed(database: Database) -> None:
+    build_tree(database)
+    balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
+    balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="0.92")
+    first = balances.move_between_wallets(database, from_login="alice", to_login="eloise", amount_micros=10_000_000,
+                                          transfer_id="fx-1")
+    balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="0.95")
+
+    retry = balances.move_between_wallets(database, from_login="alice", to_login="eloise", amount_micros=10_000_000,
+                                          transfer_id="fx-1")
+
+    assert retry.already_existed
+    assert retry.transfers == first.transfers
+    assert balances.get_balance(database, login="eloise").balance_micros == 9_200_000  # once, at 0.92

@@ -115,3 +115,8 @@ def test_micros_survive_the_round_trip_through_decimal_and_text(micros: int) -> 
 )
 def test_conversion_equals_exact_arithmetic_rounded_half_even(micros: int, rate: Decimal) -> None:
     assert convert_micros(micros, rate) == round(Fraction(micros) * Fraction(rate))
+
+
+def test_a_bool_is_no_amount() -> None:
+    with pytest.raises(TypeError, match="never a bool"):
+        to_micros(True)  # type: ignore[arg-type]

@@ -32,8 +32,8 @@ def check_currency(code: str) -> str:
 
 def to_micros(amount: Decimal | str | int) -> int:
     """Convert an edge amount (``Decimal`` or its text) to micro-units, refusing sub-micro digits."""
-    if isinstance(amount, float):  # a float has already lost the amount: refuse it loudly
-        raise TypeError("money is never a float")
+    if isinstance(amount, float | bool):  # a float has already lost the amount; a bool is no amount
+        raise TypeError(f"money is never a {type(amount).__name__}")
     try:
         value = Decimal(amount)
     except (InvalidOperation, ValueError):

@@ -203,10 +203,13 @@ def move_between_wallets(
             provider = tree_store.find_provider(connection)
             require(provider is not None, "no provider")
             assert provider is not None
+            # A retry converts at the rate recorded the first time, so it repeats the first answer.
+            recorded = ledger_store.get_transfers(connection, [transfer_id]).get(transfer_id)
+            rate = recorded.exchange_rate if recorded and recorded.exchange_rate else None
             requests = conversion_requests(
                 transfer_id=transfer_id,
                 amount_micros=amount_micros,
-                rate=exchange.rate_at(connection, source.currency, target.currency, now),
+                rate=rate or exchange.rate_at(connection, source.currency, target.currency, now),
                 source_account_id=source_wallet,
                 source_exchange_id=account_id(connection, provider, AccountPurpose.EXCHANGE, source.currency),
                 target_exchange_id=account_id(connection, provider, AccountPurpose.EXCHANGE, target.currency),
