@@ -59,8 +59,19 @@ def test_topup_is_idempotent_by_its_id(database: Database) -> None:
 
 def test_node_lifecycle_from_the_command_line(database: Database) -> None:
     assert tollway("demo", url=database.url).returncode == 0
-    created = tollway("node", "create", "north-metro", "frank", "--kind", "client", "--type", "retail",
-                      "--name", "Frank", url=database.url)
+    created = tollway(
+        "node",
+        "create",
+        "north-metro",
+        "frank",
+        "--kind",
+        "client",
+        "--type",
+        "retail",
+        "--name",
+        "Frank",
+        url=database.url,
+    )
     assert created.returncode == 0, created.stderr
     assert "created retail client frank" in created.stdout
     assert tollway("node", "suspend", "north-metro", url=database.url).stdout.strip() == "north-metro is now suspended"
@@ -74,12 +85,37 @@ def test_refusals_are_one_line_with_a_reason_and_exit_1(database: Database) -> N
     assert tollway("demo", url=database.url).returncode == 0
     cases = {
         ("balance", "topup", "nobody", "5", "--id", "t-1"): "error: node nobody not found (node_not_found)",
-        ("balance", "topup", "alice", "5.1234567", "--id", "t-2"):
-            "error: 5.1234567 has more than 6 decimal places (amount_too_precise)",
-        ("node", "create", "atlas", "x1", "--kind", "client", "--type", "retail", "--name", "X"):
-            "error: a reseller L3 may not own a retail client (ownership_refused)",
-        ("balance", "adjust", "--reason", "correction", "--id", "t-3", "bob", "--", "-10.01"):
-            "error: transfer t-3 refused: insufficient funds (insufficient_funds)",
+        (
+            "balance",
+            "topup",
+            "alice",
+            "5.1234567",
+            "--id",
+            "t-2",
+        ): "error: 5.1234567 has more than 6 decimal places (amount_too_precise)",
+        (
+            "node",
+            "create",
+            "atlas",
+            "x1",
+            "--kind",
+            "client",
+            "--type",
+            "retail",
+            "--name",
+            "X",
+        ): "error: a reseller L3 may not own a retail client (ownership_refused)",
+        (
+            "balance",
+            "adjust",
+            "--reason",
+            "correction",
+            "--id",
+            "t-3",
+            "bob",
+            "--",
+            "-10.01",
+        ): "error: transfer t-3 refused: insufficient funds (insufficient_funds)",
         ("node", "close", "north-city"): "error: 6 nodes below it are not closed (node_has_open_children)",
     }
     for args, message in cases.items():

@@ -67,7 +67,10 @@ def test_tollway_serve_answers_over_real_http(database: Database) -> None:
     tollway = str(Path(sys.executable).parent / "tollway")
     server = subprocess.Popen(
         [tollway, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + SERVE_START_SECONDS_MAX

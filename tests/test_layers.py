@@ -51,7 +51,9 @@ def test_domain_modules_import_only_the_standard_library_and_other_domain_module
 def test_inner_layers_never_import_interfaces(module: str) -> None:
     if module.startswith(("tollway.http", "tollway.cli")):
         return
-    outward = [i for i in MODULES[module] if i.startswith(("tollway.http", "tollway.cli", "fastapi", "typer", "uvicorn"))]
+    outward = [
+        i for i in MODULES[module] if i.startswith(("tollway.http", "tollway.cli", "fastapi", "typer", "uvicorn"))
+    ]
     assert not outward, f"{module} imports {outward}"
 
 

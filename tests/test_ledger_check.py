@@ -34,8 +34,9 @@ def alice_topped_up_25(database: Database) -> tuple[int, int]:
     balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
     with database.reading() as connection:
         ids = [
-            ledger_store.find_account_id(connection, node_id=tree.require_node(connection, login).id, purpose=purpose,
-                                         currency="USD")
+            ledger_store.find_account_id(
+                connection, node_id=tree.require_node(connection, login).id, purpose=purpose, currency="USD"
+            )
             for login, purpose in (("alice", AccountPurpose.WALLET), ("house", AccountPurpose.ISSUANCE))
         ]
     assert ids[0] is not None and ids[1] is not None
@@ -59,19 +60,30 @@ def append_only_trigger_dropped(database: Database) -> Iterator[None]:
         yield
     finally:
         if database.is_sqlite:
-            tamper(database, "CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers "
-                             "BEGIN SELECT RAISE(ABORT, 'transfers are append-only'); END")
+            tamper(
+                database,
+                "CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers "
+                "BEGIN SELECT RAISE(ABORT, 'transfers are append-only'); END",
+            )
         else:
-            tamper(database, "CREATE TRIGGER transfers_append_only BEFORE UPDATE OR DELETE ON transfers "
-                             "FOR EACH ROW EXECUTE FUNCTION tollway_refuse_transfer_change()")
+            tamper(
+                database,
+                "CREATE TRIGGER transfers_append_only BEFORE UPDATE OR DELETE ON transfers "
+                "FOR EACH ROW EXECUTE FUNCTION tollway_refuse_transfer_change()",
+            )
 
 
 def run_check_command(database: Database, directory: Path) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TOLLWAY_")}
     environment["TOLLWAY_DATABASE_URL"] = database.url
     return subprocess.run(
-        [str(TOLLWAY_COMMAND), "ledger", "check"], cwd=directory, env=environment, capture_output=True, text=True,
-        timeout=60, check=False,
+        [str(TOLLWAY_COMMAND), "ledger", "check"],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -102,20 +114,25 @@ def test_a_transfer_edited_behind_a_dropped_trigger_is_reported(database: Databa
         tamper(database, "UPDATE transfers SET amount_micros = 30000000 WHERE id = 'pay-1'")
 
     problems = ledger.check(database).problems
-    assert sorted(problems) == sorted([
-        f"account {alice}: cached totals (0, 25000000, 0, 0) differ from its transfers (0, 30000000, 0, 0) "
-        "(debits posted, credits posted, debits pending, credits pending)",
-        f"account {house}: cached totals (25000000, 0, 0, 0) differ from its transfers (30000000, 0, 0, 0) "
-        "(debits posted, credits posted, debits pending, credits pending)",
-    ])
+    assert sorted(problems) == sorted(
+        [
+            f"account {alice}: cached totals (0, 25000000, 0, 0) differ from its transfers (0, 30000000, 0, 0) "
+            "(debits posted, credits posted, debits pending, credits pending)",
+            f"account {house}: cached totals (25000000, 0, 0, 0) differ from its transfers (30000000, 0, 0, 0) "
+            "(debits posted, credits posted, debits pending, credits pending)",
+        ]
+    )
 
 
 def test_a_post_edited_to_exceed_its_reservation_is_reported(database: Database) -> None:
     alice, house = alice_topped_up_25(database)
-    ledger.execute(database, [
-        TransferRequest("call-1", 5_000_000, alice, house, phase=Phase.PENDING),
-        TransferRequest("call-1.post", 2_000_000, phase=Phase.POST, pending_id="call-1"),
-    ])
+    ledger.execute(
+        database,
+        [
+            TransferRequest("call-1", 5_000_000, alice, house, phase=Phase.PENDING),
+            TransferRequest("call-1.post", 2_000_000, phase=Phase.POST, pending_id="call-1"),
+        ],
+    )
     with append_only_trigger_dropped(database):
         tamper(database, "UPDATE transfers SET amount_micros = 6000000 WHERE id = 'call-1.post'")
 

@@ -115,14 +115,18 @@ class PureLedgerMachine(RuleBasedStateMachine):
         assert isinstance(self.submit(batch), Applied)
         return batch
 
-    @rule(target=batches, debit=st.sampled_from(ALL_ACCOUNTS), credit=st.sampled_from(ALL_ACCOUNTS), amount=amounts,
-          overshoot=st.booleans())
+    @rule(
+        target=batches,
+        debit=st.sampled_from(ALL_ACCOUNTS),
+        credit=st.sampled_from(ALL_ACCOUNTS),
+        amount=amounts,
+        overshoot=st.booleans(),
+    )
     def transfer(self, debit: int, credit: int, amount: int, overshoot: bool) -> object:
         batch = (TransferRequest(self.next_id("t"), amount, debit, credit, overshoot_allowed=overshoot),)
         return batch if isinstance(self.submit(batch), Applied) else multiple()
 
-    @rule(target=batches, first=st.sampled_from(USD_ACCOUNTS), second=st.sampled_from(USD_ACCOUNTS),
-          amount=amounts)
+    @rule(target=batches, first=st.sampled_from(USD_ACCOUNTS), second=st.sampled_from(USD_ACCOUNTS), amount=amounts)
     def linked_pair(self, first: int, second: int, amount: int) -> object:
         """Money through a middle account: the second leg needs the first."""
         batch = (
@@ -131,11 +135,17 @@ class PureLedgerMachine(RuleBasedStateMachine):
         )
         return batch if isinstance(self.submit(batch), Applied) else multiple()
 
-    @rule(target=pendings, debit=st.sampled_from(USD_ACCOUNTS), credit=st.sampled_from(USD_ACCOUNTS),
-          amount=amounts, timeout=timeouts)
+    @rule(
+        target=pendings,
+        debit=st.sampled_from(USD_ACCOUNTS),
+        credit=st.sampled_from(USD_ACCOUNTS),
+        amount=amounts,
+        timeout=timeouts,
+    )
     def reserve(self, debit: int, credit: int, amount: int, timeout: int) -> object:
-        request = TransferRequest(self.next_id("p"), amount, debit, credit, phase=Phase.PENDING,
-                                  timeout_seconds=timeout)
+        request = TransferRequest(
+            self.next_id("p"), amount, debit, credit, phase=Phase.PENDING, timeout_seconds=timeout
+        )
         outcome = self.submit((request,))
         if isinstance(outcome, Applied):
             assert self.ledger.accounts[debit].debits_pending >= amount
@@ -180,9 +190,16 @@ class PureLedgerMachine(RuleBasedStateMachine):
         first = batch[0]
         amount = None if first.phase is Phase.VOID else extra + self.ledger.recorded[first.id].amount_micros
         reference = "changed" if first.phase is Phase.VOID else first.reference
-        changed = TransferRequest(first.id, amount, first.debit_account_id, first.credit_account_id,
-                                  reference=reference, phase=first.phase, pending_id=first.pending_id,
-                                  timeout_seconds=first.timeout_seconds)
+        changed = TransferRequest(
+            first.id,
+            amount,
+            first.debit_account_id,
+            first.credit_account_id,
+            reference=reference,
+            phase=first.phase,
+            pending_id=first.pending_id,
+            timeout_seconds=first.timeout_seconds,
+        )
 
         outcome = self.submit((changed,))
 
@@ -228,15 +245,21 @@ def fresh_accounts(database: Database, *, credit_limit_micros: int) -> list[int]
     node = tree.create_node(
         database,
         owner_login="house",
-        new=tree.NewNode(tree_model.client(ClientType.RETAIL), login, "Random Client",
-                         credit_limit_micros=credit_limit_micros),
+        new=tree.NewNode(
+            tree_model.client(ClientType.RETAIL), login, "Random Client", credit_limit_micros=credit_limit_micros
+        ),
     )
 
     def open_commission(connection: Connection) -> list[int]:
-        ids = [balances.account_id(connection, node, purpose)
-               for purpose in (AccountPurpose.WALLET, AccountPurpose.REVENUE, AccountPurpose.ISSUANCE)]
-        ids.append(ledger_store.create_account(connection, node_id=node.id, purpose=AccountPurpose.COMMISSION,
-                                               currency="USD", floor=True, now=NOW))
+        ids = [
+            balances.account_id(connection, node, purpose)
+            for purpose in (AccountPurpose.WALLET, AccountPurpose.REVENUE, AccountPurpose.ISSUANCE)
+        ]
+        ids.append(
+            ledger_store.create_account(
+                connection, node_id=node.id, purpose=AccountPurpose.COMMISSION, currency="USD", floor=True, now=NOW
+            )
+        )
         return ids
 
     return database.run(open_commission)
@@ -254,8 +277,14 @@ def run_on_database(database: Database, requests: Sequence[TransferRequest], now
         return refused.failure
 
 
-def requests_for(operation: tuple[object, ...], ids: list[int], prefix: str, serial: int,
-                 pendings: list[str], batches: list[tuple[TransferRequest, ...]]) -> tuple[TransferRequest, ...]:
+def requests_for(
+    operation: tuple[object, ...],
+    ids: list[int],
+    prefix: str,
+    serial: int,
+    pendings: list[str],
+    batches: list[tuple[TransferRequest, ...]],
+) -> tuple[TransferRequest, ...]:
     name, *args = operation
     new_id = f"{prefix}-{serial}"
     if name == "transfer":
@@ -263,16 +292,17 @@ def requests_for(operation: tuple[object, ...], ids: list[int], prefix: str, ser
         return (TransferRequest(new_id, amount, ids[debit], ids[credit], overshoot_allowed=overshoot),)
     if name == "reserve":
         debit, credit, amount, timeout = args
-        return (TransferRequest(new_id, amount, ids[debit], ids[credit], phase=Phase.PENDING,
-                                timeout_seconds=timeout),)
+        return (TransferRequest(new_id, amount, ids[debit], ids[credit], phase=Phase.PENDING, timeout_seconds=timeout),)
     if name in ("post", "void") and pendings:
         pending_id = pendings[args[0] % len(pendings)]
         amount = args[1] if name == "post" else None
         return (TransferRequest(new_id, amount, phase=Phase(name), pending_id=pending_id),)
     if name == "linked":
         first, second, amount = args
-        return (TransferRequest(new_id, amount, ids[first], ids[2]),
-                TransferRequest(new_id + ".2", amount, ids[2], ids[second]))
+        return (
+            TransferRequest(new_id, amount, ids[first], ids[2]),
+            TransferRequest(new_id + ".2", amount, ids[2], ids[second]),
+        )
     if name == "repeat" and batches:
         return batches[args[0] % len(batches)]
     return ()

@@ -40,12 +40,14 @@ def build_tree(database: Database) -> None:
     )
 
 
-def account(database: Database, login: str, purpose: AccountPurpose = AccountPurpose.WALLET,
-            currency: str | None = None) -> int:
+def account(
+    database: Database, login: str, purpose: AccountPurpose = AccountPurpose.WALLET, currency: str | None = None
+) -> int:
     with database.reading() as connection:
         node = tree.require_node(connection, login)
-        found = ledger_store.find_account_id(connection, node_id=node.id, purpose=purpose,
-                                             currency=currency or node.currency)
+        found = ledger_store.find_account_id(
+            connection, node_id=node.id, purpose=purpose, currency=currency or node.currency
+        )
     assert found is not None
     return found
 
@@ -124,11 +126,14 @@ def test_a_linked_batch_that_fails_writes_nothing(database: Database) -> None:
     before = snapshot(database)
 
     with pytest.raises(ledger_store.TransferRefused) as refused:
-        ledger.execute(database, [
-            TransferRequest("fee-1", 4_000_000, alice, north, kind=TransferKind.FEE),
-            TransferRequest("gift-1", 4_000_000, alice, bob),
-            TransferRequest("gift-2", 4_000_000, alice, bob),  # 2 left
-        ])
+        ledger.execute(
+            database,
+            [
+                TransferRequest("fee-1", 4_000_000, alice, north, kind=TransferKind.FEE),
+                TransferRequest("gift-1", 4_000_000, alice, bob),
+                TransferRequest("gift-2", 4_000_000, alice, bob),  # 2 left
+            ],
+        )
 
     assert refused.value.failure == Failure(2, TransferError.INSUFFICIENT_FUNDS)
     assert refused.value.reason == "insufficient_funds"
@@ -141,10 +146,13 @@ def test_a_linked_batch_that_succeeds_writes_every_transfer(database: Database) 
     alice, bob = account(database, "alice"), account(database, "bob")
     north = account(database, "north", AccountPurpose.REVENUE)
 
-    ledger.execute(database, [
-        TransferRequest("fee-1", 4_000_000, alice, north, kind=TransferKind.FEE),
-        TransferRequest("gift-1", 6_000_000, alice, bob),
-    ])
+    ledger.execute(
+        database,
+        [
+            TransferRequest("fee-1", 4_000_000, alice, north, kind=TransferKind.FEE),
+            TransferRequest("gift-1", 6_000_000, alice, bob),
+        ],
+    )
 
     assert [balance(database, i) for i in (alice, bob, north)] == [0, 6_000_000, 4_000_000]
     assert snapshot(database)[1] == 3
@@ -155,18 +163,40 @@ def test_a_reservation_is_posted_in_part_and_another_voided_through_the_database
     balances.topup(database, login="alice", amount_micros=20_000_000, transfer_id="pay-1")
     alice, north = account(database, "alice"), account(database, "north", AccountPurpose.REVENUE)
 
-    ledger.execute(database, [TransferRequest("call-1", 5_000_000, alice, north, kind=TransferKind.CALL_CHARGE,
-                                              phase=Phase.PENDING, timeout_seconds=300)])
-    ledger.execute(database, [TransferRequest("call-2", 4_000_000, alice, north, kind=TransferKind.CALL_CHARGE,
-                                              phase=Phase.PENDING)])
+    ledger.execute(
+        database,
+        [
+            TransferRequest(
+                "call-1",
+                5_000_000,
+                alice,
+                north,
+                kind=TransferKind.CALL_CHARGE,
+                phase=Phase.PENDING,
+                timeout_seconds=300,
+            )
+        ],
+    )
+    ledger.execute(
+        database,
+        [TransferRequest("call-2", 4_000_000, alice, north, kind=TransferKind.CALL_CHARGE, phase=Phase.PENDING)],
+    )
     reserved = balances.get_balance(database, login="alice")
     assert (reserved.balance_micros, reserved.pending_micros, reserved.available_micros) == (
-        20_000_000, 9_000_000, 11_000_000)
+        20_000_000,
+        9_000_000,
+        11_000_000,
+    )
 
-    ledger.execute(database, [
-        TransferRequest("call-1.post", 3_200_000, kind=TransferKind.CALL_CHARGE, phase=Phase.POST, pending_id="call-1"),
-        TransferRequest("call-2.void", None, kind=TransferKind.CALL_CHARGE, phase=Phase.VOID, pending_id="call-2"),
-    ])
+    ledger.execute(
+        database,
+        [
+            TransferRequest(
+                "call-1.post", 3_200_000, kind=TransferKind.CALL_CHARGE, phase=Phase.POST, pending_id="call-1"
+            ),
+            TransferRequest("call-2.void", None, kind=TransferKind.CALL_CHARGE, phase=Phase.VOID, pending_id="call-2"),
+        ],
+    )
 
     settled = balances.get_balance(database, login="alice")
     assert (settled.balance_micros, settled.pending_micros, settled.available_micros) == (16_800_000, 0, 16_800_000)
@@ -182,10 +212,13 @@ def test_a_reservation_created_and_posted_in_one_batch_through_the_database(data
     balances.topup(database, login="alice", amount_micros=20_000_000, transfer_id="pay-1")
     alice, north = account(database, "alice"), account(database, "north", AccountPurpose.REVENUE)
 
-    ledger.execute(database, [
-        TransferRequest("call-1", 5_000_000, alice, north, phase=Phase.PENDING),
-        TransferRequest("call-1.post", 1_500_000, phase=Phase.POST, pending_id="call-1"),
-    ])
+    ledger.execute(
+        database,
+        [
+            TransferRequest("call-1", 5_000_000, alice, north, phase=Phase.PENDING),
+            TransferRequest("call-1.post", 1_500_000, phase=Phase.POST, pending_id="call-1"),
+        ],
+    )
 
     assert totals(database, alice) == (1_500_000, 20_000_000, 0, 0)
     assert totals(database, north) == (0, 1_500_000, 0, 0)
@@ -197,15 +230,25 @@ def test_void_expired_releases_reservations_past_their_timeout_once(database: Da
     alice, north = account(database, "alice"), account(database, "north", AccountPurpose.REVENUE)
 
     def reserve(transfer_id: str, amount_micros: int, timeout_seconds: int) -> None:
-        ledger.execute(database, [TransferRequest(transfer_id, amount_micros, alice, north, phase=Phase.PENDING,
-                                                  timeout_seconds=timeout_seconds)], now=T0)
+        ledger.execute(
+            database,
+            [
+                TransferRequest(
+                    transfer_id, amount_micros, alice, north, phase=Phase.PENDING, timeout_seconds=timeout_seconds
+                )
+            ],
+            now=T0,
+        )
 
     reserve("call-short", 1_000_000, 60)
     reserve("call-long", 2_000_000, 600)
     reserve("call-posted", 3_000_000, 60)
     reserve("call-open", 4_000_000, 0)  # no timeout: its owner must resolve it
-    ledger.execute(database, [TransferRequest("call-posted.post", None, phase=Phase.POST, pending_id="call-posted")],
-                   now=T0 + timedelta(seconds=30))
+    ledger.execute(
+        database,
+        [TransferRequest("call-posted.post", None, phase=Phase.POST, pending_id="call-posted")],
+        now=T0 + timedelta(seconds=30),
+    )
 
     assert ledger.void_expired(database, now=T0 + timedelta(seconds=59)) == 0
     assert ledger.void_expired(database, now=T0 + timedelta(seconds=60)) == 1
@@ -223,8 +266,14 @@ def test_void_expired_works_through_more_than_one_batch(database: Database) -> N
     build_tree(database)
     balances.topup(database, login="alice", amount_micros=20_000_000, transfer_id="pay-1")
     alice, north = account(database, "alice"), account(database, "north", AccountPurpose.REVENUE)
-    ledger.execute(database, [TransferRequest(f"call-{i}", 1_000_000, alice, north, phase=Phase.PENDING,
-                                              timeout_seconds=10) for i in range(5)], now=T0)
+    ledger.execute(
+        database,
+        [
+            TransferRequest(f"call-{i}", 1_000_000, alice, north, phase=Phase.PENDING, timeout_seconds=10)
+            for i in range(5)
+        ],
+        now=T0,
+    )
 
     assert ledger.void_expired(database, now=T0 + timedelta(seconds=10), batch_size=2) == 5
 
@@ -253,7 +302,10 @@ def test_topups_and_adjustments_move_exact_amounts(database: Database) -> None:
     assert balance(database, account(database, "north", AccountPurpose.ISSUANCE)) == -20_000_000
     correction = stored_transfer(database, "adj-1")
     assert (correction.kind, correction.reference, correction.amount_micros) == (
-        TransferKind.ADJUSTMENT, "double-billed call", 5_250_000)
+        TransferKind.ADJUSTMENT,
+        "double-billed call",
+        5_250_000,
+    )
     assert correction.debit_account_id == account(database, "alice")
 
 
@@ -261,12 +313,25 @@ def test_an_adjustment_down_respects_the_floor(database: Database) -> None:
     build_tree(database)
     balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
 
-    assert refusal(balances.adjust, database=database, login="alice", amount_micros=-25_000_001, reason="x",
-                   transfer_id="adj-1") == "insufficient_funds"
-    assert refusal(balances.adjust, database=database, login="alice", amount_micros=0, reason="x",
-                   transfer_id="adj-2") == "amount_must_not_be_zero"
-    assert refusal(balances.adjust, database=database, login="alice", amount_micros=1, reason="  ",
-                   transfer_id="adj-3") == "reason_required"
+    assert (
+        refusal(
+            balances.adjust,
+            database=database,
+            login="alice",
+            amount_micros=-25_000_001,
+            reason="x",
+            transfer_id="adj-1",
+        )
+        == "insufficient_funds"
+    )
+    assert (
+        refusal(balances.adjust, database=database, login="alice", amount_micros=0, reason="x", transfer_id="adj-2")
+        == "amount_must_not_be_zero"
+    )
+    assert (
+        refusal(balances.adjust, database=database, login="alice", amount_micros=1, reason="  ", transfer_id="adj-3")
+        == "reason_required"
+    )
     assert balances.get_balance(database, login="alice").balance_micros == 25_000_000
 
 
@@ -274,9 +339,11 @@ def test_the_provider_has_no_owner_to_top_it_up(database: Database) -> None:
     build_tree(database)
 
     assert refusal(balances.topup, database=database, login="house", amount_micros=1, transfer_id="t") == (
-        "provider_has_no_owner")
+        "provider_has_no_owner"
+    )
     assert refusal(balances.set_credit_limit, database=database, login="house", credit_limit_micros=1) == (
-        "provider_has_no_owner")
+        "provider_has_no_owner"
+    )
 
 
 def test_a_credit_limit_lets_a_wallet_go_below_zero_and_cannot_drop_below_what_is_used(database: Database) -> None:
@@ -285,14 +352,19 @@ def test_a_credit_limit_lets_a_wallet_go_below_zero_and_cannot_drop_below_what_i
 
     limited = balances.set_credit_limit(database, login="alice", credit_limit_micros=10_000_000)
     assert (limited.balance_micros, limited.credit_limit_micros, limited.available_micros) == (
-        20_000_000, 10_000_000, 30_000_000)
+        20_000_000,
+        10_000_000,
+        30_000_000,
+    )
     balances.adjust(database, login="alice", amount_micros=-27_000_000, reason="calls billed late", transfer_id="adj-1")
     assert balances.get_balance(database, login="alice").available_micros == 3_000_000  # -7 + 10
 
     assert refusal(balances.set_credit_limit, database=database, login="alice", credit_limit_micros=6_999_999) == (
-        "credit_limit_below_usage")
+        "credit_limit_below_usage"
+    )
     assert refusal(balances.set_credit_limit, database=database, login="alice", credit_limit_micros=-1) == (
-        "credit_limit_invalid")
+        "credit_limit_invalid"
+    )
     lowered = balances.set_credit_limit(database, login="alice", credit_limit_micros=7_000_000)
 
     assert (lowered.balance_micros, lowered.credit_limit_micros, lowered.available_micros) == (-7_000_000, 7_000_000, 0)
@@ -301,11 +373,22 @@ def test_a_credit_limit_lets_a_wallet_go_below_zero_and_cannot_drop_below_what_i
 def test_a_reservation_counts_as_usage_for_the_credit_limit(database: Database) -> None:
     build_tree(database)
     balances.set_credit_limit(database, login="alice", credit_limit_micros=10_000_000)
-    ledger.execute(database, [TransferRequest("call-1", 4_000_000, account(database, "alice"),
-                                              account(database, "north", AccountPurpose.REVENUE), phase=Phase.PENDING)])
+    ledger.execute(
+        database,
+        [
+            TransferRequest(
+                "call-1",
+                4_000_000,
+                account(database, "alice"),
+                account(database, "north", AccountPurpose.REVENUE),
+                phase=Phase.PENDING,
+            )
+        ],
+    )
 
     assert refusal(balances.set_credit_limit, database=database, login="alice", credit_limit_micros=3_999_999) == (
-        "credit_limit_below_usage")
+        "credit_limit_below_usage"
+    )
     ledger.execute(database, [TransferRequest("call-1.void", None, phase=Phase.VOID, pending_id="call-1")])
     assert balances.set_credit_limit(database, login="alice", credit_limit_micros=0).available_micros == 0
 
@@ -313,8 +396,11 @@ def test_a_reservation_counts_as_usage_for_the_credit_limit(database: Database) 
 def currency_sums(database: Database) -> dict[str, tuple[int, int]]:
     with database.reading() as connection:
         rows = connection.execute(
-            select(ledger_accounts.c.currency, func.sum(ledger_accounts.c.debits_posted),
-                   func.sum(ledger_accounts.c.credits_posted)).group_by(ledger_accounts.c.currency)
+            select(
+                ledger_accounts.c.currency,
+                func.sum(ledger_accounts.c.debits_posted),
+                func.sum(ledger_accounts.c.credits_posted),
+            ).group_by(ledger_accounts.c.currency)
         )
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
@@ -328,8 +414,9 @@ def test_ten_dollars_to_a_euro_wallet_arrive_as_nine_euros_twenty(database: Data
     balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
     balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="0.92")
 
-    applied = balances.move_between_wallets(database, from_login="alice", to_login="eloise", amount_micros=10_000_000,
-                                            transfer_id="fx-1")
+    applied = balances.move_between_wallets(
+        database, from_login="alice", to_login="eloise", amount_micros=10_000_000, transfer_id="fx-1"
+    )
 
     assert balances.get_balance(database, login="alice").balance_micros == 15_000_000
     assert balances.get_balance(database, login="eloise").balance_micros == 9_200_000
@@ -350,8 +437,9 @@ def test_a_conversion_uses_the_inverse_of_the_reverse_rate_when_only_that_exists
     balances.topup(database, login="eloise", amount_micros=10_000_000, transfer_id="pay-1")
     balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="1.25")
 
-    applied = balances.move_between_wallets(database, from_login="eloise", to_login="alice", amount_micros=5_000_000,
-                                            transfer_id="fx-1")
+    applied = balances.move_between_wallets(
+        database, from_login="eloise", to_login="alice", amount_micros=5_000_000, transfer_id="fx-1"
+    )
 
     assert balances.get_balance(database, login="alice").balance_micros == 4_000_000  # 5 EUR / 1.25
     assert balances.get_balance(database, login="eloise").balance_micros == 5_000_000
@@ -365,8 +453,17 @@ def test_a_conversion_without_a_rate_is_refused_and_moves_nothing(database: Data
     balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
     before = snapshot(database)
 
-    assert refusal(balances.move_between_wallets, database=database, from_login="alice", to_login="eloise",
-                   amount_micros=10_000_000, transfer_id="fx-1") == "exchange_rate_missing"
+    assert (
+        refusal(
+            balances.move_between_wallets,
+            database=database,
+            from_login="alice",
+            to_login="eloise",
+            amount_micros=10_000_000,
+            transfer_id="fx-1",
+        )
+        == "exchange_rate_missing"
+    )
     assert snapshot(database) == before
 
 
@@ -377,12 +474,24 @@ def test_a_conversion_beyond_the_funds_is_refused_as_a_whole(database: Database)
     with database.reading() as connection:  # open the exchange accounts first, so the snapshot counts them
         provider = tree_store.find_provider(connection)
     assert provider is not None
-    database.run(lambda connection: [balances.account_id(connection, provider, AccountPurpose.EXCHANGE, currency)
-                                     for currency in ("USD", "EUR")])
+    database.run(
+        lambda connection: [
+            balances.account_id(connection, provider, AccountPurpose.EXCHANGE, currency) for currency in ("USD", "EUR")
+        ]
+    )
     before = snapshot(database)
 
-    assert refusal(balances.move_between_wallets, database=database, from_login="alice", to_login="eloise",
-                   amount_micros=5_000_001, transfer_id="fx-1") == "insufficient_funds"
+    assert (
+        refusal(
+            balances.move_between_wallets,
+            database=database,
+            from_login="alice",
+            to_login="eloise",
+            amount_micros=5_000_001,
+            transfer_id="fx-1",
+        )
+        == "insufficient_funds"
+    )
     assert snapshot(database) == before
 
 
@@ -390,12 +499,14 @@ def test_a_retried_conversion_answers_with_the_first_rate_even_after_the_rate_ch
     build_tree(database)
     balances.topup(database, login="alice", amount_micros=25_000_000, transfer_id="pay-1")
     balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="0.92")
-    first = balances.move_between_wallets(database, from_login="alice", to_login="eloise", amount_micros=10_000_000,
-                                          transfer_id="fx-1")
+    first = balances.move_between_wallets(
+        database, from_login="alice", to_login="eloise", amount_micros=10_000_000, transfer_id="fx-1"
+    )
     balances.set_exchange_rate(database, base_currency="USD", quote_currency="EUR", rate="0.95")
 
-    retry = balances.move_between_wallets(database, from_login="alice", to_login="eloise", amount_micros=10_000_000,
-                                          transfer_id="fx-1")
+    retry = balances.move_between_wallets(
+        database, from_login="alice", to_login="eloise", amount_micros=10_000_000, transfer_id="fx-1"
+    )
 
     assert retry.already_existed
     assert retry.transfers == first.transfers

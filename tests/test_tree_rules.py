@@ -49,16 +49,16 @@ POSITIONS = {
 # Written out by hand from the decided rules, one row per owner, columns in POSITIONS order:
 #            provider L3   L2   L1   agent retail pbx  wholesale calling_card callshop
 OWNERSHIP_TABLE = {
-    "provider":     "no   yes  yes  yes  no    yes    yes  yes       yes          yes",
-    "L3":           "no   no   yes  no   no    no     no   no        no           no",
-    "L2":           "no   no   no   yes  yes   no     yes  no        no           no",
-    "L1":           "no   no   no   no   yes   yes    yes  yes       yes          yes",
-    "agent":        "no   no   no   no   no    no     no   no        no           no",
-    "retail":       "no   no   no   no   no    no     no   no        no           no",
-    "pbx":          "no   no   no   no   no    no     no   no        no           no",
-    "wholesale":    "no   no   no   no   no    no     no   no        no           no",
+    "provider": "no   yes  yes  yes  no    yes    yes  yes       yes          yes",
+    "L3": "no   no   yes  no   no    no     no   no        no           no",
+    "L2": "no   no   no   yes  yes   no     yes  no        no           no",
+    "L1": "no   no   no   no   yes   yes    yes  yes       yes          yes",
+    "agent": "no   no   no   no   no    no     no   no        no           no",
+    "retail": "no   no   no   no   no    no     no   no        no           no",
+    "pbx": "no   no   no   no   no    no     no   no        no           no",
+    "wholesale": "no   no   no   no   no    no     no   no        no           no",
     "calling_card": "no   no   no   no   no    no     no   no        no           no",
-    "callshop":     "no   no   no   no   no    no     no   no        no           no",
+    "callshop": "no   no   no   no   no    no     no   no        no           no",
 }
 
 
@@ -277,8 +277,22 @@ def test_a_well_formed_login_is_accepted(login: str) -> None:
 
 @pytest.mark.parametrize(
     "login",
-    ["", "a", "a" * 64, "Alice", "-alice", ".alice", "_alice", "al ice", "alice\n", "\nalice", "alice'--", "élodie",
-     "alice;", "alice/bob"],
+    [
+        "",
+        "a",
+        "a" * 64,
+        "Alice",
+        "-alice",
+        ".alice",
+        "_alice",
+        "al ice",
+        "alice\n",
+        "\nalice",
+        "alice'--",
+        "élodie",
+        "alice;",
+        "alice/bob",
+    ],
 )
 def test_a_malformed_login_is_refused(login: str) -> None:
     with pytest.raises(Refusal) as refused:
@@ -288,8 +302,14 @@ def test_a_malformed_login_is_refused(login: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Acme Telecom", "x", "Ünïcødé Telekom 東京", "Robert'); DROP TABLE nodes;--", "<script>alert(1)</script>",
-     "a" * model.NAME_LENGTH_MAX],
+    [
+        "Acme Telecom",
+        "x",
+        "Ünïcødé Telekom 東京",
+        "Robert'); DROP TABLE nodes;--",
+        "<script>alert(1)</script>",
+        "a" * model.NAME_LENGTH_MAX,
+    ],
 )
 def test_a_name_of_printable_characters_is_accepted(name: str) -> None:
     assert model.check_name(name) == name
@@ -297,8 +317,19 @@ def test_a_name_of_printable_characters_is_accepted(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "   ", "a" * (model.NAME_LENGTH_MAX + 1), "Acme\nTelecom", "Acme\rTelecom", "Acme\tTelecom", "Acme\x00",
-     "Acme\x1b[31m", "Acme\x7f", "Acme\x85Telecom", "Acme\u2028Telecom"],
+    [
+        "",
+        "   ",
+        "a" * (model.NAME_LENGTH_MAX + 1),
+        "Acme\nTelecom",
+        "Acme\rTelecom",
+        "Acme\tTelecom",
+        "Acme\x00",
+        "Acme\x1b[31m",
+        "Acme\x7f",
+        "Acme\x85Telecom",
+        "Acme\u2028Telecom",
+    ],
 )
 def test_a_name_with_control_characters_or_of_the_wrong_length_is_refused(name: str) -> None:
     with pytest.raises(Refusal) as refused:
@@ -325,8 +356,20 @@ def test_an_iana_time_zone_is_accepted(time_zone: str) -> None:
 
 @pytest.mark.parametrize(
     "time_zone",
-    ["", "Mars/Olympus_Mons", "Europe", "America", "/etc/passwd", "../../etc/passwd", "UTC\n", "+02:00",
-     "localtime", "Factory", "posix/Europe/Paris", "right/UTC"],
+    [
+        "",
+        "Mars/Olympus_Mons",
+        "Europe",
+        "America",
+        "/etc/passwd",
+        "../../etc/passwd",
+        "UTC\n",
+        "+02:00",
+        "localtime",
+        "Factory",
+        "posix/Europe/Paris",
+        "right/UTC",
+    ],
 )
 def test_anything_else_as_a_time_zone_is_refused(time_zone: str) -> None:
     with pytest.raises(Refusal) as refused:

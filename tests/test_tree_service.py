@@ -427,8 +427,9 @@ def test_closing_needs_a_settled_balance(database: Database) -> None:
     assert refusal.value.reason == "balance_not_zero"
     assert read(database, "alice").status is Status.ACTIVE
 
-    balances.adjust(database, login="alice", amount_micros=-12_500_000, reason="refund on closing",
-                    transfer_id="settle-alice-1")
+    balances.adjust(
+        database, login="alice", amount_micros=-12_500_000, reason="refund on closing", transfer_id="settle-alice-1"
+    )
     assert balances.get_balance(database, login="alice").balance_micros == 0
     assert service.set_status(database, login="alice", status=Status.CLOSED).status is Status.CLOSED
 
@@ -498,7 +499,7 @@ def test_an_agent_manages_clients_of_its_own_reseller(database: Database) -> Non
     [
         "Robert'); DROP TABLE nodes;--",
         "<script>alert('x')</script>",
-        "O'Brien & Sons \"Telecom\" % _ \\ ;",
+        'O\'Brien & Sons "Telecom" % _ \\ ;',
         "東京テレコム",
     ],
 )
@@ -527,8 +528,10 @@ def test_limits_are_set_and_negative_limits_refused(database: Database) -> None:
     chain_of_resellers(database)
     updated = service.set_limits(database, login="l1", clients_limit=10, concurrent_calls_limit=4)
     assert (updated.clients_limit, updated.concurrent_calls_limit) == (10, 4)
-    for clients_limit, concurrent_calls_limit, reason in ((-1, 4, "clients_limit_invalid"),
-                                                          (10, -1, "concurrent_calls_limit_invalid")):
+    for clients_limit, concurrent_calls_limit, reason in (
+        (-1, 4, "clients_limit_invalid"),
+        (10, -1, "concurrent_calls_limit_invalid"),
+    ):
         with pytest.raises(Refusal) as refusal:
             service.set_limits(
                 database, login="l1", clients_limit=clients_limit, concurrent_calls_limit=concurrent_calls_limit
@@ -544,13 +547,24 @@ def test_closing_is_refused_while_money_is_reserved_on_the_wallet(database: Data
         wallet = account_id(connection, read(database, "postpaid"), AccountPurpose.WALLET)
         revenue = account_id(connection, read(database, "l1"), AccountPurpose.REVENUE)
     # A live call reserves 0.50 on the credit line: the posted balance is still exactly zero.
-    ledger.execute(database, [TransferRequest(id="call-1", amount_micros=500_000, debit_account_id=wallet,
-                                              credit_account_id=revenue, phase=Phase.PENDING)])
+    ledger.execute(
+        database,
+        [
+            TransferRequest(
+                id="call-1",
+                amount_micros=500_000,
+                debit_account_id=wallet,
+                credit_account_id=revenue,
+                phase=Phase.PENDING,
+            )
+        ],
+    )
     with pytest.raises(Refusal) as refusal:
         service.set_status(database, login="postpaid", status=Status.CLOSED)
     assert refusal.value.reason == "reservations_open"
-    ledger.execute(database, [TransferRequest(id="call-1-end", amount_micros=None, phase=Phase.VOID,
-                                              pending_id="call-1")])
+    ledger.execute(
+        database, [TransferRequest(id="call-1-end", amount_micros=None, phase=Phase.VOID, pending_id="call-1")]
+    )
     assert service.set_status(database, login="postpaid", status=Status.CLOSED).status is Status.CLOSED
 
 

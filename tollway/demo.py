@@ -48,9 +48,17 @@ DEMO_NODES = (
     DemoNode("atlas", "atlas-north", "Atlas North (L2)", _r(2), topup="1500", credit_limit="500"),
     DemoNode("atlas", "atlas-euro", "Atlas Europe (L2)", _r(2), currency="EUR", topup="1200"),
     DemoNode("atlas-north", "north-city", "North City VoIP (L1)", _r(1), topup="400", clients_limit=500),
-    DemoNode("atlas-north", "north-metro", "North Metro (L1)", _r(1), topup="250",
-             grants=Grants(frozenset({ClientType.RETAIL, ClientType.CALLING_CARD}),
-                           frozenset({Feature.TARIFFS, Feature.CALLING_CARDS, Feature.AGENTS}))),
+    DemoNode(
+        "atlas-north",
+        "north-metro",
+        "North Metro (L1)",
+        _r(1),
+        topup="250",
+        grants=Grants(
+            frozenset({ClientType.RETAIL, ClientType.CALLING_CARD}),
+            frozenset({Feature.TARIFFS, Feature.CALLING_CARDS, Feature.AGENTS}),
+        ),
+    ),
     DemoNode("atlas-north", "acme-pbx", "ACME Corp (PBX)", _c(ClientType.PBX), topup="80"),
     DemoNode("atlas-euro", "euro-paris", "Paris Telecom (L1)", _r(1), topup="300"),
     DemoNode(PROVIDER_LOGIN, "bluewave", "Bluewave (L2)", _r(2), topup="900"),
@@ -111,7 +119,10 @@ def _load_node(database: Database, step: DemoNode) -> bool:
         created = False
     if step.topup:
         result = balances.topup(
-            database, login=step.login, amount_micros=to_micros(step.topup), transfer_id=f"demo-topup-{step.login}",
+            database,
+            login=step.login,
+            amount_micros=to_micros(step.topup),
+            transfer_id=f"demo-topup-{step.login}",
             reference="demo opening balance",
         )
         created |= not result.already_existed

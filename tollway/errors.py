@@ -7,6 +7,10 @@ A broken invariant is an ``InvariantBroken``: a bug, never caught to carry on.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class TollwayError(Exception):
     """Base of every error Tollway raises on purpose."""
@@ -37,3 +41,10 @@ def require(condition: bool, message: str) -> None:
     """Check an invariant; unlike ``assert`` it survives ``python -O``."""
     if not condition:
         raise InvariantBroken(message)
+
+
+def present(value: T | None, what: str) -> T:
+    """Return ``value``, which an invariant says cannot be missing; raise loudly if it is."""
+    if value is None:
+        raise InvariantBroken(f"{what} is missing")
+    return value

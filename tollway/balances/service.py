@@ -15,11 +15,11 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from tollway.clock import utc_now
-from tollway.errors import Refusal, require
+from tollway.errors import Refusal, present
 from tollway.ledger import exchange
 from tollway.ledger import store as ledger_store
 from tollway.ledger.exchange import ExchangeRate
-from tollway.ledger.model import AccountPurpose, Applied, Phase, TransferKind, TransferRequest
+from tollway.ledger.model import AccountPurpose, Applied, TransferKind, TransferRequest
 from tollway.money import convert_micros
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -58,9 +58,8 @@ def account_id(connection: Connection, node: Node, purpose: AccountPurpose, curr
 
 
 def balance_of(connection: Connection, node: Node) -> Balance:
-    account = ledger_store.get_account(connection, account_id(connection, node, AccountPurpose.WALLET))
-    require(account is not None, f"wallet of {node.login} missing")
-    assert account is not None
+    wallet_id = account_id(connection, node, AccountPurpose.WALLET)
+    account = present(ledger_store.get_account(connection, wallet_id), f"wallet of {node.login}")
     return Balance(
         login=node.login,
         currency=account.currency,
@@ -80,9 +79,7 @@ def get_balance(database: Database, *, login: str) -> Balance:
 def _owner(connection: Connection, node: Node) -> Node:
     if node.parent_id is None:
         raise Refusal("provider_has_no_owner", "the provider's balance is unlimited: nothing tops it up")
-    owner = tree_store.get_node(connection, node.parent_id)
-    require(owner is not None, f"owner of {node.login} missing")
-    return owner  # type: ignore[return-value]
+    return present(tree_store.get_node(connection, node.parent_id), f"owner of {node.login}")
 
 
 def topup(
@@ -146,7 +143,9 @@ def set_credit_limit(database: Database, *, login: str, credit_limit_micros: int
         node = require_node(connection, login)
         if node.position.kind is NodeKind.PROVIDER:
             raise Refusal("provider_has_no_owner", "the provider's balance is unlimited")
-        ledger_store.set_credit_limit(connection, account_id(connection, node, AccountPurpose.WALLET), credit_limit_micros)
+        ledger_store.set_credit_limit(
+            connection, account_id(connection, node, AccountPurpose.WALLET), credit_limit_micros
+        )
         return balance_of(connection, node)
 
     return database.run(use_case)
@@ -168,13 +167,21 @@ def conversion_requests(
     converted = convert_micros(amount_micros, rate)
     if converted <= 0:
         raise Refusal("amount_too_small", "the amount converts to nothing at this rate")
-    leg = dict(kind=kind, reference=reference, exchange_rate=rate, phase=Phase.SINGLE)
+    legs = (
+        (transfer_id, amount_micros, source_account_id, source_exchange_id),
+        (transfer_id + CONVERSION_LEG_SUFFIX, converted, target_exchange_id, target_account_id),
+    )
     return [
-        TransferRequest(id=transfer_id, amount_micros=amount_micros, debit_account_id=source_account_id,
-                        credit_account_id=source_exchange_id, **leg),  # type: ignore[arg-type]
-        TransferRequest(id=transfer_id + CONVERSION_LEG_SUFFIX, amount_micros=converted,
-                        debit_account_id=target_exchange_id, credit_account_id=target_account_id,
-                        **leg),  # type: ignore[arg-type]
+        TransferRequest(
+            id=leg_id,
+            amount_micros=leg_amount,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            kind=kind,
+            reference=reference,
+            exchange_rate=rate,
+        )
+        for leg_id, leg_amount, debit, credit in legs
     ]
 
 
@@ -197,12 +204,18 @@ def move_between_wallets(
         source_wallet = account_id(connection, source, AccountPurpose.WALLET)
         target_wallet = account_id(connection, target, AccountPurpose.WALLET)
         if source.currency == target.currency:
-            requests = [TransferRequest(id=transfer_id, amount_micros=amount_micros, debit_account_id=source_wallet,
-                                        credit_account_id=target_wallet, kind=kind, reference=reference)]
+            requests = [
+                TransferRequest(
+                    id=transfer_id,
+                    amount_micros=amount_micros,
+                    debit_account_id=source_wallet,
+                    credit_account_id=target_wallet,
+                    kind=kind,
+                    reference=reference,
+                )
+            ]
         else:
-            provider = tree_store.find_provider(connection)
-            require(provider is not None, "no provider")
-            assert provider is not None
+            provider = present(tree_store.find_provider(connection), "the provider")
             # A retry converts at the rate recorded the first time, so it repeats the first answer.
             recorded = ledger_store.get_transfers(connection, [transfer_id]).get(transfer_id)
             rate = recorded.exchange_rate if recorded and recorded.exchange_rate else None
@@ -223,7 +236,12 @@ def move_between_wallets(
 
 
 def set_exchange_rate(
-    database: Database, *, base_currency: str, quote_currency: str, rate: Decimal | str, valid_from: datetime | None = None
+    database: Database,
+    *,
+    base_currency: str,
+    quote_currency: str,
+    rate: Decimal | str,
+    valid_from: datetime | None = None,
 ) -> ExchangeRate:
     now = utc_now()
     value = ExchangeRate(base_currency, quote_currency, exchange.check_rate(rate), valid_from or now)

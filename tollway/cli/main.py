@@ -212,7 +212,9 @@ def node_create_provider(
     time_zone: Annotated[str, typer.Option()] = "UTC",
 ) -> None:
     """Create the provider: the root of the tree (once)."""
-    node = tree.create_provider(database(), login=login, name=name, currency=currency, language=language, time_zone=time_zone)
+    node = tree.create_provider(
+        database(), login=login, name=name, currency=currency, language=language, time_zone=time_zone
+    )
     out.print(f"created provider {node.login} (id {node.id})")
 
 
@@ -228,9 +230,14 @@ def node_show(login: str) -> None:
     status = model.effective_status([n.status for n in ancestors])
     table = Table(show_header=False, box=None)
     rows = [
-        ("login", node.login), ("name", node.name), ("position", str(node.position)),
-        ("chain", " → ".join(n.login for n in ancestors)), ("status", f"{node.status} (effective: {status})"),
-        ("currency", node.currency), ("language", node.language), ("time zone", node.time_zone),
+        ("login", node.login),
+        ("name", node.name),
+        ("position", str(node.position)),
+        ("chain", " → ".join(n.login for n in ancestors)),
+        ("status", f"{node.status} (effective: {status})"),
+        ("currency", node.currency),
+        ("language", node.language),
+        ("time zone", node.time_zone),
         ("balance", format_amount(balance.balance_micros, balance.currency)),
         ("credit limit", format_amount(balance.credit_limit_micros, balance.currency)),
         ("reserved", format_amount(balance.pending_micros, balance.currency)),
@@ -247,7 +254,9 @@ def node_show(login: str) -> None:
 
 @node_app.command("tree")
 @one_line_errors
-def node_tree(login: Annotated[str | None, typer.Argument(help="Root of the view (default: the provider).")] = None) -> None:
+def node_tree(
+    login: Annotated[str | None, typer.Argument(help="Root of the view (default: the provider).")] = None,
+) -> None:
     """Draw the tree below a node, with balances."""
     db = database()
     with db.reading() as connection:
@@ -316,11 +325,15 @@ def balance_show(login: str) -> None:
 def balance_topup(
     login: str,
     value: Annotated[str, typer.Argument(metavar="AMOUNT", help="Amount in the node's currency, e.g. 12.50.")],
-    transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key: a retry with the same id changes nothing.")],
+    transfer_id: Annotated[
+        str, typer.Option("--id", help="Idempotency key: a retry with the same id changes nothing.")
+    ],
     reference: Annotated[str | None, typer.Option(help="Payment reference.")] = None,
 ) -> None:
     """The owner tops up a node's wallet."""
-    result = balances.topup(database(), login=login, amount_micros=amount(value), transfer_id=transfer_id, reference=reference)
+    result = balances.topup(
+        database(), login=login, amount_micros=amount(value), transfer_id=transfer_id, reference=reference
+    )
     out.print("already recorded: nothing changed" if result.already_existed else f"topped up {login} by {value}")
     balance_show(login)
 
@@ -334,7 +347,9 @@ def balance_adjust(
     transfer_id: Annotated[str, typer.Option("--id", help="Idempotency key.")],
 ) -> None:
     """Correct a node's balance by a signed amount, with a reason (put `--` before a negative amount)."""
-    result = balances.adjust(database(), login=login, amount_micros=amount(value), reason=reason, transfer_id=transfer_id)
+    result = balances.adjust(
+        database(), login=login, amount_micros=amount(value), reason=reason, transfer_id=transfer_id
+    )
     out.print("already recorded: nothing changed" if result.already_existed else f"adjusted {login} by {value}")
     balance_show(login)
 
@@ -359,7 +374,11 @@ def balance_move(
     result = balances.move_between_wallets(
         database(), from_login=from_login, to_login=to_login, amount_micros=amount(value), transfer_id=transfer_id
     )
-    out.print("already recorded: nothing changed" if result.already_existed else f"moved {value} from {from_login} to {to_login}")
+    out.print(
+        "already recorded: nothing changed"
+        if result.already_existed
+        else f"moved {value} from {from_login} to {to_login}"
+    )
 
 
 @rates_app.command("set")
@@ -367,7 +386,9 @@ def balance_move(
 def rates_set(base: str, quote: str, rate: str) -> None:
     """Set the rate: one BASE buys RATE of QUOTE, from now on."""
     value = balances.set_exchange_rate(database(), base_currency=base, quote_currency=quote, rate=rate)
-    out.print(f"1 {value.base_currency} = {value.rate} {value.quote_currency} from {value.valid_from:%Y-%m-%d %H:%M:%S} UTC")
+    out.print(
+        f"1 {value.base_currency} = {value.rate} {value.quote_currency} from {value.valid_from:%Y-%m-%d %H:%M:%S} UTC"
+    )
 
 
 @rates_app.command("list")

@@ -58,6 +58,8 @@ def create_app(database: Database) -> FastAPI:
             log.warning("readiness_failed", error=str(error))
             checks["database"] = "unreachable"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse(status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", **checks})
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", **checks}
+        )
 
     return app

@@ -65,10 +65,17 @@ def _check_currencies(connection: Connection, report: CheckReport) -> None:
 def _check_resolutions(connection: Connection, report: CheckReport) -> None:
     pending = aliased(transfers)
     rows = connection.execute(
-        select(transfers.c.id, transfers.c.phase, transfers.c.amount_micros, pending.c.phase.label("pending_phase"),
-               pending.c.amount_micros.label("pending_amount"), pending.c.debit_account_id.label("pending_debit"),
-               pending.c.credit_account_id.label("pending_credit"), transfers.c.debit_account_id,
-               transfers.c.credit_account_id)
+        select(
+            transfers.c.id,
+            transfers.c.phase,
+            transfers.c.amount_micros,
+            pending.c.phase.label("pending_phase"),
+            pending.c.amount_micros.label("pending_amount"),
+            pending.c.debit_account_id.label("pending_debit"),
+            pending.c.credit_account_id.label("pending_credit"),
+            transfers.c.debit_account_id,
+            transfers.c.credit_account_id,
+        )
         .outerjoin(pending, pending.c.id == transfers.c.pending_id)
         .where(transfers.c.phase.in_([str(Phase.POST), str(Phase.VOID)]))
     )
@@ -91,15 +98,25 @@ def _sums_from_transfers(connection: Connection) -> dict[int, tuple[int, int, in
     amount = transfers.c.amount_micros
     zero = literal(0)
     sides = union_all(
-        select(transfers.c.debit_account_id.label("account_id"), case((posted, amount), else_=zero).label("dp"),
-               zero.label("cp"), case((open_pending, amount), else_=zero).label("dq"), zero.label("cq")),
-        select(transfers.c.credit_account_id.label("account_id"), zero.label("dp"),
-               case((posted, amount), else_=zero).label("cp"), zero.label("dq"),
-               case((open_pending, amount), else_=zero).label("cq")),
+        select(
+            transfers.c.debit_account_id.label("account_id"),
+            case((posted, amount), else_=zero).label("dp"),
+            zero.label("cp"),
+            case((open_pending, amount), else_=zero).label("dq"),
+            zero.label("cq"),
+        ),
+        select(
+            transfers.c.credit_account_id.label("account_id"),
+            zero.label("dp"),
+            case((posted, amount), else_=zero).label("cp"),
+            zero.label("dq"),
+            case((open_pending, amount), else_=zero).label("cq"),
+        ),
     ).subquery()
     rows = connection.execute(
-        select(sides.c.account_id, func.sum(sides.c.dp), func.sum(sides.c.cp), func.sum(sides.c.dq),
-               func.sum(sides.c.cq)).group_by(sides.c.account_id)
+        select(
+            sides.c.account_id, func.sum(sides.c.dp), func.sum(sides.c.cp), func.sum(sides.c.dq), func.sum(sides.c.cq)
+        ).group_by(sides.c.account_id)
     )
     return {row[0]: (int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows}
 

@@ -55,18 +55,24 @@ def rate_at(connection: Connection, base: str, quote: str, at: datetime) -> Deci
     for b, q, inverse in ((base, quote, False), (quote, base, True)):
         row = connection.execute(
             select(exchange_rates.c.rate)
-            .where(exchange_rates.c.base_currency == b, exchange_rates.c.quote_currency == q, exchange_rates.c.valid_from <= at)
+            .where(
+                exchange_rates.c.base_currency == b,
+                exchange_rates.c.quote_currency == q,
+                exchange_rates.c.valid_from <= at,
+            )
             .order_by(exchange_rates.c.valid_from.desc())
             .limit(1)
         ).first()
         if row is not None:
-            return (Decimal(1) / row.rate) if inverse else row.rate
+            rate: Decimal = row.rate
+            return (Decimal(1) / rate) if inverse else rate
     raise Refusal("exchange_rate_missing", f"no exchange rate from {base} to {quote}")
 
 
 def list_rates(connection: Connection, *, limit: int = RATES_PAGE_SIZE_MAX) -> list[ExchangeRate]:
     rows = connection.execute(
-        select(exchange_rates).order_by(exchange_rates.c.base_currency, exchange_rates.c.quote_currency,
-                                        exchange_rates.c.valid_from.desc()).limit(min(limit, RATES_PAGE_SIZE_MAX))
+        select(exchange_rates)
+        .order_by(exchange_rates.c.base_currency, exchange_rates.c.quote_currency, exchange_rates.c.valid_from.desc())
+        .limit(min(limit, RATES_PAGE_SIZE_MAX))
     )
     return [ExchangeRate(r.base_currency, r.quote_currency, r.rate, r.valid_from) for r in rows]

@@ -173,10 +173,12 @@ BatchOutcome = Applied | Failure
 
 def matches(request: TransferRequest, recorded: Transfer) -> bool:
     """Whether a repeated request asks for exactly what was recorded under its id."""
-    amount_matches = request.phase is Phase.VOID or (
-        request.amount_micros is None and request.phase is Phase.POST
-    ) or request.amount_micros == recorded.amount_micros
-    accounts_match = request.phase in (Phase.POST, Phase.VOID) and request.debit_account_id is None or (
+    amount_matches = (
+        request.phase is Phase.VOID
+        or (request.amount_micros is None and request.phase is Phase.POST)
+        or request.amount_micros == recorded.amount_micros
+    )
+    accounts_match = (request.phase in (Phase.POST, Phase.VOID) and request.debit_account_id is None) or (
         request.debit_account_id == recorded.debit_account_id
         and request.credit_account_id == recorded.credit_account_id
     )
@@ -228,9 +230,7 @@ def _check_shape(request: TransferRequest) -> TransferError | None:
     return None
 
 
-def _idempotent_outcome(
-    requests: Sequence[TransferRequest], existing: Mapping[str, Transfer]
-) -> BatchOutcome | None:
+def _idempotent_outcome(requests: Sequence[TransferRequest], existing: Mapping[str, Transfer]) -> BatchOutcome | None:
     """A repeat of a recorded batch answers with what was recorded; a different repeat is an error."""
     if not existing:
         return None

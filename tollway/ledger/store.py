@@ -154,8 +154,7 @@ def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dic
         select(transfers.c.pending_id, transfers.c.phase).where(transfers.c.pending_id.in_(list(pendings)))
     )
     states = {
-        row.pending_id: PendingState.POSTED if row.phase == Phase.POST else PendingState.VOIDED
-        for row in resolutions
+        row.pending_id: PendingState.POSTED if row.phase == Phase.POST else PendingState.VOIDED for row in resolutions
     }
     return {pid: PendingView(transfer, states.get(pid, PendingState.OPEN)) for pid, transfer in pendings.items()}
 
@@ -236,7 +235,9 @@ def expired_pending_ids(connection: Connection, *, now: datetime, limit: int) ->
     return [row.id for row in rows]
 
 
-def account_transfers(connection: Connection, account_id: int, *, limit: int, before: datetime | None = None) -> list[Transfer]:
+def account_transfers(
+    connection: Connection, account_id: int, *, limit: int, before: datetime | None = None
+) -> list[Transfer]:
     query = select(transfers).where(
         (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id)
     )

@@ -56,8 +56,13 @@ nodes = Table(
     CheckConstraint("(kind = 'provider') = (parent_id IS NULL)", name="only_provider_is_root"),
 )
 Index("ix_nodes_parent_id", nodes.c.parent_id)
-Index("ix_nodes_one_provider", nodes.c.kind, unique=True, sqlite_where=nodes.c.kind == "provider",
-      postgresql_where=nodes.c.kind == "provider")
+Index(
+    "ix_nodes_one_provider",
+    nodes.c.kind,
+    unique=True,
+    sqlite_where=nodes.c.kind == "provider",
+    postgresql_where=nodes.c.kind == "provider",
+)
 
 ledger_accounts = Table(
     "ledger_accounts",
@@ -105,8 +110,12 @@ transfers = Table(
 Index("ix_transfers_debit_account_id", transfers.c.debit_account_id, transfers.c.created_at)
 Index("ix_transfers_credit_account_id", transfers.c.credit_account_id, transfers.c.created_at)
 Index("ix_transfers_reference", transfers.c.reference)
-Index("ix_transfers_expiring", transfers.c.expires_at, sqlite_where=transfers.c.expires_at.is_not(None),
-      postgresql_where=transfers.c.expires_at.is_not(None))
+Index(
+    "ix_transfers_expiring",
+    transfers.c.expires_at,
+    sqlite_where=transfers.c.expires_at.is_not(None),
+    postgresql_where=transfers.c.expires_at.is_not(None),
+)
 
 exchange_rates = Table(
     "exchange_rates",

@@ -1,9 +1,9 @@
 """Pure rules of the ownership tree (DESIGN.md section 1). No I/O.
 
-    provider ── L3 ── L2 ── L1 ── clients
-                       └── pbx clients
-    agents belong to one reseller that can own clients (L2 or L1) and own nothing.
-    the provider may own resellers of any level and clients directly.
+provider ── L3 ── L2 ── L1 ── clients
+                   └── pbx clients
+agents belong to one reseller that can own clients (L2 or L1) and own nothing.
+the provider may own resellers of any level and clients directly.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal, require
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose
 from tollway.money import check_currency
@@ -48,7 +48,11 @@ def open_accounts(connection: Connection, node: Node, *, credit_limit_micros: in
     The provider's wallet has no floor: the house's own balance is unlimited.
     """
     wallet_floor = node.position.kind is not NodeKind.PROVIDER
-    purposes = [(AccountPurpose.WALLET, wallet_floor), (AccountPurpose.REVENUE, False), (AccountPurpose.ISSUANCE, False)]
+    purposes = [
+        (AccountPurpose.WALLET, wallet_floor),
+        (AccountPurpose.REVENUE, False),
+        (AccountPurpose.ISSUANCE, False),
+    ]
     if node.position.kind is NodeKind.AGENT:
         purposes.append((AccountPurpose.COMMISSION, True))
     for purpose, floor in purposes:
@@ -107,16 +111,13 @@ def create_node_in(connection: Connection, *, owner_login: str, new: NewNode, no
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
     grants = _grants_for(owner, new)
     if new.position.kind is NodeKind.CLIENT:
-        assert new.position.client_type is not None
-        model.check_client_type_granted(owner.grants, new.position.client_type)
+        model.check_client_type_granted(owner.grants, present(new.position.client_type, "client type"))
         for ancestor in owners:
             if ancestor.clients_limit is None:
                 continue
             # Lock each limited ancestor, bottom-up like every creation, so two creations under
             # different owners cannot both count the same last place of a shared limit.
-            limited = tree_store.get_node(connection, ancestor.id, lock=True)
-            require(limited is not None, f"node {ancestor.login} vanished")
-            assert limited is not None
+            limited = present(tree_store.get_node(connection, ancestor.id, lock=True), f"node {ancestor.login}")
             model.check_clients_limit(limited.clients_limit, tree_store.count_open_clients_below(connection, limited))
     _check_unique_login(connection, new.login)
     node = tree_store.insert_node(
@@ -196,14 +197,15 @@ def set_grants(database: Database, *, login: str, grants: Grants) -> Node:
         node = require_node(connection, login, lock=True)
         if node.position.kind is not NodeKind.RESELLER:
             raise Refusal("grants_only_on_resellers", "only resellers have client types and features to sell")
-        owner = tree_store.get_node(connection, node.parent_id or 0)
-        assert owner is not None
+        owner = present(tree_store.get_node(connection, node.parent_id or 0), f"owner of {node.login}")
         model.check_narrowing(owner.grants, grants)
         for child_login, child_grants in tree_store.widest_children_grants(connection, node):
             try:
                 model.check_narrowing(grants, child_grants)
             except Refusal as refusal:
-                raise Refusal("sub_reseller_wider", f"sub-reseller {child_login} still sells more: narrow it first") from refusal
+                raise Refusal(
+                    "sub_reseller_wider", f"sub-reseller {child_login} still sells more: narrow it first"
+                ) from refusal
         tree_store.update_node(connection, node.id, grants=grants, now=now)
         return require_node(connection, login)
 

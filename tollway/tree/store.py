@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tollway.errors import Refusal, require
+from tollway.errors import Refusal, present
 from tollway.store.schema import nodes
 from tollway.tree.model import (
     ClientType,
@@ -101,9 +101,7 @@ def insert_node(
         raise
     path = f"{parent.path if parent else '/'}{node_id}/"
     connection.execute(update(nodes).where(nodes.c.id == node_id).values(path=path))
-    node = get_node(connection, node_id)
-    require(node is not None, f"node {node_id} vanished after insert")
-    return node  # type: ignore[return-value]
+    return present(get_node(connection, node_id), f"node {node_id} just inserted")
 
 
 def _insert_row(connection: Connection, **values: Any) -> int:
@@ -183,9 +181,7 @@ def count_open_children(connection: Connection, node: Node) -> int:
 
 
 def widest_children_grants(connection: Connection, node: Node) -> Sequence[tuple[str, Grants]]:
-    rows = connection.execute(
-        select(nodes).where(nodes.c.parent_id == node.id, nodes.c.kind == str(NodeKind.RESELLER))
-    )
+    rows = connection.execute(select(nodes).where(nodes.c.parent_id == node.id, nodes.c.kind == str(NodeKind.RESELLER)))
     return [(row.login, _node(row).grants) for row in rows]
 
 
