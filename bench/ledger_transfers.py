@@ -169,6 +169,15 @@ def bench_database(admin_url: str) -> Iterator[str]:
         console.print(f"dropped database {name}")
 
 
+def settle(url: str) -> None:
+    """Start every configuration from the same quiet state: statistics fresh, dirty pages written."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+        connection.execute(text("CHECKPOINT"))
+    engine.dispose()
+
+
 def server_facts(database: Database) -> dict[str, str]:
     with database.reading() as connection:
         facts = {"version": str(connection.execute(text("SHOW server_version")).scalar_one())}
@@ -268,7 +277,8 @@ def run_pgbench(url: str) -> dict[str, str] | None:
         return None
     plain_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
     with console.status("pgbench -i (scale 1)"):
-        subprocess.run([binary, "-i", "-q", plain_url], check=True, capture_output=True, timeout=PGBENCH_TIMEOUT_SECONDS)
+        initialize = [binary, "-i", "-q", plain_url]
+        subprocess.run(initialize, check=True, capture_output=True, timeout=PGBENCH_TIMEOUT_SECONDS)
     command = [binary, "-T", str(PGBENCH_SECONDS), "-c", "4", "-j", "2", plain_url]
     with console.status(f"pgbench -T {PGBENCH_SECONDS} -c 4 -j 2 ({PGBENCH_SECONDS} s)"):
         finished = subprocess.run(command, check=True, capture_output=True, text=True, timeout=PGBENCH_TIMEOUT_SECONDS)
@@ -285,21 +295,35 @@ def report(measurements: Sequence[Measurement], facts: dict[str, str], pgbench: 
     for column in ("variant", "workers", "transfers", "transfers/s", "p50 ms", "p99 ms", "refused", "errors"):
         table.add_column(column, justify="right")
     for m in measurements:
-        table.add_row(m.variant, str(m.workers), str(m.transfers), f"{m.per_second:,.0f}",
-                      f"{m.p50_milliseconds:.2f}", f"{m.p99_milliseconds:.2f}", str(m.refused), str(m.errors))
+        table.add_row(
+            m.variant,
+            str(m.workers),
+            str(m.transfers),
+            f"{m.per_second:,.0f}",
+            f"{m.p50_milliseconds:.2f}",
+            f"{m.p99_milliseconds:.2f}",
+            str(m.refused),
+            str(m.errors),
+        )
     console.print(table)
     cores = len(os.sched_getaffinity(0))
-    console.print(f"cores (nproc): {cores}; PostgreSQL {facts['version']}; "
-                  + ", ".join(f"{k}={v}" for k, v in facts.items() if k != "version"))
+    console.print(
+        f"cores (nproc): {cores}; PostgreSQL {facts['version']}; "
+        + ", ".join(f"{k}={v}" for k, v in facts.items() if k != "version")
+    )
     if pgbench:
-        console.print(f"pgbench (TPC-B-like, scale 1, -c 4 -j 2, {PGBENCH_SECONDS} s): "
-                      f"{pgbench.get('tps', '?')} tps, latency average {pgbench.get('latency_milliseconds', '?')} ms")
+        console.print(
+            f"pgbench (TPC-B-like, scale 1, -c 4 -j 2, {PGBENCH_SECONDS} s): "
+            f"{pgbench.get('tps', '?')} tps, latency average {pgbench.get('latency_milliseconds', '?')} ms"
+        )
     console.print("\nMarkdown:\n")
     print("| variant | workers | transfers/s | p50 ms | p99 ms | transfers | refused | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for m in measurements:
-        print(f"| {m.variant} | {m.workers} | {m.per_second:,.0f} | {m.p50_milliseconds:.2f} | "
-              f"{m.p99_milliseconds:.2f} | {m.transfers} | {m.refused} | {m.errors} |")
+        print(
+            f"| {m.variant} | {m.workers} | {m.per_second:,.0f} | {m.p50_milliseconds:.2f} | "
+            f"{m.p99_milliseconds:.2f} | {m.transfers} | {m.refused} | {m.errors} |"
+        )
 
 
 def chart(measurements: Sequence[Measurement], pgbench: dict[str, str] | None, path: Path, title: str) -> None:
@@ -307,6 +331,7 @@ def chart(measurements: Sequence[Measurement], pgbench: dict[str, str] | None, p
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     figure, (throughput, latency) = plt.subplots(1, 2, figsize=(11, 4.5))
     for variant, colour in zip(VARIANTS, ("tab:blue", "tab:red"), strict=True):
@@ -316,11 +341,14 @@ def chart(measurements: Sequence[Measurement], pgbench: dict[str, str] | None, p
         latency.plot(workers, [m.p50_milliseconds for m in rows], "o-", color=colour, label=f"{variant} p50")
         latency.plot(workers, [m.p99_milliseconds for m in rows], "s--", color=colour, label=f"{variant} p99")
     if pgbench and "tps" in pgbench:
-        throughput.plot([4], [float(pgbench["tps"])], "k*", markersize=12, label="pgbench TPC-B-like (-c 4)")
+        label = "pgbench TPC-B-like, 4 clients (C, no Python)"
+        throughput.plot([4], [float(pgbench["tps"])], "k*", markersize=12, label=label)
     throughput.set(title="Throughput", xlabel="worker processes", ylabel="transfers per second", xscale="log")
-    latency.set(title="Latency per transfer", xlabel="worker processes", ylabel="milliseconds", xscale="log",
-                yscale="log")
+    latency.set(
+        title="Latency per transfer", xlabel="worker processes", ylabel="milliseconds", xscale="log", yscale="log"
+    )
     for axes in (throughput, latency):
+        axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xticks(list(WORKER_COUNTS), [str(n) for n in WORKER_COUNTS])
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=8)
@@ -335,11 +363,15 @@ def chart(measurements: Sequence[Measurement], pgbench: dict[str, str] | None, p
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--url", default=os.environ.get(ADMIN_URL_VARIABLE, DEFAULT_ADMIN_URL),
-                        help=f"admin URL of the PostgreSQL server (env {ADMIN_URL_VARIABLE})")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(ADMIN_URL_VARIABLE, DEFAULT_ADMIN_URL),
+        help=f"admin URL of the PostgreSQL server (env {ADMIN_URL_VARIABLE})",
+    )
     parser.add_argument("--seconds", type=float, default=SECONDS_PER_RUN, help="seconds per configuration")
     parser.add_argument("--wallets", type=int, default=WALLETS)
     parser.add_argument("--workers", default=",".join(map(str, WORKER_COUNTS)), help="e.g. 1,2,4,8")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="spread,hot (in that order by default)")
     parser.add_argument("--chart", type=Path, default=DEFAULT_CHART)
     parser.add_argument("--no-pgbench", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2 s per run, 100 wallets: a smoke run")
@@ -347,31 +379,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.quick:
         options.seconds, options.wallets = 2.0, 100
     worker_counts = [int(n) for n in options.workers.split(",")]
+    variants = [v for v in options.variants.split(",") if v in VARIANTS]
     began = time.monotonic()
     with bench_database(options.url) as url:
         database = Database(url)
         migrate.upgrade(database)
         facts = server_facts(database)
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-                            TimeRemainingColumn(), console=console)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
         with progress:
             wallets = create_wallets(database, options.wallets, progress)
-            overall = progress.add_task("configurations", total=len(VARIANTS) * len(worker_counts))
+            settle(url)
+            load_before = os.getloadavg()
+            overall = progress.add_task("configurations", total=len(variants) * len(worker_counts))
             measurements: list[Measurement] = []
-            for variant in VARIANTS:
+            for variant in variants:
                 for workers in worker_counts:
                     measurements.append(run_configuration(url, variant, workers, wallets, options.seconds, progress))
                     progress.advance(overall)
+        load_after = os.getloadavg()
         check = ledger.check(database)
         database.dispose()
         pgbench = None if options.no_pgbench else run_pgbench(url)
         report(measurements, facts, pgbench)
-        console.print(f"ledger check after the run: {'ok' if check.ok else check.problems[:3]} "
-                      f"({check.transfers} transfers, {check.accounts} accounts)")
+        console.print(
+            f"load average (1, 5, 15 min) before the runs {load_before}, after {load_after}: "
+            "other work on the machine shows here"
+        )
+        console.print(
+            f"ledger check after the run: {'ok' if check.ok else check.problems[:3]} "
+            f"({check.transfers} transfers, {check.accounts} accounts)"
+        )
         cores = len(os.sched_getaffinity(0))
-        chart(measurements, pgbench, options.chart,
-              f"Tollway ledger, single-phase transfers, PostgreSQL {facts['version']}, {cores} cores, "
-              f"{options.seconds:g} s per point, {options.wallets} wallets")
+        chart(
+            measurements,
+            pgbench,
+            options.chart,
+            f"Tollway ledger, single-phase transfers, PostgreSQL {facts['version']}, {cores} cores, "
+            f"{options.seconds:g} s per point, {options.wallets} wallets",
+        )
     console.print(f"total {time.monotonic() - began:.0f} s")
     failed = not check.ok or any(m.errors for m in measurements)
     return 1 if failed else 0

@@ -125,9 +125,16 @@ def succeeded_of(reports: Sequence[WorkerReport]) -> list[str]:
     return [transfer_id for report in reports for transfer_id in report.succeeded]
 
 
-def ran_together(reports: Sequence[WorkerReport]) -> bool:
-    """Every worker was still running when the last one started: the race really happened."""
-    return max(r.started for r in reports) < min(r.finished for r in reports)
+def raced(reports: Sequence[WorkerReport]) -> bool:
+    """Every worker ran at the same time as at least one other: the scenario really was a race.
+
+    (Not "all at once": on a loaded 2-core machine one process may be scheduled late.)
+    """
+
+    def overlap(one: WorkerReport, other: WorkerReport) -> bool:
+        return one is not other and one.started < other.finished and other.started < one.finished
+
+    return all(any(overlap(report, other) for other in reports) for report in reports)
 
 
 # --- the tree and its accounts -----------------------------------------------------------------
@@ -217,7 +224,7 @@ def test_processes_spending_one_wallet_stop_exactly_at_its_floor_and_lose_no_upd
     )
 
     assert errors_of(reports) == []
-    assert ran_together(reports)
+    assert raced(reports)
     succeeded = succeeded_of(reports)
     assert len(succeeded) == 50
     assert refusals_of(reports) == Counter({"insufficient_funds": 70})
@@ -271,7 +278,7 @@ def test_crossing_transfers_from_many_processes_never_deadlock(database: Databas
     )
 
     assert errors_of(reports) == []
-    assert ran_together(reports)
+    assert raced(reports)
     assert refusals_of(reports) == Counter()
     assert len(succeeded_of(reports)) == 160
     alice_after, bob_after = account(database, alice), account(database, bob)
@@ -347,7 +354,7 @@ def test_processes_never_reserve_more_than_is_available_and_resolve_each_reserva
     reserving = run_workers(reserve_worker, database.url, [(worker, 10, wallet, house_revenue) for worker in range(4)])
 
     assert errors_of(reserving) == []
-    assert ran_together(reserving)
+    assert raced(reserving)
     holds = sorted(succeeded_of(reserving))
     assert len(holds) == 15
     assert refusals_of(reserving) == Counter({"insufficient_funds": 25})
@@ -359,7 +366,7 @@ def test_processes_never_reserve_more_than_is_available_and_resolve_each_reserva
     resolving = run_workers(resolve_worker, database.url, [(worker, decisions) for worker in range(4)])
 
     assert errors_of(resolving) == []
-    assert ran_together(resolving)
+    assert raced(resolving)
     assert sorted(succeeded_of(resolving)) == holds  # each hold resolved once, by exactly one worker
     # The three losers of each race: 3 x 8 posts and 3 x 7 voids refused.
     assert refusals_of(resolving) == Counter(
