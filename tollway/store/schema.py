@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -129,4 +130,55 @@ exchange_rates = Table(
     UniqueConstraint("base_currency", "quote_currency", "valid_from"),
 )
 
-APPEND_ONLY_TABLES = ("transfers",)
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("login", String(63), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(24), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("last_login_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("status IN ('active', 'disabled')", name="status"),
+)
+Index("ix_users_node_id", users.c.node_id)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(24), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("role", String(24), nullable=False),
+    Column("actions", String(400), nullable=False),  # comma-separated, a subset of the role's
+    Column("name", String(200), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+Index("ix_api_keys_node_id", api_keys.c.node_id)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(40), nullable=False),  # "user:12", "api_key:3", "cli"
+    Column("actor_node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("target_type", String(24), nullable=False),
+    Column("target_id", String(128), nullable=False),
+    Column("node_path", String(400), nullable=True),  # where the target sits: who may read the entry
+    Column("before", Text, nullable=True),  # JSON
+    Column("after", Text, nullable=True),  # JSON
+    Column("request_id", String(64), nullable=True),
+)
+Index("ix_audit_log_node_path_at", audit_log.c.node_path, audit_log.c.at)
+
+APPEND_ONLY_TABLES = ("transfers", "audit_log")

@@ -1,0 +1,1 @@
+"""Who may see and change what: users, API keys, roles, the one authorization rule, the audit log."""

@@ -1,0 +1,141 @@
+"""The one authorization rule (pure). Every endpoint asks ``decide``; none has an ``if`` of its own.
+
+Two questions, in this order:
+1. May the principal *see* the target at all? If not, the answer is NOT_FOUND, exactly as for a
+   target that does not exist, so ids cannot be probed across tenants.
+     - provider and reseller admins see their own node and everything below it;
+     - an agent sees itself and the clients it manages (never other agents' clients);
+     - a client or an organization user sees its own node only.
+2. May it *do* this to what it sees? If not, FORBIDDEN. Its role must grant the action, an API key
+   may narrow that further, and actions an owner takes on a node (top up, suspend, change limits)
+   apply only strictly below the principal's own node: nobody tops itself up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tollway.tree.model import NodeKind
+
+
+class Role(StrEnum):
+    PROVIDER_ADMIN = "provider_admin"
+    RESELLER_ADMIN = "reseller_admin"
+    AGENT = "agent"
+    CLIENT = "client"
+    ORGANIZATION_USER = "organization_user"
+
+
+class Action(StrEnum):
+    NODE_READ = "node:read"
+    NODE_CREATE = "node:create"  # the target is the would-be owner
+    NODE_UPDATE = "node:update"  # status, limits, grants
+    BALANCE_READ = "balance:read"
+    MONEY_TOPUP = "money:topup"
+    MONEY_ADJUST = "money:adjust"  # adjustments, refunds, credit limits
+    USER_MANAGE = "user:manage"  # users and API keys of the target node
+    RATES_READ = "rates:read"
+    RATES_WRITE = "rates:write"
+    AUDIT_READ = "audit:read"
+    CALLS_READ = "calls:read"  # call details (agents see totals only)
+    SECRETS_READ = "secrets:read"  # SIP credentials and the like
+
+
+class Decision(StrEnum):
+    ALLOWED = "allowed"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+
+
+ROLE_KINDS: dict[Role, frozenset[NodeKind]] = {
+    Role.PROVIDER_ADMIN: frozenset({NodeKind.PROVIDER}),
+    Role.RESELLER_ADMIN: frozenset({NodeKind.RESELLER}),
+    Role.AGENT: frozenset({NodeKind.AGENT}),
+    Role.CLIENT: frozenset({NodeKind.CLIENT}),
+    Role.ORGANIZATION_USER: frozenset({NodeKind.CLIENT}),
+}
+
+_ADMIN = frozenset(Action)
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.PROVIDER_ADMIN: _ADMIN,
+    Role.RESELLER_ADMIN: _ADMIN - {Action.RATES_WRITE},
+    Role.AGENT: frozenset(
+        {Action.NODE_READ, Action.NODE_CREATE, Action.BALANCE_READ, Action.MONEY_TOPUP, Action.RATES_READ}
+    ),
+    Role.CLIENT: frozenset(
+        {Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ, Action.SECRETS_READ, Action.USER_MANAGE}
+    ),
+    Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ}),
+}
+
+# Actions an owner takes on a node: never on the principal's own node.
+OWNER_ACTIONS = frozenset({Action.NODE_UPDATE, Action.MONEY_TOPUP, Action.MONEY_ADJUST})
+# Actions that are not about one node of the tree.
+GLOBAL_ACTIONS = frozenset({Action.RATES_READ, Action.RATES_WRITE})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a node stands, as far as access is concerned."""
+
+    node_id: int
+    path: str
+    kind: NodeKind
+    parent_id: int | None = None
+    managed_by_agent_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Someone acting: a user or an API key, at a node, with a role and its (possibly narrowed) actions."""
+
+    place: Place
+    role: Role
+    actions: frozenset[Action]
+    user_id: int | None = None
+    api_key_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.user_id}" if self.user_id is not None else f"api_key:{self.api_key_id}"
+
+
+def role_fits(role: Role, kind: NodeKind) -> bool:
+    return kind in ROLE_KINDS[role]
+
+
+def sees(principal: Principal, target: Place) -> bool:
+    me = principal.place
+    if target.node_id == me.node_id:
+        return True
+    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
+        return target.path.startswith(me.path)
+    if principal.role is Role.AGENT:
+        return target.kind is NodeKind.CLIENT and target.managed_by_agent_id == me.node_id
+    return False
+
+
+def decide(principal: Principal, action: Action, target: Place | None = None) -> Decision:
+    """The rule. ``target`` is None only for actions that are not about a node (rates)."""
+    if target is None:
+        if action not in GLOBAL_ACTIONS:
+            raise ValueError(f"{action} needs a target node")
+        return Decision.ALLOWED if action in principal.actions else Decision.FORBIDDEN
+    if action is Action.NODE_CREATE and principal.role is Role.AGENT:
+        # An agent creates clients for its reseller: the owner it names is its own reseller.
+        if target.node_id != principal.place.parent_id:
+            return Decision.NOT_FOUND
+        return Decision.ALLOWED if action in principal.actions else Decision.FORBIDDEN
+    if not sees(principal, target):
+        return Decision.NOT_FOUND
+    if action not in principal.actions:
+        return Decision.FORBIDDEN
+    if action in OWNER_ACTIONS and target.node_id == principal.place.node_id:
+        return Decision.FORBIDDEN
+    return Decision.ALLOWED
+
+
+def limited_view(principal: Principal, target: Place) -> bool:
+    """Agents see their clients without call details beyond totals and without secrets."""
+    return principal.role is Role.AGENT and target.node_id != principal.place.node_id

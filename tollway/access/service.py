@@ -1,0 +1,264 @@
+"""Use cases of access: users, password logins with throttling, API keys, principals, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tollway.access import credentials
+from tollway.access import store as access_store
+from tollway.access.model import ROLE_ACTIONS, Action, Decision, Place, Principal, Role, decide, role_fits
+from tollway.access.store import ApiKey, AuditEntry, User
+from tollway.clock import utc_now
+from tollway.errors import NotFound, Refusal, present
+from tollway.store.database import Database
+from tollway.tree import model as tree_model
+from tollway.tree import store as tree_store
+from tollway.tree.model import Node, Status
+
+FAILED_LOGINS_FREE = 5  # attempts before throttling starts
+LOCKOUT_SECONDS_FIRST = 2
+LOCKOUT_SECONDS_MAX = 15 * 60
+
+
+class Forbidden(Refusal):
+    def __init__(self, action: Action) -> None:
+        super().__init__("forbidden", f"not allowed to {action}")
+
+
+def place_of(node: Node) -> Place:
+    return Place(node.id, node.path, node.position.kind, node.parent_id, node.managed_by_agent_id)
+
+
+def authorize(principal: Principal, action: Action, target: Node | None) -> None:
+    """Apply the one rule; raise NotFound for what the principal may not see, Forbidden otherwise."""
+    decision = decide(principal, action, None if target is None else place_of(target))
+    if decision is Decision.NOT_FOUND:
+        raise NotFound("node", target.login if target else "")
+    if decision is Decision.FORBIDDEN:
+        raise Forbidden(action)
+
+
+def audit(
+    connection: Connection,
+    principal: Principal | None,
+    *,
+    action: str,
+    target_type: str,
+    target_id: object,
+    node: Node | None,
+    before: Any = None,
+    after: Any = None,
+    request_id: str | None = None,
+) -> None:
+    access_store.insert_audit(
+        connection,
+        at=utc_now(),
+        actor=principal.label if principal else "cli",
+        actor_node_id=principal.place.node_id if principal else None,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        node_path=node.path if node else None,
+        before=before,
+        after=after,
+        request_id=request_id,
+    )
+
+
+def _principal(
+    connection: Connection,
+    node_id: int,
+    role: Role,
+    actions: frozenset[Action],
+    *,
+    user_id: int | None = None,
+    api_key_id: int | None = None,
+) -> Principal:
+    node = present(tree_store.get_node(connection, node_id), f"node {node_id}")
+    chain = tree_store.chain(connection, node)
+    if tree_model.effective_status([n.status for n in chain]) is not Status.ACTIVE:
+        raise Refusal("account_blocked", "this account or one above it is suspended or closed")
+    return Principal(place_of(node), role, actions, user_id=user_id, api_key_id=api_key_id)
+
+
+def create_user(
+    database: Database, principal: Principal | None, *, node_login: str, login: str, password: str, role: Role
+) -> User:
+    """Give a node a login. ``principal`` None means the operator at the command line."""
+    password_hash = credentials.hash_password(password)  # slow on purpose: outside the transaction
+    now = utc_now()
+
+    def use_case(connection: Connection) -> User:
+        node = tree_store.find_node(connection, node_login)
+        if node is None:
+            raise NotFound("node", node_login)
+        if principal is not None:
+            authorize(principal, Action.USER_MANAGE, node)
+        if not role_fits(role, node.position.kind):
+            raise Refusal("role_does_not_fit", f"a {role} login cannot belong to a {node.position}")
+        if access_store.find_user(connection, tree_model.check_login(login)) is not None:
+            raise Refusal("login_taken", f"the login {login!r} is taken")
+        user = access_store.insert_user(
+            connection, node_id=node.id, login=login, password_hash=password_hash, role=role, now=now
+        )
+        audit(
+            connection,
+            principal,
+            action="user.create",
+            target_type="user",
+            target_id=user.id,
+            node=node,
+            after={"login": login, "role": str(role)},
+        )
+        return user
+
+    return database.run(use_case)
+
+
+def lockout_seconds(failed_logins: int) -> int:
+    """Doubling pauses after the free attempts, capped: guessing gets slow fast."""
+    if failed_logins < FAILED_LOGINS_FREE:
+        return 0
+    return int(min(LOCKOUT_SECONDS_FIRST * 2 ** (failed_logins - FAILED_LOGINS_FREE), LOCKOUT_SECONDS_MAX))
+
+
+def login_with_password(database: Database, *, login: str, password: str, now: datetime | None = None) -> Principal:
+    instant = now or utc_now()
+    with database.reading() as connection:
+        user = access_store.find_user(connection, login)
+    if user is not None and user.locked_until is not None and user.locked_until > instant:
+        raise Refusal("login_throttled", "too many failed attempts: try again later")
+    # Always verify something, so the time taken does not reveal whether the login exists.
+    ok = credentials.verify_password(user.password_hash if user else credentials.DUMMY_PASSWORD_HASH, password)
+
+    def use_case(connection: Connection) -> Principal | None:
+        """None: a wrong password, whose count must be committed before refusing."""
+        if user is None or not user.active:
+            raise Refusal("login_failed", "wrong login or password")
+        current = present(access_store.find_user(connection, login, lock=True), f"user {login}")
+        if not ok:
+            failed = current.failed_logins + 1
+            pause = lockout_seconds(failed)
+            access_store.update_user(
+                connection,
+                current.id,
+                failed_logins=failed,
+                locked_until=instant + timedelta(seconds=pause) if pause else None,
+            )
+            return None
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": instant}
+        if credentials.password_needs_rehash(current.password_hash):
+            values["password_hash"] = credentials.hash_password(password)
+        access_store.update_user(connection, current.id, **values)
+        return _principal(connection, current.node_id, current.role, ROLE_ACTIONS[current.role], user_id=current.id)
+
+    result = database.run(use_case)
+    if result is None:
+        raise Refusal("login_failed", "wrong login or password")
+    return result
+
+
+def principal_for_user(database: Database, user_id: int) -> Principal:
+    """The principal behind a session: re-read every time, so a disabled user stops at once."""
+    with database.reading() as connection:
+        user = access_store.get_user(connection, user_id)
+        if user is None or not user.active:
+            raise Refusal("session_invalid", "the session's user no longer exists or is disabled")
+        return _principal(connection, user.node_id, user.role, ROLE_ACTIONS[user.role], user_id=user.id)
+
+
+def create_api_key(
+    database: Database,
+    principal: Principal | None,
+    *,
+    node_login: str,
+    name: str,
+    role: Role,
+    actions: Iterable[Action] | None = None,
+) -> tuple[ApiKey, str]:
+    """A key for machines, scoped to a node and a subset of its role's actions. The plaintext is shown once."""
+    new_key = credentials.new_api_key()
+    now = utc_now()
+
+    def use_case(connection: Connection) -> ApiKey:
+        node = tree_store.find_node(connection, node_login)
+        if node is None:
+            raise NotFound("node", node_login)
+        if principal is not None:
+            authorize(principal, Action.USER_MANAGE, node)
+        if not role_fits(role, node.position.kind):
+            raise Refusal("role_does_not_fit", f"a {role} key cannot belong to a {node.position}")
+        scope = ROLE_ACTIONS[role] if actions is None else frozenset(actions)
+        if not scope <= ROLE_ACTIONS[role] or (principal is not None and not scope <= principal.actions):
+            raise Refusal("scope_wider_than_role", "an API key may only narrow what its role and its creator may do")
+        key = access_store.insert_api_key(
+            connection,
+            key_id=new_key.key_id,
+            secret_hash=new_key.secret_hash,
+            node_id=node.id,
+            role=role,
+            actions=scope,
+            name=tree_model.check_name(name),
+            created_by=principal.label if principal else "cli",
+            now=now,
+        )
+        audit(
+            connection,
+            principal,
+            action="api_key.create",
+            target_type="api_key",
+            target_id=key.key_id,
+            node=node,
+            after={"name": name, "role": str(role), "actions": sorted(scope)},
+        )
+        return key
+
+    return database.run(use_case), new_key.plaintext
+
+
+def revoke_api_key(database: Database, principal: Principal | None, *, key_id: str) -> None:
+    def use_case(connection: Connection) -> None:
+        key = access_store.find_api_key(connection, key_id)
+        node = tree_store.get_node(connection, key.node_id) if key else None
+        if key is None or node is None:
+            raise NotFound("api_key", key_id)
+        if principal is not None:
+            authorize(principal, Action.USER_MANAGE, node)
+        if key.revoked:
+            raise Refusal("api_key_revoked", "the key is already revoked")
+        access_store.revoke_api_key(connection, key_id, now=utc_now())
+        audit(
+            connection,
+            principal,
+            action="api_key.revoke",
+            target_type="api_key",
+            target_id=key_id,
+            node=node,
+            before={"revoked": False},
+            after={"revoked": True},
+        )
+
+    database.run(use_case)
+
+
+def login_with_api_key(database: Database, *, plaintext: str) -> Principal:
+    parts = credentials.split_api_key(plaintext)
+    with database.reading() as connection:
+        key = access_store.find_api_key(connection, parts[0]) if parts else None
+        if key is None or parts is None or key.revoked or not credentials.secret_matches(parts[1], key.secret_hash):
+            raise Refusal("api_key_invalid", "the API key is unknown, revoked or wrong")
+        return _principal(connection, key.node_id, key.role, key.actions, api_key_id=key.id)
+
+
+def read_audit(
+    database: Database, principal: Principal, *, limit: int, before_id: int | None = None
+) -> list[AuditEntry]:
+    """The audit entries about the principal's own subtree."""
+    with database.reading() as connection:
+        node = present(tree_store.get_node(connection, principal.place.node_id), "principal's node")
+        authorize(principal, Action.AUDIT_READ, node)
+        return access_store.list_audit(connection, path_prefix=node.path, limit=limit, before_id=before_id)

@@ -1,0 +1,195 @@
+"""Persistence of users, API keys and audit entries, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from tollway.access.model import Action, Role
+from tollway.errors import present
+from tollway.store.schema import api_keys, audit_log, users
+
+AUDIT_PAGE_SIZE_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    node_id: int
+    login: str
+    password_hash: str
+    role: Role
+    active: bool
+    failed_logins: int
+    locked_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    key_id: str
+    secret_hash: str
+    node_id: int
+    role: Role
+    actions: frozenset[Action]
+    name: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: Any
+    after: Any
+    request_id: str | None
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        row.id,
+        row.node_id,
+        row.login,
+        row.password_hash,
+        Role(row.role),
+        row.status == "active",
+        row.failed_logins,
+        row.locked_until,
+    )
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    actions = frozenset(Action(a) for a in row.actions.split(",") if a)
+    return ApiKey(
+        row.id, row.key_id, row.secret_hash, row.node_id, Role(row.role), actions, row.name, row.revoked_at is not None
+    )
+
+
+def insert_user(
+    connection: Connection, *, node_id: int, login: str, password_hash: str, role: Role, now: datetime
+) -> User:
+    result = connection.execute(
+        insert(users).values(
+            node_id=node_id,
+            login=login,
+            password_hash=password_hash,
+            role=str(role),
+            status="active",
+            failed_logins=0,
+            created_at=now,
+        )
+    )
+    return present(get_user(connection, int(result.inserted_primary_key[0])), "user just inserted")  # type: ignore[index]
+
+
+def get_user(connection: Connection, user_id: int) -> User | None:
+    row = connection.execute(select(users).where(users.c.id == user_id)).first()
+    return None if row is None else _user(row)
+
+
+def find_user(connection: Connection, login: str, *, lock: bool = False) -> User | None:
+    query = select(users).where(users.c.login == login)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else _user(row)
+
+
+def update_user(connection: Connection, user_id: int, **values: Any) -> None:
+    connection.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def insert_api_key(
+    connection: Connection,
+    *,
+    key_id: str,
+    secret_hash: str,
+    node_id: int,
+    role: Role,
+    actions: frozenset[Action],
+    name: str,
+    created_by: str,
+    now: datetime,
+) -> ApiKey:
+    connection.execute(
+        insert(api_keys).values(
+            key_id=key_id,
+            secret_hash=secret_hash,
+            node_id=node_id,
+            role=str(role),
+            actions=",".join(sorted(actions)),
+            name=name,
+            created_by=created_by,
+            created_at=now,
+        )
+    )
+    return present(find_api_key(connection, key_id), "API key just inserted")
+
+
+def find_api_key(connection: Connection, key_id: str) -> ApiKey | None:
+    row = connection.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
+    return None if row is None else _api_key(row)
+
+
+def revoke_api_key(connection: Connection, key_id: str, *, now: datetime) -> None:
+    connection.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=now))
+
+
+def insert_audit(
+    connection: Connection,
+    *,
+    at: datetime,
+    actor: str,
+    actor_node_id: int | None,
+    action: str,
+    target_type: str,
+    target_id: str,
+    node_path: str | None,
+    before: Any,
+    after: Any,
+    request_id: str | None,
+) -> None:
+    connection.execute(
+        insert(audit_log).values(
+            at=at,
+            actor=actor,
+            actor_node_id=actor_node_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            node_path=node_path,
+            request_id=request_id,
+            before=None if before is None else json.dumps(before, sort_keys=True, default=str),
+            after=None if after is None else json.dumps(after, sort_keys=True, default=str),
+        )
+    )
+
+
+def list_audit(
+    connection: Connection, *, path_prefix: str, limit: int, before_id: int | None = None
+) -> list[AuditEntry]:
+    """Entries about nodes under ``path_prefix``, newest first, one bounded page."""
+    query = select(audit_log).where(audit_log.c.node_path.startswith(path_prefix, autoescape=True))
+    if before_id is not None:
+        query = query.where(audit_log.c.id < before_id)
+    rows = connection.execute(query.order_by(audit_log.c.id.desc()).limit(min(limit, AUDIT_PAGE_SIZE_MAX)))
+    return [
+        AuditEntry(
+            r.id,
+            r.at,
+            r.actor,
+            r.action,
+            r.target_type,
+            r.target_id,
+            None if r.before is None else json.loads(r.before),
+            None if r.after is None else json.loads(r.after),
+            r.request_id,
+        )
+        for r in rows
+    ]
