@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tollway.tree.model import NodeKind
+from tollway.errors import NotFound, Refusal
+from tollway.tree.model import Node, NodeKind
 
 
 class Role(StrEnum):
@@ -139,3 +140,26 @@ def decide(principal: Principal, action: Action, target: Place | None = None) ->
 def limited_view(principal: Principal, target: Place) -> bool:
     """Agents see their clients without call details beyond totals and without secrets."""
     return principal.role is Role.AGENT and target.node_id != principal.place.node_id
+
+
+class Forbidden(Refusal):
+    def __init__(self, action: Action) -> None:
+        super().__init__("forbidden", f"not allowed to {action}")
+
+
+def place_of(node: Node) -> Place:
+    return Place(node.id, node.path, node.position.kind, node.parent_id, node.managed_by_agent_id)
+
+
+def authorize(principal: Principal | None, action: Action, target: Node | None) -> None:
+    """Apply the rule: NotFound for what the principal may not see, Forbidden for what it may not do.
+
+    ``principal`` None is the operator at the machine's command line, who may do everything.
+    """
+    if principal is None:
+        return
+    decision = decide(principal, action, None if target is None else place_of(target))
+    if decision is Decision.NOT_FOUND:
+        raise NotFound("node", target.login if target else "")
+    if decision is Decision.FORBIDDEN:
+        raise Forbidden(action)

@@ -10,63 +10,19 @@ from sqlalchemy import Connection
 
 from tollway.access import credentials
 from tollway.access import store as access_store
-from tollway.access.model import ROLE_ACTIONS, Action, Decision, Place, Principal, Role, decide, role_fits
+from tollway.access.audit import audit
+from tollway.access.model import ROLE_ACTIONS, Action, Principal, Role, authorize, place_of, role_fits
 from tollway.access.store import ApiKey, AuditEntry, User
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, Status
+from tollway.tree.model import Status
 
 FAILED_LOGINS_FREE = 5  # attempts before throttling starts
 LOCKOUT_SECONDS_FIRST = 2
 LOCKOUT_SECONDS_MAX = 15 * 60
-
-
-class Forbidden(Refusal):
-    def __init__(self, action: Action) -> None:
-        super().__init__("forbidden", f"not allowed to {action}")
-
-
-def place_of(node: Node) -> Place:
-    return Place(node.id, node.path, node.position.kind, node.parent_id, node.managed_by_agent_id)
-
-
-def authorize(principal: Principal, action: Action, target: Node | None) -> None:
-    """Apply the one rule; raise NotFound for what the principal may not see, Forbidden otherwise."""
-    decision = decide(principal, action, None if target is None else place_of(target))
-    if decision is Decision.NOT_FOUND:
-        raise NotFound("node", target.login if target else "")
-    if decision is Decision.FORBIDDEN:
-        raise Forbidden(action)
-
-
-def audit(
-    connection: Connection,
-    principal: Principal | None,
-    *,
-    action: str,
-    target_type: str,
-    target_id: object,
-    node: Node | None,
-    before: Any = None,
-    after: Any = None,
-    request_id: str | None = None,
-) -> None:
-    access_store.insert_audit(
-        connection,
-        at=utc_now(),
-        actor=principal.label if principal else "cli",
-        actor_node_id=principal.place.node_id if principal else None,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        node_path=node.path if node else None,
-        before=before,
-        after=after,
-        request_id=request_id,
-    )
 
 
 def _principal(
@@ -96,8 +52,7 @@ def create_user(
         node = tree_store.find_node(connection, node_login)
         if node is None:
             raise NotFound("node", node_login)
-        if principal is not None:
-            authorize(principal, Action.USER_MANAGE, node)
+        authorize(principal, Action.USER_MANAGE, node)
         if not role_fits(role, node.position.kind):
             raise Refusal("role_does_not_fit", f"a {role} login cannot belong to a {node.position}")
         if access_store.find_user(connection, tree_model.check_login(login)) is not None:
@@ -188,8 +143,7 @@ def create_api_key(
         node = tree_store.find_node(connection, node_login)
         if node is None:
             raise NotFound("node", node_login)
-        if principal is not None:
-            authorize(principal, Action.USER_MANAGE, node)
+        authorize(principal, Action.USER_MANAGE, node)
         if not role_fits(role, node.position.kind):
             raise Refusal("role_does_not_fit", f"a {role} key cannot belong to a {node.position}")
         scope = ROLE_ACTIONS[role] if actions is None else frozenset(actions)
@@ -226,8 +180,7 @@ def revoke_api_key(database: Database, principal: Principal | None, *, key_id: s
         node = tree_store.get_node(connection, key.node_id) if key else None
         if key is None or node is None:
             raise NotFound("api_key", key_id)
-        if principal is not None:
-            authorize(principal, Action.USER_MANAGE, node)
+        authorize(principal, Action.USER_MANAGE, node)
         if key.revoked:
             raise Refusal("api_key_revoked", "the key is already revoked")
         access_store.revoke_api_key(connection, key_id, now=utc_now())

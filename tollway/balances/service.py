@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
+from tollway.access.audit import audit
+from tollway.access.model import Action, Principal, authorize
 from tollway.clock import utc_now
 from tollway.errors import Refusal, present
 from tollway.ledger import exchange
@@ -71,9 +73,24 @@ def balance_of(connection: Connection, node: Node) -> Balance:
     )
 
 
-def get_balance(database: Database, *, login: str) -> Balance:
+def get_balance(database: Database, *, login: str, principal: Principal | None = None) -> Balance:
     with database.reading() as connection:
-        return balance_of(connection, require_node(connection, login))
+        node = require_node(connection, login)
+        authorize(principal, Action.BALANCE_READ, node)
+        return balance_of(connection, node)
+
+
+def _audit_transfers(
+    connection: Connection, principal: Principal | None, action: str, node: Node, applied: Applied
+) -> Applied:
+    """Audit a money movement once: an idempotent repeat changed nothing, so it records nothing."""
+    if not applied.already_existed:
+        after = [
+            {"transfer": t.id, "amount_micros": t.amount_micros, "currency": t.currency, "kind": str(t.kind)}
+            for t in applied.transfers
+        ]
+        audit(connection, principal, action=action, target_type="node", target_id=node.login, node=node, after=after)
+    return applied
 
 
 def _owner(connection: Connection, node: Node) -> Node:
@@ -90,11 +107,13 @@ def topup(
     transfer_id: str,
     kind: TransferKind = TransferKind.TOPUP,
     reference: str | None = None,
+    principal: Principal | None = None,
 ) -> Applied:
     """The owner credits the node's wallet from its own issuance account."""
 
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
+        authorize(principal, Action.MONEY_TOPUP, node)
         owner = _owner(connection, node)
         request = TransferRequest(
             id=transfer_id,
@@ -104,12 +123,22 @@ def topup(
             kind=kind,
             reference=reference,
         )
-        return ledger_store.execute(connection, [request], now=utc_now())
+        return _audit_transfers(
+            connection, principal, "money.topup", node, ledger_store.execute(connection, [request], now=utc_now())
+        )
 
     return database.run(use_case)
 
 
-def adjust(database: Database, *, login: str, amount_micros: int, reason: str, transfer_id: str) -> Applied:
+def adjust(
+    database: Database,
+    *,
+    login: str,
+    amount_micros: int,
+    reason: str,
+    transfer_id: str,
+    principal: Principal | None = None,
+) -> Applied:
     """A correction by the owner: positive credits the wallet, negative debits it (floor respected)."""
     if amount_micros == 0:
         raise Refusal("amount_must_not_be_zero", "an adjustment moves a non-zero amount")
@@ -118,6 +147,7 @@ def adjust(database: Database, *, login: str, amount_micros: int, reason: str, t
 
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
+        authorize(principal, Action.MONEY_ADJUST, node)
         owner = _owner(connection, node)
         wallet = account_id(connection, node, AccountPurpose.WALLET)
         issuance = account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency)
@@ -130,21 +160,37 @@ def adjust(database: Database, *, login: str, amount_micros: int, reason: str, t
             kind=TransferKind.ADJUSTMENT,
             reference=reason,
         )
-        return ledger_store.execute(connection, [request], now=utc_now())
+        return _audit_transfers(
+            connection, principal, "money.adjust", node, ledger_store.execute(connection, [request], now=utc_now())
+        )
 
     return database.run(use_case)
 
 
-def set_credit_limit(database: Database, *, login: str, credit_limit_micros: int) -> Balance:
+def set_credit_limit(
+    database: Database, *, login: str, credit_limit_micros: int, principal: Principal | None = None
+) -> Balance:
     if credit_limit_micros < 0:
         raise Refusal("credit_limit_invalid", "a credit limit is zero (prepaid) or a positive amount")
 
     def use_case(connection: Connection) -> Balance:
         node = require_node(connection, login)
+        authorize(principal, Action.MONEY_ADJUST, node)
         if node.position.kind is NodeKind.PROVIDER:
             raise Refusal("provider_has_no_owner", "the provider's balance is unlimited")
+        before = balance_of(connection, node).credit_limit_micros
         ledger_store.set_credit_limit(
             connection, account_id(connection, node, AccountPurpose.WALLET), credit_limit_micros
+        )
+        audit(
+            connection,
+            principal,
+            action="money.credit_limit",
+            target_type="node",
+            target_id=node.login,
+            node=node,
+            before={"credit_limit_micros": before},
+            after={"credit_limit_micros": credit_limit_micros},
         )
         return balance_of(connection, node)
 
@@ -194,13 +240,19 @@ def move_between_wallets(
     transfer_id: str,
     kind: TransferKind = TransferKind.TRANSFER,
     reference: str | None = None,
+    principal: Principal | None = None,
 ) -> Applied:
-    """Move money from one node's wallet to another's, converting at today's rate if currencies differ."""
+    """Move money from one node's wallet to another's, converting at today's rate if currencies differ.
+
+    An owner moves money between nodes below it (agents' deposits are their own use case).
+    """
     now = utc_now()
 
     def use_case(connection: Connection) -> Applied:
         source = require_node(connection, from_login)
         target = require_node(connection, to_login)
+        authorize(principal, Action.MONEY_ADJUST, source)
+        authorize(principal, Action.MONEY_ADJUST, target)
         source_wallet = account_id(connection, source, AccountPurpose.WALLET)
         target_wallet = account_id(connection, target, AccountPurpose.WALLET)
         if source.currency == target.currency:
@@ -230,7 +282,9 @@ def move_between_wallets(
                 kind=kind,
                 reference=reference,
             )
-        return ledger_store.execute(connection, requests, now=now)
+        return _audit_transfers(
+            connection, principal, "money.move", source, ledger_store.execute(connection, requests, now=now)
+        )
 
     return database.run(use_case)
 
@@ -242,12 +296,23 @@ def set_exchange_rate(
     quote_currency: str,
     rate: Decimal | str,
     valid_from: datetime | None = None,
+    principal: Principal | None = None,
 ) -> ExchangeRate:
+    authorize(principal, Action.RATES_WRITE, None)
     now = utc_now()
     value = ExchangeRate(base_currency, quote_currency, exchange.check_rate(rate), valid_from or now)
 
     def use_case(connection: Connection) -> ExchangeRate:
         exchange.record_rate(connection, value, now=now)
+        audit(
+            connection,
+            principal,
+            action="rates.set",
+            target_type="exchange_rate",
+            target_id=f"{base_currency}/{quote_currency}",
+            node=None,
+            after={"rate": str(value.rate), "valid_from": value.valid_from.isoformat()},
+        )
         return value
 
     return database.run(use_case)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tollway.access.audit import audit
+from tollway.access.model import Action, Forbidden, Principal, Role, authorize
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
@@ -97,14 +99,21 @@ def create_provider(
     return database.run(use_case)
 
 
-def create_node(database: Database, *, owner_login: str, new: NewNode) -> Node:
+def create_node(database: Database, *, owner_login: str, new: NewNode, principal: Principal | None = None) -> Node:
     now = utc_now()
-    return database.run(lambda connection: create_node_in(connection, owner_login=owner_login, new=new, now=now))
+    return database.run(
+        lambda connection: create_node_in(connection, owner_login=owner_login, new=new, now=now, principal=principal)
+    )
 
 
-def create_node_in(connection: Connection, *, owner_login: str, new: NewNode, now: datetime) -> Node:
+def create_node_in(
+    connection: Connection, *, owner_login: str, new: NewNode, now: datetime, principal: Principal | None = None
+) -> Node:
     # Lock the owner: two creations racing for the last place under a clients limit queue here.
     owner = require_node(connection, owner_login, lock=True)
+    authorize(principal, Action.NODE_CREATE, owner)
+    if principal is not None and principal.role is Role.AGENT and new.position.kind is not NodeKind.CLIENT:
+        raise Forbidden(Action.NODE_CREATE)
     model.check_link(owner.position, new.position)
     owners = tree_store.chain(connection, owner)
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
@@ -132,11 +141,37 @@ def create_node_in(connection: Connection, *, owner_login: str, new: NewNode, no
         grants=grants,
         clients_limit=model.check_limit("clients_limit", new.clients_limit),
         concurrent_calls_limit=model.check_limit("concurrent_calls_limit", new.concurrent_calls_limit),
-        managed_by_agent_id=_managing_agent_id(connection, owner, new),
+        managed_by_agent_id=_managing_agent_id(connection, owner, new, principal),
         now=now,
     )
     open_accounts(connection, node, credit_limit_micros=model.check_credit_limit(new.credit_limit_micros), now=now)
+    audit(
+        connection,
+        principal,
+        action="node.create",
+        target_type="node",
+        target_id=node.login,
+        node=node,
+        after=summary(node) | {"credit_limit_micros": new.credit_limit_micros},
+    )
     return node
+
+
+def summary(node: Node) -> dict[str, object]:
+    """What the audit log records of a node."""
+    return {
+        "login": node.login,
+        "name": node.name,
+        "position": str(node.position),
+        "currency": node.currency,
+        "status": str(node.status),
+        "language": node.language,
+        "time_zone": node.time_zone,
+        "client_types": sorted(node.grants.client_types),
+        "features": sorted(node.grants.features),
+        "clients_limit": node.clients_limit,
+        "concurrent_calls_limit": node.concurrent_calls_limit,
+    }
 
 
 def _grants_for(owner: Node, new: NewNode) -> Grants:
@@ -149,7 +184,9 @@ def _grants_for(owner: Node, new: NewNode) -> Grants:
     return grants
 
 
-def _managing_agent_id(connection: Connection, owner: Node, new: NewNode) -> int | None:
+def _managing_agent_id(connection: Connection, owner: Node, new: NewNode, principal: Principal | None) -> int | None:
+    if principal is not None and principal.role is Role.AGENT:
+        return principal.place.node_id  # an agent's clients are managed by that agent, whatever it says
     if new.managed_by_agent_login is None:
         return None
     agent = require_node(connection, new.managed_by_agent_login)
@@ -165,11 +202,12 @@ def _check_unique_login(connection: Connection, login: str) -> None:
         raise Refusal("login_taken", f"the login {login!r} is taken")
 
 
-def set_status(database: Database, *, login: str, status: Status) -> Node:
+def set_status(database: Database, *, login: str, status: Status, principal: Principal | None = None) -> Node:
     now = utc_now()
 
     def use_case(connection: Connection) -> Node:
         node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_UPDATE, node)
         if node.position.kind is NodeKind.PROVIDER:
             raise Refusal("provider_status_fixed", "the provider is always active")
         wallet_id = ledger_store.find_account_id(
@@ -184,17 +222,18 @@ def set_status(database: Database, *, login: str, status: Status) -> Node:
             reserved_micros=wallet.debits_pending if wallet else 0,
         )
         tree_store.update_node(connection, node.id, status=status, now=now)
-        return require_node(connection, login)
+        return _audited(connection, principal, "node.status", node)
 
     return database.run(use_case)
 
 
-def set_grants(database: Database, *, login: str, grants: Grants) -> Node:
+def set_grants(database: Database, *, login: str, grants: Grants, principal: Principal | None = None) -> Node:
     """Change what a reseller may sell: never wider than its owner, never narrower than its sub-resellers."""
     now = utc_now()
 
     def use_case(connection: Connection) -> Node:
         node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_UPDATE, node)
         if node.position.kind is not NodeKind.RESELLER:
             raise Refusal("grants_only_on_resellers", "only resellers have client types and features to sell")
         owner = present(tree_store.get_node(connection, node.parent_id or 0), f"owner of {node.login}")
@@ -207,18 +246,24 @@ def set_grants(database: Database, *, login: str, grants: Grants) -> Node:
                     "sub_reseller_wider", f"sub-reseller {child_login} still sells more: narrow it first"
                 ) from refusal
         tree_store.update_node(connection, node.id, grants=grants, now=now)
-        return require_node(connection, login)
+        return _audited(connection, principal, "node.grants", node)
 
     return database.run(use_case)
 
 
 def set_limits(
-    database: Database, *, login: str, clients_limit: int | None, concurrent_calls_limit: int | None
+    database: Database,
+    *,
+    login: str,
+    clients_limit: int | None,
+    concurrent_calls_limit: int | None,
+    principal: Principal | None = None,
 ) -> Node:
     now = utc_now()
 
     def use_case(connection: Connection) -> Node:
         node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_UPDATE, node)
         tree_store.update_node(
             connection,
             node.id,
@@ -226,9 +271,24 @@ def set_limits(
             concurrent_calls_limit=model.check_limit("concurrent_calls_limit", concurrent_calls_limit),
             now=now,
         )
-        return require_node(connection, login)
+        return _audited(connection, principal, "node.limits", node)
 
     return database.run(use_case)
+
+
+def _audited(connection: Connection, principal: Principal | None, action: str, before: Node) -> Node:
+    after = require_node(connection, before.login)
+    audit(
+        connection,
+        principal,
+        action=action,
+        target_type="node",
+        target_id=after.login,
+        node=after,
+        before=summary(before),
+        after=summary(after),
+    )
+    return after
 
 
 def effective_status(database: Database, *, login: str) -> Status:
