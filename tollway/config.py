@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     database_pool_size: int = Field(default=5, ge=1, le=100)
+    cookie_secure: bool = True  # session cookies only over HTTPS; false only for plain-HTTP development
 
     @classmethod
     def settings_customise_sources(

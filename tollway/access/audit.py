@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection
@@ -10,6 +11,9 @@ from tollway.access import store as access_store
 from tollway.access.model import Principal
 from tollway.clock import utc_now
 from tollway.tree.model import Node
+
+# Set by the interface handling the current request (the HTTP middleware), read when auditing.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 def audit(
@@ -36,5 +40,5 @@ def audit(
         node_path=node.path if node else None,
         before=before,
         after=after,
-        request_id=request_id,
+        request_id=request_id or current_request_id.get(),
     )

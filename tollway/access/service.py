@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert, select, update
 
 from tollway.access import credentials
 from tollway.access import store as access_store
@@ -16,6 +18,7 @@ from tollway.access.store import ApiKey, AuditEntry, User
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.store.database import Database
+from tollway.store.schema import sessions
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
 from tollway.tree.model import Status
@@ -215,3 +218,58 @@ def read_audit(
         node = present(tree_store.get_node(connection, principal.place.node_id), "principal's node")
         authorize(principal, Action.AUDIT_READ, node)
         return access_store.list_audit(connection, path_prefix=node.path, limit=limit, before_id=before_id)
+
+
+SESSION_LIFETIME = timedelta(hours=12)
+SESSION_TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str  # the cookie's value: shown once, stored hashed
+    csrf_token: str  # sent back by the browser in a header on every change
+    expires_at: datetime
+
+
+def open_session(database: Database, principal: Principal) -> Session:
+    """A portal session for a user who has just logged in with a password."""
+    if principal.user_id is None:
+        raise Refusal("session_needs_user", "only a user's login opens a session")
+    token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+    session = Session(token, secrets.token_urlsafe(SESSION_TOKEN_BYTES), utc_now() + SESSION_LIFETIME)
+
+    def use_case(connection: Connection) -> Session:
+        connection.execute(
+            insert(sessions).values(
+                token_hash=credentials.hash_secret(token),
+                csrf_token=session.csrf_token,
+                user_id=principal.user_id,
+                created_at=utc_now(),
+                expires_at=session.expires_at,
+            )
+        )
+        return session
+
+    return database.run(use_case)
+
+
+def principal_for_session(database: Database, token: str) -> tuple[Principal, str]:
+    """The principal behind a session cookie and the CSRF token its changes must carry."""
+    with database.reading() as connection:
+        row = connection.execute(
+            select(sessions).where(sessions.c.token_hash == credentials.hash_secret(token))
+        ).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= utc_now():
+        raise Refusal("session_invalid", "the session is unknown, expired or closed: log in again")
+    return principal_for_user(database, row.user_id), row.csrf_token
+
+
+def close_session(database: Database, token: str) -> None:
+    def use_case(connection: Connection) -> None:
+        connection.execute(
+            update(sessions)
+            .where(sessions.c.token_hash == credentials.hash_secret(token), sessions.c.revoked_at.is_(None))
+            .values(revoked_at=utc_now())
+        )
+
+    database.run(use_case)

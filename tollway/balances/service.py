@@ -21,7 +21,7 @@ from tollway.errors import Refusal, present
 from tollway.ledger import exchange
 from tollway.ledger import store as ledger_store
 from tollway.ledger.exchange import ExchangeRate
-from tollway.ledger.model import AccountPurpose, Applied, TransferKind, TransferRequest
+from tollway.ledger.model import AccountPurpose, Applied, Transfer, TransferKind, TransferRequest
 from tollway.money import convert_micros
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -316,3 +316,14 @@ def set_exchange_rate(
         return value
 
     return database.run(use_case)
+
+
+def wallet_transfers(
+    database: Database, principal: Principal | None, *, login: str, limit: int, before: datetime | None = None
+) -> list[Transfer]:
+    """The wallet's history, newest first. Call charges are call details: agents do not see them."""
+    with database.reading() as connection:
+        node = require_node(connection, login)
+        authorize(principal, Action.CALLS_READ, node)
+        wallet = account_id(connection, node, AccountPurpose.WALLET)
+        return ledger_store.account_transfers(connection, wallet, limit=limit, before=before)

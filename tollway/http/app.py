@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tollway import __version__
-from tollway.errors import NotFound, Refusal
+from tollway.access.audit import current_request_id
+from tollway.http.api import access, money, nodes, rates
+from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.store import migrate
 from tollway.store.database import Database
@@ -18,13 +20,22 @@ from tollway.store.database import Database
 log = get_logger("tollway.http")
 
 
-def create_app(database: Database) -> FastAPI:
+API_PREFIX = "/api/v1"
+
+
+def create_app(database: Database, *, cookie_secure: bool = True) -> FastAPI:
     app = FastAPI(title="Tollway", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.database = database
+    app.state.cookie_secure = cookie_secure
+    install_error_handlers(app)
+    for router in (nodes.router, money.router, access.router, rates.router):
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request.state.request_id = request_id
+        current_request_id.set(request_id)
         started = time.perf_counter()
         response = await call_next(request)
         response.headers["x-request-id"] = request_id
@@ -37,11 +48,6 @@ def create_app(database: Database) -> FastAPI:
             request_id=request_id,
         )
         return response
-
-    @app.exception_handler(Refusal)
-    async def refusal(_request: Request, error: Refusal) -> JSONResponse:
-        status = 404 if isinstance(error, NotFound) else 409 if error.reason.endswith("exists") else 422
-        return JSONResponse(status_code=status, content={"reason": error.reason, "message": error.message})
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
     def health() -> dict[str, str]:

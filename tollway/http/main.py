@@ -13,4 +13,6 @@ from tollway.store.database import Database
 def app_factory() -> FastAPI:
     settings = Settings()
     configure_logging(log_format=settings.log_format, level=settings.log_level)
-    return create_app(Database(settings.database_url, pool_size=settings.database_pool_size))
+    return create_app(
+        Database(settings.database_url, pool_size=settings.database_pool_size), cookie_secure=settings.cookie_secure
+    )

@@ -164,6 +164,18 @@ api_keys = Table(
 )
 Index("ix_api_keys_node_id", api_keys.c.node_id)
 
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie's value
+    Column("csrf_token", String(64), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -295,3 +295,32 @@ def effective_status(database: Database, *, login: str) -> Status:
     with database.reading() as connection:
         node = require_node(connection, login)
         return model.effective_status([n.status for n in tree_store.chain(connection, node)])
+
+
+def visible_nodes(
+    database: Database,
+    principal: Principal,
+    *,
+    kind: NodeKind | None = None,
+    status: Status | None = None,
+    limit: int,
+    after_id: int = 0,
+) -> list[Node]:
+    """The nodes the principal may see, one page at a time (the same rule as ``access.model.sees``)."""
+    me = principal.place
+    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
+        scope: dict[str, object] = {"path_prefix": me.path}
+    elif principal.role is Role.AGENT:
+        scope = {"managed_by_agent_id": me.node_id}
+    else:
+        scope = {"node_id": me.node_id}
+    with database.reading() as connection:
+        return tree_store.page(connection, kind=kind, status=status, limit=limit, after_id=after_id, **scope)  # type: ignore[arg-type]
+
+
+def get_node(database: Database, principal: Principal | None, *, login: str) -> Node:
+    """One node, if the principal may see it (NotFound otherwise, exactly as if it did not exist)."""
+    with database.reading() as connection:
+        node = require_node(connection, login)
+    authorize(principal, Action.NODE_READ, node)
+    return node

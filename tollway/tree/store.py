@@ -156,6 +156,33 @@ def subtree(connection: Connection, node: Node, *, limit: int = LIST_PAGE_SIZE_M
     return [_node(row) for row in rows]
 
 
+def page(
+    connection: Connection,
+    *,
+    path_prefix: str | None = None,
+    managed_by_agent_id: int | None = None,
+    node_id: int | None = None,
+    kind: NodeKind | None = None,
+    status: Status | None = None,
+    limit: int = LIST_PAGE_SIZE_MAX,
+    after_id: int = 0,
+) -> list[Node]:
+    """One page of nodes, by ascending id, filtered; every filter is a bound parameter."""
+    query = select(nodes).where(nodes.c.id > after_id)
+    if path_prefix is not None:
+        query = query.where(nodes.c.path.startswith(path_prefix, autoescape=True))
+    if managed_by_agent_id is not None:
+        query = query.where((nodes.c.managed_by_agent_id == managed_by_agent_id) | (nodes.c.id == managed_by_agent_id))
+    if node_id is not None:
+        query = query.where(nodes.c.id == node_id)
+    if kind is not None:
+        query = query.where(nodes.c.kind == str(kind))
+    if status is not None:
+        query = query.where(nodes.c.status == str(status))
+    rows = connection.execute(query.order_by(nodes.c.id).limit(min(limit, LIST_PAGE_SIZE_MAX)))
+    return [_node(row) for row in rows]
+
+
 def count_open_clients_below(connection: Connection, node: Node) -> int:
     return int(
         connection.execute(

@@ -1,0 +1,1 @@
+"""The versioned management API, ``/api/v1``."""

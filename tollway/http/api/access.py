@@ -1,0 +1,102 @@
+"""Logging in (sessions), users and API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tollway.access import service as access
+from tollway.access.model import ROLE_ACTIONS
+from tollway.http.api.nodes import ERRORS
+from tollway.http.api.schemas import (
+    PAGE_SIZE_DEFAULT,
+    ApiKeyIn,
+    ApiKeyOut,
+    AuditEntryOut,
+    PageSize,
+    SessionIn,
+    SessionOut,
+    UserIn,
+    UserOut,
+)
+from tollway.http.auth import SESSION_COOKIE, DatabaseDep, PrincipalDep
+
+router = APIRouter(tags=["access"], responses=ERRORS)  # type: ignore[arg-type]
+
+
+@router.post("/sessions", summary="Log in with a password: sets the session cookie, returns the CSRF token")
+def open_session(body: SessionIn, request: Request, response: Response, database: DatabaseDep) -> SessionOut:
+    principal = access.login_with_password(database, login=body.login, password=body.password)
+    session = access.open_session(database, principal)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        httponly=True,
+        secure=request.app.state.cookie_secure,
+        samesite="strict",
+        expires=session.expires_at,
+        path="/",
+    )
+    return SessionOut(
+        csrf_token=session.csrf_token,
+        expires_at=session.expires_at,
+        role=principal.role,
+        node_id=principal.place.node_id,
+    )
+
+
+@router.delete("/sessions/current", status_code=204, summary="Log out: the session ends everywhere at once")
+def close_session(request: Request, response: Response, database: DatabaseDep, _principal: PrincipalDep) -> None:
+    access.close_session(database, request.cookies.get(SESSION_COOKIE, ""))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.post("/nodes/{login}/users", status_code=201, summary="Give a node a login")
+def create_user(login: str, body: UserIn, database: DatabaseDep, principal: PrincipalDep) -> UserOut:
+    user = access.create_user(
+        database, principal, node_login=login, login=body.login, password=body.password, role=body.role
+    )
+    return UserOut(id=user.id, login=user.login, role=user.role, node_id=user.node_id)
+
+
+@router.post("/nodes/{login}/api-keys", status_code=201, summary="Make an API key: shown once, stored hashed")
+def create_api_key(login: str, body: ApiKeyIn, database: DatabaseDep, principal: PrincipalDep) -> ApiKeyOut:
+    key, plaintext = access.create_api_key(
+        database,
+        principal,
+        node_login=login,
+        name=body.name,
+        role=body.role,
+        actions=body.actions if body.actions is not None else ROLE_ACTIONS[body.role],
+    )
+    return ApiKeyOut(key_id=key.key_id, name=key.name, role=key.role, actions=sorted(key.actions), api_key=plaintext)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
+def revoke_api_key(key_id: str, database: DatabaseDep, principal: PrincipalDep) -> None:
+    access.revoke_api_key(database, principal, key_id=key_id)
+
+
+@router.get("/audit", summary="Who changed what in your subtree, newest first")
+def read_audit(
+    database: DatabaseDep,
+    principal: PrincipalDep,
+    limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> list[AuditEntryOut]:
+    entries = access.read_audit(database, principal, limit=limit, before_id=before_id)
+    return [
+        AuditEntryOut(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            target_type=e.target_type,
+            target_id=e.target_id,
+            before=e.before,
+            after=e.after,
+            request_id=e.request_id,
+        )
+        for e in entries
+    ]

@@ -1,0 +1,226 @@
+"""What the API reads and writes. Amounts travel as decimal strings, never as JSON numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tollway.access.model import Action, Role
+from tollway.money import to_decimal
+from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status
+
+AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
+Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["12.50"], description="decimal, 6 places at most")]
+PositiveAmount = Annotated[
+    str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$", examples=["12.50"], description="decimal, 6 places at most")
+]
+Login = Annotated[str, Field(min_length=2, max_length=63, examples=["north-city"])]
+TransferId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,100}$", examples=["pay-2026-0001"])]
+PAGE_SIZE_DEFAULT = 100
+PAGE_SIZE_MAX = 500
+PageSize = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    reason: str
+    message: str
+
+
+class NodeOut(BaseModel):
+    id: int
+    login: str
+    name: str
+    kind: NodeKind
+    level: int | None
+    client_type: ClientType | None
+    owner_id: int | None
+    currency: str
+    status: Status
+    language: str
+    time_zone: str
+    client_types: list[ClientType] | None = None
+    features: list[Feature] | None = None
+    clients_limit: int | None = None
+    concurrent_calls_limit: int | None = None
+    managed_by_agent_id: int | None = None
+    limited_view: bool = False
+
+    @classmethod
+    def of(cls, node: Node, *, limited: bool = False) -> NodeOut:
+        full: dict[str, Any] = {}
+        if not limited:
+            full = {
+                "client_types": sorted(node.grants.client_types) if node.position.kind is NodeKind.RESELLER else None,
+                "features": sorted(node.grants.features) if node.position.kind is NodeKind.RESELLER else None,
+                "clients_limit": node.clients_limit,
+                "concurrent_calls_limit": node.concurrent_calls_limit,
+                "managed_by_agent_id": node.managed_by_agent_id,
+            }
+        return cls(
+            id=node.id,
+            login=node.login,
+            name=node.name,
+            kind=node.position.kind,
+            level=node.position.level,
+            client_type=node.position.client_type,
+            owner_id=node.parent_id,
+            currency=node.currency,
+            status=node.status,
+            language=node.language,
+            time_zone=node.time_zone,
+            limited_view=limited,
+            **full,
+        )
+
+
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    next_after_id: int | None = Field(description="pass as after_id for the next page; null at the end")
+
+
+class NodeIn(Strict):
+    owner: Login
+    login: Login
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: NodeKind
+    level: Annotated[int | None, Field(ge=1, le=3)] = None
+    client_type: ClientType | None = None
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
+    language: Annotated[str | None, Field(max_length=8)] = None
+    time_zone: Annotated[str | None, Field(max_length=64)] = None
+    credit_limit: PositiveAmount = "0"
+    client_types: list[ClientType] | None = None
+    features: list[Feature] | None = None
+    clients_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
+    concurrent_calls_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
+    managed_by_agent: Login | None = None
+
+
+class NodeStatusIn(Strict):
+    status: Status
+
+
+class NodeLimitsIn(Strict):
+    clients_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
+    concurrent_calls_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
+
+
+class NodeGrantsIn(Strict):
+    client_types: list[ClientType]
+    features: list[Feature]
+
+
+class BalanceOut(BaseModel):
+    login: str
+    currency: str
+    balance: Decimal
+    credit_limit: Decimal
+    reserved: Decimal
+    available: Decimal | None = Field(description="null when unlimited (the provider)")
+
+
+class TopupIn(Strict):
+    id: TransferId = Field(description="idempotency key: a retry with the same id changes nothing")
+    amount: PositiveAmount
+    reference: Annotated[str | None, Field(max_length=200)] = None
+
+
+class AdjustmentIn(Strict):
+    id: TransferId
+    amount: Amount = Field(description="signed: negative debits the wallet")
+    reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CreditLimitIn(Strict):
+    credit_limit: PositiveAmount
+
+
+class TransferOut(BaseModel):
+    id: str
+    amount: Decimal
+    currency: str
+    kind: str
+    phase: str
+    reference: str | None
+    created_at: datetime
+
+
+class MoneyResult(BaseModel):
+    already_recorded: bool = Field(description="true when this id was recorded before: nothing changed now")
+    transfers: list[TransferOut]
+    balance: BalanceOut
+
+
+class UserIn(Strict):
+    login: Login
+    password: Annotated[str, Field(min_length=10, max_length=256)]
+    role: Role
+
+
+class UserOut(BaseModel):
+    id: int
+    login: str
+    role: Role
+    node_id: int
+
+
+class ApiKeyIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Role
+    actions: list[Action] | None = Field(default=None, description="a subset of the role's; all of them if absent")
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str
+    role: Role
+    actions: list[Action]
+    api_key: str | None = Field(default=None, description="the key itself: shown this once, never again")
+
+
+class SessionIn(Strict):
+    login: Login
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class SessionOut(BaseModel):
+    csrf_token: str = Field(description="send as X-CSRF-Token with every change made with this session")
+    expires_at: datetime
+    role: Role
+    node_id: int
+
+
+class ExchangeRateIn(Strict):
+    base_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    quote_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    rate: Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,12})?$", examples=["1.0850"])]
+
+
+class ExchangeRateOut(BaseModel):
+    base_currency: str
+    quote_currency: str
+    rate: Decimal
+    valid_from: datetime
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: Any
+    after: Any
+    request_id: str | None
+
+
+def money(micros: int) -> Decimal:
+    return to_decimal(micros)

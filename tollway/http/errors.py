@@ -1,0 +1,43 @@
+"""Refusals become HTTP answers with a machine-readable ``reason``; never a traceback."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tollway.access.model import Forbidden
+from tollway.errors import NotFound, Refusal
+
+UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
+CONFLICTS = frozenset(
+    {"login_taken", "provider_exists", "exists_with_different_fields", "batch_partially_exists", "api_key_revoked"}
+)
+
+
+def status_for(refusal: Refusal) -> int:
+    if isinstance(refusal, NotFound):
+        return 404
+    if isinstance(refusal, Forbidden) or refusal.reason in ("csrf_failed", "account_blocked"):
+        return 403
+    if refusal.reason in UNAUTHORIZED:
+        return 401
+    if refusal.reason == "login_throttled":
+        return 429
+    if refusal.reason in CONFLICTS:
+        return 409
+    return 422
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refusal)
+    async def refusal(_request: Request, error: Refusal) -> JSONResponse:
+        return JSONResponse(status_code=status_for(error), content={"reason": error.reason, "message": error.message})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in error.errors()]
+        return JSONResponse(
+            status_code=422,
+            content={"reason": "request_invalid", "message": "the request is invalid", "problems": problems},
+        )
