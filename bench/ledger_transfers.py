@@ -11,7 +11,8 @@ worker processes runs transfers for a fixed number of seconds, in two variants:
 * hot:    each transfer debits the same wallet (one row every transfer must lock).
 
 Every transfer goes through ``tollway.ledger.service.execute``: one transaction that locks both
-accounts ``FOR UPDATE``, checks the floor, inserts the transfer and updates both accounts.
+accounts ``FOR UPDATE``, checks the floor, inserts the transfer and updates both accounts. Before the
+timed runs, 200 transfers go through a TCP relay that counts round trips to the server.
 It prints transfers per second and p50/p99 latency per configuration, writes a chart to
 ``docs/benchmarks-ledger.png``, runs pgbench as a yardstick when it is installed, and drops the
 database at the end. The admin URL comes from ``--url`` or ``TOLLWAY_BENCH_POSTGRESQL_URL``.
@@ -26,14 +27,16 @@ import queue
 import random
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from array import array
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tollway.balances import service as balances
 from tollway.ledger import service as ledger
@@ -67,6 +71,7 @@ WARMUP_TRANSFERS = 10  # per worker, before the clock starts: connection, compil
 TRANSFERS_PER_WORKER_MAX = 200_000  # bounds the run and the latency arrays, whatever the speed
 START_SECONDS_MAX = 60.0  # spawning 8 Python processes on 2 cores takes a few seconds
 PGBENCH_SECONDS = 10
+ROUND_TRIP_TRANSFERS = 200  # counted one by one through a relay, before the timed runs
 PGBENCH_TIMEOUT_SECONDS = 120
 
 console = Console()
@@ -147,6 +152,55 @@ def _request(
         credit_account_id=credit,
         kind=TransferKind.TRANSFER,
     )
+
+
+# --- round trips: a relay that counts them ---------------------------------------------------------
+
+
+class TurnCounter:
+    """A TCP relay to the server that counts round trips: each time the client speaks after the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.turns = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self._listener.accept()
+            server = socket.create_connection(self.target, timeout=START_SECONDS_MAX)
+            last_speaker = ["server"]
+            for source, sink, speaker in ((client, server, "client"), (server, client, "server")):
+                threading.Thread(target=self._relay, args=(source, sink, speaker, last_speaker), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket, speaker: str, last_speaker: list[str]) -> None:
+        with suppress(OSError), source, sink:  # either side closing ends both directions
+            while data := source.recv(65536):
+                with self._lock:
+                    self.turns += speaker == "client" and last_speaker[0] == "server"
+                    last_speaker[0] = speaker
+                sink.sendall(data)
+
+
+def count_round_trips(url: str, wallets: Sequence[int]) -> float:
+    """Round trips per single hot transfer on the wire: pool checkout, BEGIN and COMMIT included."""
+    parsed = make_url(url)
+    counter = TurnCounter(parsed.host or "127.0.0.1", parsed.port or 5432)
+    database = Database(parsed.set(host="127.0.0.1", port=counter.port).render_as_string(hide_password=False))
+    chooser = random.Random(0)
+    prefix = f"turns.{uuid.uuid4().hex[:8]}"
+    try:
+        for number in range(WARMUP_TRANSFERS):
+            ledger.execute(database, [_request(f"{prefix}.warm{number}", "hot", wallets[0], wallets, chooser)])
+        before = counter.turns
+        for number in range(ROUND_TRIP_TRANSFERS):
+            ledger.execute(database, [_request(f"{prefix}.{number}", "hot", wallets[0], wallets, chooser)])
+    finally:
+        database.dispose()
+    return (counter.turns - before) / ROUND_TRIP_TRANSFERS
 
 
 # --- the parent: database, runs, report ------------------------------------------------------------
@@ -394,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         with progress:
             wallets = create_wallets(database, options.wallets, progress)
+            round_trips = count_round_trips(url, wallets)
             settle(url)
             load_before = os.getloadavg()
             overall = progress.add_task("configurations", total=len(variants) * len(worker_counts))
@@ -407,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         database.dispose()
         pgbench = None if options.no_pgbench else run_pgbench(url)
         report(measurements, facts, pgbench)
+        console.print(f"round trips per single transfer (pool checkout to COMMIT): {round_trips:.2f}")
         console.print(
             f"load average (1, 5, 15 min) before the runs {load_before}, after {load_after}: "
             "other work on the machine shows here"

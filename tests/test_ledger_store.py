@@ -511,3 +511,63 @@ def test_a_retried_conversion_answers_with_the_first_rate_even_after_the_rate_ch
     assert retry.already_existed
     assert retry.transfers == first.transfers
     assert balances.get_balance(database, login="eloise").balance_micros == 9_200_000  # once, at 0.92
+
+
+def test_a_batch_that_repeats_only_some_recorded_ids_is_refused_and_writes_nothing(database: Database) -> None:
+    build_tree(database)
+    balances.topup(database, login="alice", amount_micros=10_000_000, transfer_id="pay-1")
+    alice, bob = account(database, "alice"), account(database, "bob")
+    ledger.execute(database, [TransferRequest("gift-1", 1_000_000, alice, bob)])
+    before = snapshot(database)
+
+    for batch, index in (
+        ([TransferRequest("gift-1", 1_000_000, alice, bob), TransferRequest("gift-2", 1_000_000, alice, bob)], 1),
+        ([TransferRequest("gift-3", 1_000_000, alice, bob), TransferRequest("gift-1", 1_000_000, alice, bob)], 0),
+    ):
+        with pytest.raises(ledger_store.TransferRefused) as refused:
+            ledger.execute(database, batch)
+        assert refused.value.failure == Failure(index, TransferError.BATCH_PARTIALLY_EXISTS)
+
+    assert snapshot(database) == before
+
+
+def test_a_repeat_answers_with_the_recorded_transfer_even_when_it_could_not_be_made_again(database: Database) -> None:
+    build_tree(database)
+    balances.topup(database, login="alice", amount_micros=10_000_000, transfer_id="pay-1")
+    alice, bob = account(database, "alice"), account(database, "bob")
+    first = ledger.execute(database, [TransferRequest("all-of-it", 10_000_000, alice, bob)])
+    reserved = ledger.execute(database, [TransferRequest("hold", 5_000_000, bob, alice, phase=Phase.PENDING)])
+    posted = ledger.execute(database, [TransferRequest("hold.post", None, phase=Phase.POST, pending_id="hold")])
+    before = snapshot(database)
+
+    # Alice has nothing left and "hold" is posted: only the lookup of earlier attempts can answer these.
+    for request, recorded in (
+        (TransferRequest("all-of-it", 10_000_000, alice, bob), first),
+        (TransferRequest("hold", 5_000_000, bob, alice, phase=Phase.PENDING), reserved),
+        (TransferRequest("hold.post", None, phase=Phase.POST, pending_id="hold"), posted),
+    ):
+        again = ledger.execute(database, [request])
+        assert (again.already_existed, again.transfers) == (True, recorded.transfers)
+
+    assert snapshot(database) == before
+
+
+def test_a_transfer_goes_through_after_its_pooled_connection_was_cut(database: Database) -> None:
+    if database.is_sqlite:
+        pytest.skip("a server-side disconnect exists only on PostgreSQL")
+    build_tree(database)
+    balances.topup(database, login="alice", amount_micros=10_000_000, transfer_id="pay-1")
+    alice, bob = account(database, "alice"), account(database, "bob")
+    with database.reading() as connection:
+        backend_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    cutter = Database(database.url)
+    try:
+        with cutter.reading() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid}).scalar_one()
+    finally:
+        cutter.dispose()
+
+    ledger.execute(database, [TransferRequest("gift-1", 1_000_000, alice, bob)])
+
+    assert balance(database, bob) == 1_000_000
+    assert stored_transfer(database, "gift-1").amount_micros == 1_000_000

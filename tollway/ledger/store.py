@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.errors import Refusal, require
 from tollway.ledger.model import (
@@ -160,7 +161,13 @@ def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dic
 
 
 def execute(connection: Connection, requests: Sequence[TransferRequest], *, now: datetime) -> Applied:
-    """Record a linked batch of transfers, all or none; raise ``TransferRefused`` on refusal."""
+    """Record a linked batch of transfers, all or none; raise ``TransferRefused`` on refusal.
+
+    Round trips are what a hot account waits on, so the usual case takes few: lock, insert, update.
+    Earlier attempts with the batch's ids are rare, so they are not looked up first: the insert skips
+    taken ids (under the locks, like the lookup it replaces), and only then, or on a refusal, are they
+    read and the batch decided again, where a repeat answers before any other check.
+    """
     pending_ids = {r.pending_id for r in requests if r.pending_id is not None}
     pendings = get_transfers(connection, pending_ids)  # immutable rows: safe to read before locking
     account_ids: set[int] = set()
@@ -170,52 +177,67 @@ def execute(connection: Connection, requests: Sequence[TransferRequest], *, now:
         account_ids.update((pending.debit_account_id, pending.credit_account_id))
     accounts = lock_accounts(connection, account_ids)
     # Only now, under the locks, are resolutions and earlier attempts with these ids current.
-    existing = get_transfers(connection, (r.id for r in requests))
-    outcome = apply_batch(
-        requests, accounts=accounts, pendings=_pending_views(connection, pendings), existing=existing, now=now
-    )
+    views = _pending_views(connection, pendings)
+    outcome = apply_batch(requests, accounts=accounts, pendings=views, existing={}, now=now)
+    inserted: set[str] = set()
+    if isinstance(outcome, Applied):
+        inserted = _insert_new(connection, outcome.transfers)
+        if len(inserted) == len(outcome.transfers):
+            _update_accounts(connection, outcome.accounts)
+            return outcome
+    # Our own rows are left out: an earlier attempt is one that was there before this insert.
+    existing = get_transfers(connection, (r.id for r in requests if r.id not in inserted))
+    outcome = apply_batch(requests, accounts=accounts, pendings=views, existing=existing, now=now)
     if isinstance(outcome, Failure):
-        raise TransferRefused(outcome, requests[min(outcome.index, len(requests) - 1)])
-    if outcome.already_existed:
-        return outcome
-    _write(connection, outcome)
+        raise TransferRefused(outcome, requests[min(outcome.index, len(requests) - 1)])  # rolls back our rows
+    require(outcome.already_existed and not inserted, "a batch with earlier ids was applied as new")
     return outcome
 
 
-def _write(connection: Connection, applied: Applied) -> None:
-    connection.execute(
-        insert(transfers),
+def _insert_new(connection: Connection, new: Sequence[Transfer]) -> set[str]:
+    """Insert the transfers whose id is free and answer their ids; a taken id is skipped, not an error.
+
+    Only the primary key may conflict quietly: a second resolution of a pending transfer still fails.
+    """
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(transfers).on_conflict_do_nothing(index_elements=[transfers.c.id])
+    rows = [
+        {
+            "id": t.id,
+            "debit_account_id": t.debit_account_id,
+            "credit_account_id": t.credit_account_id,
+            "amount_micros": t.amount_micros,
+            "currency": t.currency,
+            "kind": str(t.kind),
+            "reference": t.reference,
+            "phase": str(t.phase),
+            "pending_id": t.pending_id,
+            "expires_at": t.expires_at,
+            "overshoot_micros": t.overshoot_micros,
+            "exchange_rate": t.exchange_rate,
+            "created_at": t.created_at,
+        }
+        for t in new
+    ]
+    return set(connection.execute(statement.returning(transfers.c.id), rows).scalars())
+
+
+def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> None:
+    """Write every touched account in one statement (psycopg pipelines an executemany: one round trip)."""
+    result = connection.execute(
+        update(ledger_accounts).where(ledger_accounts.c.id == bindparam("account_id")),
         [
             {
-                "id": t.id,
-                "debit_account_id": t.debit_account_id,
-                "credit_account_id": t.credit_account_id,
-                "amount_micros": t.amount_micros,
-                "currency": t.currency,
-                "kind": str(t.kind),
-                "reference": t.reference,
-                "phase": str(t.phase),
-                "pending_id": t.pending_id,
-                "expires_at": t.expires_at,
-                "overshoot_micros": t.overshoot_micros,
-                "exchange_rate": t.exchange_rate,
-                "created_at": t.created_at,
+                "account_id": account.id,
+                "debits_posted": account.debits_posted,
+                "credits_posted": account.credits_posted,
+                "debits_pending": account.debits_pending,
+                "credits_pending": account.credits_pending,
             }
-            for t in applied.transfers
+            for account in accounts.values()
         ],
     )
-    for account in applied.accounts.values():
-        result = connection.execute(
-            update(ledger_accounts)
-            .where(ledger_accounts.c.id == account.id)
-            .values(
-                debits_posted=account.debits_posted,
-                credits_posted=account.credits_posted,
-                debits_pending=account.debits_pending,
-                credits_pending=account.credits_pending,
-            )
-        )
-        require(result.rowcount == 1, f"ledger account {account.id} vanished while locked")
+    require(result.rowcount == len(accounts), "a ledger account vanished while locked")
 
 
 def expired_pending_ids(connection: Connection, *, now: datetime, limit: int) -> list[str]:

@@ -14,11 +14,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MILLISECONDS = 30_000
 TRANSACTION_ATTEMPTS_MAX = 5
 TRANSACTION_RETRY_PAUSE_SECONDS = 0.02
+# A pooled connection is pinged (one round trip) only after sitting idle this long: under load it is
+# reused within milliseconds and goes straight to work; one that broke meanwhile is caught by ``run``.
+POOL_PING_IDLE_SECONDS = 5.0
+POOL_RECYCLE_SECONDS = 30 * 60
+_IDLE_SINCE = "tollway_idle_since"
 # PostgreSQL SQLSTATEs that mean "run the whole transaction again".
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
@@ -41,7 +46,10 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(self.url)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
+            )
+            _ping_when_idle(self.engine)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -65,11 +73,14 @@ class Database:
     def run(self, use_case: Callable[[Connection], T]) -> T:
         """Run ``use_case`` in one transaction, again from the start if the database asks for it."""
         for attempt in range(1, TRANSACTION_ATTEMPTS_MAX + 1):
+            committing = False
             try:
                 with self.transaction() as connection:
-                    return use_case(connection)
+                    outcome = use_case(connection)
+                    committing = True
+                return outcome
             except (OperationalError, DBAPIError) as error:
-                if attempt == TRANSACTION_ATTEMPTS_MAX or not _retryable(error):
+                if attempt == TRANSACTION_ATTEMPTS_MAX or not _retryable(error, committing=committing):
                     raise
                 time.sleep(TRANSACTION_RETRY_PAUSE_SECONDS * attempt)
         raise AssertionError("unreachable")
@@ -82,11 +93,33 @@ class Database:
         self.engine.dispose()
 
 
-def _retryable(error: DBAPIError) -> bool:
+def _retryable(error: DBAPIError, *, committing: bool) -> bool:
+    if error.connection_invalidated:
+        # Lost before COMMIT was sent, the transaction left nothing behind: run it again on a new
+        # connection. Lost during COMMIT, its outcome is unknown: say so rather than guess.
+        return not committing
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate in RETRYABLE_SQLSTATES:
         return True
     return "database is locked" in str(error.orig)
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for connections that sat idle: the hot path skips the round trip."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < POOL_PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # whatever the driver raises, the pool must reconnect
+            raise DisconnectionError("idle connection failed its ping") from error
 
 
 def _sqlite_engine(url: str) -> Engine:
