@@ -310,7 +310,7 @@ def set_exchange_rate(
             action="rates.set",
             target_type="exchange_rate",
             target_id=f"{base_currency}/{quote_currency}",
-            node=None,
+            node=tree_store.find_provider(connection),  # a provider-wide setting: audited at the root
             after={"rate": str(value.rate), "valid_from": value.valid_from.isoformat()},
         )
         return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway.access.model import Forbidden
 from tollway.errors import NotFound, Refusal
@@ -33,6 +34,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refusal)
     async def refusal(_request: Request, error: Refusal) -> JSONResponse:
         return JSONResponse(status_code=status_for(error), content={"reason": error.reason, "message": error.message})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (a body that is not JSON, an unknown path) in our shape too.
+        reason = "request_invalid" if error.status_code == 400 else f"http_{error.status_code}"
+        return JSONResponse(
+            status_code=422 if error.status_code == 400 else error.status_code,
+            content={"reason": reason, "message": str(error.detail)},
+            headers=getattr(error, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

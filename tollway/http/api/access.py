@@ -46,10 +46,17 @@ def open_session(body: SessionIn, request: Request, response: Response, database
     )
 
 
-@router.delete("/sessions/current", status_code=204, summary="Log out: the session ends everywhere at once")
+@router.delete(
+    "/sessions/current",
+    status_code=204,
+    response_class=Response,
+    summary="Log out: the session ends everywhere at once",
+)
 def close_session(request: Request, response: Response, database: DatabaseDep, _principal: PrincipalDep) -> None:
     access.close_session(database, request.cookies.get(SESSION_COOKIE, ""))
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, secure=request.app.state.cookie_secure, samesite="strict"
+    )
 
 
 @router.post("/nodes/{login}/users", status_code=201, summary="Give a node a login")

@@ -1,0 +1,175 @@
+"""Every endpoint x every kind of caller, from inside and outside the subtree: the expected answer
+written by hand. A route without a row here fails `test_every_route_is_in_the_matrix`.
+
+The target is alice, a retail client of north-city, managed by agent-ana (demo data). Callers:
+  P       provider admin (house)              R_in   reseller admin of north-city (alice's owner)
+  R_out   reseller admin of north-metro       A      agent-ana (manages alice)
+  C       alice herself                       C_out  carol, a client of north-metro
+  anon    no credentials
+404 means "you may not even know it exists"; 403 means "you see it but may not do this".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tollway.access import service as access
+from tollway.access.model import Role
+from tollway.demo import load_demo
+from tollway.http.app import create_app
+from tollway.store.database import Database
+
+PASSWORD = "correct horse battery"
+ACTORS = {
+    "P": ("house", Role.PROVIDER_ADMIN),
+    "R_in": ("north-city", Role.RESELLER_ADMIN),
+    "R_out": ("north-metro", Role.RESELLER_ADMIN),
+    "A": ("agent-ana", Role.AGENT),
+    "C": ("alice", Role.CLIENT),
+    "C_out": ("carol", Role.CLIENT),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    body: dict[str, Any] | None = None
+    expected: dict[str, int] = field(default_factory=dict)  # actor -> status
+
+
+def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
+    return {"P": p, "R_in": r_in, "R_out": r_out, "A": a, "C": c, "C_out": c_out, "anon": anon}
+
+
+MATRIX: dict[tuple[str, str], Row] = {
+    ("GET", "/api/v1/nodes"): Row("/api/v1/nodes", None, expect(200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/nodes/{login}"): Row("/api/v1/nodes/alice", None, expect(200, 200, 404, 200, 200, 404)),
+    ("POST", "/api/v1/nodes"): Row(
+        "/api/v1/nodes",
+        {"owner": "north-city", "login": "newbie", "name": "Newbie", "kind": "client", "client_type": "retail"},
+        expect(201, 201, 404, 201, 404, 404),
+    ),
+    ("PUT", "/api/v1/nodes/{login}/status"): Row(
+        "/api/v1/nodes/alice/status", {"status": "suspended"}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/limits"): Row(
+        "/api/v1/nodes/alice/limits", {"concurrent_calls_limit": 2}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/grants"): Row(  # a reseller's grants: north-city itself is the target
+        "/api/v1/nodes/north-city/grants",
+        {"client_types": ["retail", "wholesale"], "features": ["tariffs"]},
+        expect(200, 403, 404, 404, 404, 404),
+    ),
+    ("GET", "/api/v1/nodes/{login}/balance"): Row(
+        "/api/v1/nodes/alice/balance", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("POST", "/api/v1/nodes/{login}/topups"): Row(
+        "/api/v1/nodes/alice/topups", {"id": "m-1", "amount": "1.25"}, expect(200, 200, 404, 200, 403, 404)
+    ),
+    ("POST", "/api/v1/nodes/{login}/adjustments"): Row(
+        "/api/v1/nodes/alice/adjustments",
+        {"id": "m-2", "amount": "-0.75", "reason": "double charge"},
+        expect(200, 200, 404, 403, 403, 404),
+    ),
+    ("PUT", "/api/v1/nodes/{login}/credit-limit"): Row(
+        "/api/v1/nodes/alice/credit-limit", {"credit_limit": "5"}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/transfers"): Row(
+        "/api/v1/nodes/alice/transfers", None, expect(200, 200, 404, 403, 200, 404)
+    ),
+    ("POST", "/api/v1/sessions"): Row("/api/v1/sessions", None, expect(200, 200, 200, 200, 200, 200)),
+    ("DELETE", "/api/v1/sessions/current"): Row("/api/v1/sessions/current", None, expect(204, 204, 204, 204, 204, 204)),
+    ("POST", "/api/v1/nodes/{login}/users"): Row(
+        "/api/v1/nodes/alice/users",
+        {"login": "alice-phone", "password": PASSWORD, "role": "client"},
+        expect(201, 201, 404, 403, 201, 404),
+    ),
+    ("POST", "/api/v1/nodes/{login}/api-keys"): Row(
+        "/api/v1/nodes/alice/api-keys", {"name": "softphone", "role": "client"}, expect(201, 201, 404, 403, 201, 404)
+    ),
+    ("DELETE", "/api/v1/api-keys/{key_id}"): Row(
+        "/api/v1/api-keys/{alice_key}", None, expect(204, 204, 404, 403, 204, 404)
+    ),
+    ("GET", "/api/v1/audit"): Row("/api/v1/audit", None, expect(200, 200, 200, 403, 403, 403)),
+    ("GET", "/api/v1/exchange-rates"): Row("/api/v1/exchange-rates", None, expect(200, 200, 200, 200, 403, 403)),
+    ("POST", "/api/v1/exchange-rates"): Row(
+        "/api/v1/exchange-rates",
+        {"base_currency": "GBP", "quote_currency": "USD", "rate": "1.27"},
+        expect(201, 403, 403, 403, 403, 403),
+    ),
+}
+PUBLIC = {("GET", "/health"), ("GET", "/ready")}
+
+
+def routes() -> set[tuple[str, str]]:
+    """Every operation the application publishes in its OpenAPI schema."""
+    paths = create_app(Database("sqlite://")).openapi()["paths"]
+    return {(method.upper(), path) for path, operations in paths.items() for method in operations}
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    assert routes() == set(MATRIX) | PUBLIC
+
+
+CASES = [(key, actor) for key in MATRIX for actor in (*ACTORS, "anon")]
+
+
+@pytest.mark.parametrize(("route", "actor"), CASES, ids=[f"{m} {p} as {a}" for (m, p), a in CASES])
+def test_the_answer_for_each_caller(database: Database, route: tuple[str, str], actor: str) -> None:
+    load_demo(database)
+    method, _ = route
+    row = MATRIX[route]
+    client = TestClient(create_app(database), base_url="https://testserver")
+    alice_key, _ = access.create_api_key(database, None, node_login="alice", name="alice's app", role=Role.CLIENT)
+    headers: dict[str, str] = {}
+    body = row.body
+    if actor != "anon":
+        node_login, role = ACTORS[actor]
+        if route == ("POST", "/api/v1/sessions"):  # argon2 is slow on purpose: hash only where a login is used
+            access.create_user(
+                database, None, node_login=node_login, login=f"{actor.lower()}-user", password=PASSWORD, role=role
+            )
+        _, plaintext = access.create_api_key(database, None, node_login=node_login, name="matrix", role=role)
+        headers["Authorization"] = f"Bearer {plaintext}"
+    if route == ("POST", "/api/v1/sessions"):
+        headers = {}
+        body = {"login": f"{actor.lower()}-user", "password": PASSWORD if actor != "anon" else "wrong password"}
+    response = client.request(method, row.path.format(alice_key=alice_key.key_id), json=body, headers=headers)
+    expected = row.expected[actor]
+    assert response.status_code == expected, response.text
+    if expected >= 400:
+        assert "reason" in response.json()
+    if expected == 404:  # nothing about the target leaks into a "not found"
+        assert "Alice" not in response.text and "25.0" not in response.text
+
+
+def listing_logins(database: Database, actor: str) -> set[str]:
+    node_login, role = ACTORS[actor]
+    _, plaintext = access.create_api_key(database, None, node_login=node_login, name="list", role=role)
+    client = TestClient(create_app(database), base_url="https://testserver")
+    page = client.get("/api/v1/nodes", headers={"Authorization": f"Bearer {plaintext}"}, params={"limit": 500})
+    return {item["login"] for item in page.json()["items"]}
+
+
+def test_each_caller_lists_exactly_what_it_may_see(database: Database) -> None:
+    load_demo(database)
+    see: Callable[[str], set[str]] = lambda actor: listing_logins(database, actor)  # noqa: E731
+    assert see("R_in") == {"north-city", "agent-ana", "alice", "bob", "trunk-one", "card-batch-1", "corner-shop"}
+    assert see("R_out") == {"north-metro", "carol"}
+    assert see("A") == {"agent-ana", "alice", "bob"}
+    assert see("C") == {"alice"}
+    assert len(see("P")) == 23  # the provider and the 22 demo nodes
+
+
+def test_an_agent_sees_its_clients_in_the_limited_view(database: Database) -> None:
+    load_demo(database)
+    _, plaintext = access.create_api_key(database, None, node_login="agent-ana", name="ana", role=Role.AGENT)
+    client = TestClient(create_app(database), base_url="https://testserver")
+    alice = client.get("/api/v1/nodes/alice", headers={"Authorization": f"Bearer {plaintext}"}).json()
+    assert alice["limited_view"] is True
+    assert alice["clients_limit"] is None and alice["managed_by_agent_id"] is None
