@@ -92,6 +92,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/nodes/{login}/api-keys"): Row(
         "/api/v1/nodes/alice/api-keys", {"name": "softphone", "role": "client"}, expect(201, 201, 404, 403, 201, 404)
     ),
+    ("GET", "/api/v1/nodes/{login}/logins"): Row(
+        "/api/v1/nodes/alice/logins", None, expect(200, 200, 404, 403, 200, 404)
+    ),
     ("DELETE", "/api/v1/api-keys/{key_id}"): Row(
         "/api/v1/api-keys/{alice_key}", None, expect(204, 204, 404, 403, 204, 404)
     ),

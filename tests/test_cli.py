@@ -131,3 +131,44 @@ def test_bad_usage_exits_2_without_a_traceback(database: Database) -> None:
     result = tollway("node", "create", "atlas", "x2", "--kind", "reseller", "--name", "X", url=database.url)
     assert result.returncode == 2
     assert result.stderr == "error: a reseller needs --level 1, 2 or 3\n"
+
+
+def test_an_operator_makes_the_first_login_and_api_key_from_the_command_line(database: Database) -> None:
+    from tollway.access import service as access
+
+    assert tollway("demo", url=database.url).returncode == 0
+    env = {**os.environ, "TOLLWAY_DATABASE_URL": database.url}
+    made = subprocess.run(
+        [TOLLWAY, "user", "create", "house", "ops", "--role", "provider_admin", "--password-stdin"],
+        input="correct horse battery\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert access.login_with_password(database, login="ops", password="correct horse battery").role.value == (
+        "provider_admin"
+    )
+    key = tollway(
+        "api-key",
+        "create",
+        "north-city",
+        "--name",
+        "switch 1",
+        "--role",
+        "reseller_admin",
+        "--action",
+        "balance:read",
+        url=database.url,
+    )
+    assert key.returncode == 0, key.stderr
+    plaintext = key.stdout.strip()
+    principal = access.login_with_api_key(database, plaintext=plaintext)
+    assert {str(a) for a in principal.actions} == {"balance:read"}
+    key_id = plaintext.split("_")[1]
+    assert tollway("api-key", "revoke", key_id, url=database.url).stdout.strip() == f"revoked API key {key_id}"
+    wrong_role = tollway("api-key", "create", "alice", "--name", "x", "--role", "agent", url=database.url)
+    assert wrong_role.returncode == 1
+    assert wrong_role.stderr == "error: the role agent does not fit a retail client (role_does_not_fit)\n"

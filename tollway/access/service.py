@@ -57,7 +57,7 @@ def create_user(
             raise NotFound("node", node_login)
         authorize(principal, Action.USER_MANAGE, node)
         if not role_fits(role, node.position.kind):
-            raise Refusal("role_does_not_fit", f"a {role} login cannot belong to a {node.position}")
+            raise Refusal("role_does_not_fit", f"the role {role} does not fit a {node.position}")
         if access_store.find_user(connection, tree_model.check_login(login)) is not None:
             raise Refusal("login_taken", f"the login {login!r} is taken")
         user = access_store.insert_user(
@@ -148,7 +148,7 @@ def create_api_key(
             raise NotFound("node", node_login)
         authorize(principal, Action.USER_MANAGE, node)
         if not role_fits(role, node.position.kind):
-            raise Refusal("role_does_not_fit", f"a {role} key cannot belong to a {node.position}")
+            raise Refusal("role_does_not_fit", f"the role {role} does not fit a {node.position}")
         scope = ROLE_ACTIONS[role] if actions is None else frozenset(actions)
         if not scope <= ROLE_ACTIONS[role] or (principal is not None and not scope <= principal.actions):
             raise Refusal("scope_wider_than_role", "an API key may only narrow what its role and its creator may do")
@@ -273,3 +273,19 @@ def close_session(database: Database, token: str) -> None:
         )
 
     database.run(use_case)
+
+
+LIST_SIZE_MAX = 500
+
+
+def logins_of(database: Database, principal: Principal | None, *, node_login: str) -> tuple[list[User], list[ApiKey]]:
+    """A node's users and API keys (never their secrets), for whoever manages its logins."""
+    with database.reading() as connection:
+        node = tree_store.find_node(connection, node_login)
+        if node is None:
+            raise NotFound("node", node_login)
+        authorize(principal, Action.USER_MANAGE, node)
+        return (
+            access_store.list_users(connection, node.id, limit=LIST_SIZE_MAX),
+            access_store.list_api_keys(connection, node.id, limit=LIST_SIZE_MAX),
+        )

@@ -193,3 +193,15 @@ def list_audit(
         )
         for r in rows
     ]
+
+
+def list_users(connection: Connection, node_id: int, *, limit: int) -> list[User]:
+    rows = connection.execute(select(users).where(users.c.node_id == node_id).order_by(users.c.id).limit(limit))
+    return [_user(row) for row in rows]
+
+
+def list_api_keys(connection: Connection, node_id: int, *, limit: int) -> list[ApiKey]:
+    rows = connection.execute(
+        select(api_keys).where(api_keys.c.node_id == node_id).order_by(api_keys.c.id).limit(limit)
+    )
+    return [_api_key(row) for row in rows]

@@ -7,6 +7,7 @@ request was understood and refused), 2 for bad usage or a database that is not r
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -19,6 +20,8 @@ from rich.tree import Tree
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from tollway import __version__
+from tollway.access import service as access
+from tollway.access.model import Action, Role
 from tollway.balances import service as balances
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
@@ -42,6 +45,10 @@ app.add_typer(node_app, name="node")
 app.add_typer(balance_app, name="balance")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(rates_app, name="rates")
+user_app = typer.Typer(help="Logins of people: a user belongs to a node, with a role.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys for machines: shown once, stored hashed.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="api-key")
 
 out = Console()
 err = Console(stderr=True)
@@ -401,6 +408,45 @@ def rates_list() -> None:
     for r in rates:
         table.add_row(r.base_currency, r.quote_currency, str(r.rate), f"{r.valid_from:%Y-%m-%d %H:%M:%S}")
     out.print(table)
+
+
+@user_app.command("create")
+@one_line_errors
+def user_create(
+    node: Annotated[str, typer.Argument(help="Login of the node the user belongs to.")],
+    login: Annotated[str, typer.Argument(help="The user's own login.")],
+    role: Annotated[Role, typer.Option(help="What the user may do.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Give a node a login (the password is asked for, or read from stdin: never an argument)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    user = access.create_user(database(), None, node_login=node, login=login, password=password, role=role)
+    out.print(f"created {user.role} login {user.login} for {node}")
+
+
+@key_app.command("create")
+@one_line_errors
+def api_key_create(
+    node: Annotated[str, typer.Argument(help="Login of the node the key acts for.")],
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. the switch's name.")],
+    role: Annotated[Role, typer.Option(help="The role the key acts with.")],
+    action: Annotated[list[Action] | None, typer.Option(help="Narrow to these actions (repeatable).")] = None,
+) -> None:
+    """Make an API key; it is printed once and never again."""
+    key, plaintext = access.create_api_key(database(), None, node_login=node, name=name, role=role, actions=action)
+    err.print(f"API key {key.key_id} for {node} ({key.role}); store it now, it is not shown again:")
+    out.print(plaintext, markup=False, highlight=False, soft_wrap=True)
+
+
+@key_app.command("revoke")
+@one_line_errors
+def api_key_revoke(key_id: str) -> None:
+    """Revoke an API key at once, in every process."""
+    access.revoke_api_key(database(), None, key_id=key_id)
+    out.print(f"revoked API key {key_id}")
 
 
 def main() -> None:

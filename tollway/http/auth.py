@@ -45,4 +45,3 @@ def current_principal(request: Request, database: DatabaseDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
-

@@ -14,6 +14,7 @@ from tollway.http.api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
     AuditEntryOut,
+    LoginsOut,
     PageSize,
     SessionIn,
     SessionOut,
@@ -78,6 +79,18 @@ def create_api_key(login: str, body: ApiKeyIn, database: DatabaseDep, principal:
         actions=body.actions if body.actions is not None else ROLE_ACTIONS[body.role],
     )
     return ApiKeyOut(key_id=key.key_id, name=key.name, role=key.role, actions=sorted(key.actions), api_key=plaintext)
+
+
+@router.get("/nodes/{login}/logins", summary="A node's users and API keys (no secrets)")
+def list_logins(login: str, database: DatabaseDep, principal: PrincipalDep) -> LoginsOut:
+    users, keys = access.logins_of(database, principal, node_login=login)
+    return LoginsOut(
+        users=[UserOut(id=u.id, login=u.login, role=u.role, node_id=u.node_id) for u in users],
+        api_keys=[
+            ApiKeyOut(key_id=k.key_id, name=k.name, role=k.role, actions=sorted(k.actions), revoked=k.revoked)
+            for k in keys
+        ],
+    )
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")

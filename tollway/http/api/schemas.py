@@ -182,7 +182,13 @@ class ApiKeyOut(BaseModel):
     name: str
     role: Role
     actions: list[Action]
+    revoked: bool = False
     api_key: str | None = Field(default=None, description="the key itself: shown this once, never again")
+
+
+class LoginsOut(BaseModel):
+    users: list[UserOut]
+    api_keys: list[ApiKeyOut] = Field(description="without their secrets, which are never shown again")
 
 
 class SessionIn(Strict):
