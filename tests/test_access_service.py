@@ -190,3 +190,15 @@ def test_injection_looking_text_is_stored_and_read_back_verbatim(demo: Database)
     name = "Robert'); DROP TABLE api_keys;-- <script>alert(1)</script> {{7*7}}"
     key, _ = access.create_api_key(demo, None, node_login="alice", name=name, role=Role.CLIENT)
     assert key.name == name
+
+
+def test_the_audit_log_is_queried_by_action_target_and_actor(demo: Database) -> None:
+    access.create_user(demo, None, node_login="north-city", login="nc", password=PASSWORD, role=Role.RESELLER_ADMIN)
+    city = access.login_with_password(demo, login="nc", password=PASSWORD)
+    key, _ = access.create_api_key(demo, city, node_login="bob", name="bob's app", role=Role.CLIENT)
+
+    topups_of_alice = access.read_audit(demo, city, limit=10, action="money.topup", target_id="alice")
+    assert [(e.action, e.target_id, e.actor) for e in topups_of_alice] == [("money.topup", "alice", "cli")]
+    by_city = access.read_audit(demo, city, limit=10, actor=city.label)
+    assert [(e.action, e.target_id) for e in by_city] == [("api_key.create", key.key_id)]
+    assert access.read_audit(demo, city, limit=10, action="money.topup", target_id="carol") == []

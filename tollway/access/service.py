@@ -211,13 +211,28 @@ def login_with_api_key(database: Database, *, plaintext: str) -> Principal:
 
 
 def read_audit(
-    database: Database, principal: Principal, *, limit: int, before_id: int | None = None
+    database: Database,
+    principal: Principal,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    action: str | None = None,
+    target_id: str | None = None,
+    actor: str | None = None,
 ) -> list[AuditEntry]:
-    """The audit entries about the principal's own subtree."""
+    """The audit entries about the principal's own subtree, newest first, optionally filtered."""
     with database.reading() as connection:
         node = present(tree_store.get_node(connection, principal.place.node_id), "principal's node")
         authorize(principal, Action.AUDIT_READ, node)
-        return access_store.list_audit(connection, path_prefix=node.path, limit=limit, before_id=before_id)
+        return access_store.list_audit(
+            connection,
+            path_prefix=node.path,
+            limit=limit,
+            before_id=before_id,
+            action=action,
+            target_id=target_id,
+            actor=actor,
+        )
 
 
 SESSION_LIFETIME = timedelta(hours=12)

@@ -172,12 +172,22 @@ def insert_audit(
 
 
 def list_audit(
-    connection: Connection, *, path_prefix: str, limit: int, before_id: int | None = None
+    connection: Connection,
+    *,
+    path_prefix: str,
+    limit: int,
+    before_id: int | None = None,
+    action: str | None = None,
+    target_id: str | None = None,
+    actor: str | None = None,
 ) -> list[AuditEntry]:
-    """Entries about nodes under ``path_prefix``, newest first, one bounded page."""
+    """Entries about nodes under ``path_prefix``, newest first, one bounded page, optionally filtered."""
     query = select(audit_log).where(audit_log.c.node_path.startswith(path_prefix, autoescape=True))
     if before_id is not None:
         query = query.where(audit_log.c.id < before_id)
+    for column, value in ((audit_log.c.action, action), (audit_log.c.target_id, target_id), (audit_log.c.actor, actor)):
+        if value is not None:
+            query = query.where(column == value)
     rows = connection.execute(query.order_by(audit_log.c.id.desc()).limit(min(limit, AUDIT_PAGE_SIZE_MAX)))
     return [
         AuditEntry(

@@ -104,8 +104,13 @@ def read_audit(
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    action: Annotated[str | None, Query(max_length=40, examples=["money.topup"])] = None,
+    target_id: Annotated[str | None, Query(max_length=128, examples=["alice"])] = None,
+    actor: Annotated[str | None, Query(max_length=40, examples=["api_key:3"])] = None,
 ) -> list[AuditEntryOut]:
-    entries = access.read_audit(database, principal, limit=limit, before_id=before_id)
+    entries = access.read_audit(
+        database, principal, limit=limit, before_id=before_id, action=action, target_id=target_id, actor=actor
+    )
     return [
         AuditEntryOut(
             id=e.id,
