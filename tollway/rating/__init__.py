@@ -1,0 +1,1 @@
+"""Rating: tariffs, rate rows, the cost of a call and its exact inverse (DESIGN.md section 3)."""
