@@ -11,7 +11,6 @@ and Friday 01:00, not Saturday 01:00.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -19,9 +18,7 @@ from zoneinfo import ZoneInfo
 
 from tollway.rating.cost import Pricing
 
-PREFIX_PATTERN = re.compile(r"^[0-9]{1,20}\Z")
 SECONDS_PER_DAY = 86_400
-ALL_DAYS = frozenset(range(7))
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,5 +192,3 @@ audit_log = Table(
     Column("request_id", String(64), nullable=True),
 )
 Index("ix_audit_log_node_path_at", audit_log.c.node_path, audit_log.c.at)
-
-APPEND_ONLY_TABLES = ("transfers", "audit_log")

@@ -271,6 +271,3 @@ class Node:
     def ancestor_ids(self) -> list[int]:
         """Ids from the provider down to the parent."""
         return [int(part) for part in self.path.strip("/").split("/")][:-1]
-
-    def is_in_subtree_of(self, other: Node) -> bool:
-        return self.path.startswith(other.path)

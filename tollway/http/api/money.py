@@ -19,11 +19,10 @@ from tollway.http.api.schemas import (
     PageSize,
     TopupIn,
     TransferOut,
-    money,
 )
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.ledger.model import Applied, Transfer
-from tollway.money import to_micros
+from tollway.money import to_decimal, to_micros
 
 router = APIRouter(prefix="/nodes/{login}", tags=["money"], responses=ERRORS)  # type: ignore[arg-type]
 
@@ -32,17 +31,17 @@ def balance_out(b: Balance) -> BalanceOut:
     return BalanceOut(
         login=b.login,
         currency=b.currency,
-        balance=money(b.balance_micros),
-        credit_limit=money(b.credit_limit_micros),
-        reserved=money(b.pending_micros),
-        available=None if b.unlimited else money(b.available_micros),
+        balance=to_decimal(b.balance_micros),
+        credit_limit=to_decimal(b.credit_limit_micros),
+        reserved=to_decimal(b.pending_micros),
+        available=None if b.unlimited else to_decimal(b.available_micros),
     )
 
 
 def transfer_out(t: Transfer) -> TransferOut:
     return TransferOut(
         id=t.id,
-        amount=money(t.amount_micros),
+        amount=to_decimal(t.amount_micros),
         currency=t.currency,
         kind=str(t.kind),
         phase=str(t.phase),

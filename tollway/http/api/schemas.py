@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollway.access.model import Action, Role
-from tollway.money import to_decimal
 from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status
 
 AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
@@ -226,7 +225,3 @@ class AuditEntryOut(BaseModel):
     before: Any
     after: Any
     request_id: str | None
-
-
-def money(micros: int) -> Decimal:
-    return to_decimal(micros)
