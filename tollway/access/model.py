@@ -106,15 +106,33 @@ def role_fits(role: Role, kind: NodeKind) -> bool:
     return kind in ROLE_KINDS[role]
 
 
-def sees(principal: Principal, target: Place) -> bool:
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a principal may see, in the one shape that applies; stores turn it into a query."""
+
+    path_prefix: str | None = None  # admins: their node and everything below it
+    agent_id: int | None = None  # agents: themselves and the clients they manage
+    node_id: int | None = None  # clients and organization users: their own node
+
+
+def scope_of(principal: Principal) -> Scope:
     me = principal.place
-    if target.node_id == me.node_id:
-        return True
     if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
-        return target.path.startswith(me.path)
+        return Scope(path_prefix=me.path)
     if principal.role is Role.AGENT:
-        return target.kind is NodeKind.CLIENT and target.managed_by_agent_id == me.node_id
-    return False
+        return Scope(agent_id=me.node_id)
+    return Scope(node_id=me.node_id)
+
+
+def sees(principal: Principal, target: Place) -> bool:
+    scope = scope_of(principal)
+    if scope.path_prefix is not None:
+        return target.path.startswith(scope.path_prefix)
+    if scope.agent_id is not None:
+        return target.node_id == scope.agent_id or (
+            target.kind is NodeKind.CLIENT and target.managed_by_agent_id == scope.agent_id
+        )
+    return target.node_id == scope.node_id
 
 
 def decide(principal: Principal, action: Action, target: Place | None = None) -> Decision:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Forbidden, Principal, Role, authorize
+from tollway.access.model import Action, Forbidden, Principal, Role, authorize, scope_of
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
@@ -306,16 +306,19 @@ def visible_nodes(
     limit: int,
     after_id: int = 0,
 ) -> list[Node]:
-    """The nodes the principal may see, one page at a time (the same rule as ``access.model.sees``)."""
-    me = principal.place
-    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
-        scope: dict[str, object] = {"path_prefix": me.path}
-    elif principal.role is Role.AGENT:
-        scope = {"managed_by_agent_id": me.node_id}
-    else:
-        scope = {"node_id": me.node_id}
+    """The nodes the principal may see, one page at a time: the query form of ``access.model.sees``."""
+    scope = scope_of(principal)
     with database.reading() as connection:
-        return tree_store.page(connection, kind=kind, status=status, limit=limit, after_id=after_id, **scope)  # type: ignore[arg-type]
+        return tree_store.page(
+            connection,
+            path_prefix=scope.path_prefix,
+            managed_by_agent_id=scope.agent_id,
+            node_id=scope.node_id,
+            kind=kind,
+            status=status,
+            limit=limit,
+            after_id=after_id,
+        )
 
 
 def get_node(database: Database, principal: Principal | None, *, login: str) -> Node:
