@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from tollway.access import credentials
 from tollway.access import store as access_store
@@ -18,7 +18,6 @@ from tollway.access.store import ApiKey, AuditEntry, User
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.store.database import Database
-from tollway.store.schema import sessions
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
 from tollway.tree.model import Status
@@ -120,13 +119,11 @@ def login_with_password(database: Database, *, login: str, password: str, now: d
     return result
 
 
-def principal_for_user(database: Database, user_id: int) -> Principal:
-    """The principal behind a session: re-read every time, so a disabled user stops at once."""
-    with database.reading() as connection:
-        user = access_store.get_user(connection, user_id)
-        if user is None or not user.active:
-            raise Refusal("session_invalid", "the session's user no longer exists or is disabled")
-        return _principal(connection, user.node_id, user.role, ROLE_ACTIONS[user.role], user_id=user.id)
+def _user_principal(connection: Connection, user_id: int) -> Principal:
+    user = access_store.get_user(connection, user_id)
+    if user is None or not user.active:
+        raise Refusal("session_invalid", "the session's user no longer exists or is disabled")
+    return _principal(connection, user.node_id, user.role, ROLE_ACTIONS[user.role], user_id=user.id)
 
 
 def create_api_key(
@@ -254,14 +251,13 @@ def open_session(database: Database, principal: Principal) -> Session:
     session = Session(token, secrets.token_urlsafe(SESSION_TOKEN_BYTES), utc_now() + SESSION_LIFETIME)
 
     def use_case(connection: Connection) -> Session:
-        connection.execute(
-            insert(sessions).values(
-                token_hash=credentials.hash_secret(token),
-                csrf_token=session.csrf_token,
-                user_id=principal.user_id,
-                created_at=utc_now(),
-                expires_at=session.expires_at,
-            )
+        access_store.insert_session(
+            connection,
+            token_hash=credentials.hash_secret(token),
+            csrf_token=session.csrf_token,
+            user_id=present(principal.user_id, "user id"),
+            expires_at=session.expires_at,
+            now=utc_now(),
         )
         return session
 
@@ -269,25 +265,18 @@ def open_session(database: Database, principal: Principal) -> Session:
 
 
 def principal_for_session(database: Database, token: str) -> tuple[Principal, str]:
-    """The principal behind a session cookie and the CSRF token its changes must carry."""
+    """The principal behind a session cookie and the CSRF token its changes must carry (one connection)."""
     with database.reading() as connection:
-        row = connection.execute(
-            select(sessions).where(sessions.c.token_hash == credentials.hash_secret(token))
-        ).first()
-    if row is None or row.revoked_at is not None or row.expires_at <= utc_now():
-        raise Refusal("session_invalid", "the session is unknown, expired or closed: log in again")
-    return principal_for_user(database, row.user_id), row.csrf_token
+        stored = access_store.find_session(connection, credentials.hash_secret(token))
+        if stored is None or stored.revoked or stored.expires_at <= utc_now():
+            raise Refusal("session_invalid", "the session is unknown, expired or closed: log in again")
+        return _user_principal(connection, stored.user_id), stored.csrf_token
 
 
 def close_session(database: Database, token: str) -> None:
-    def use_case(connection: Connection) -> None:
-        connection.execute(
-            update(sessions)
-            .where(sessions.c.token_hash == credentials.hash_secret(token), sessions.c.revoked_at.is_(None))
-            .values(revoked_at=utc_now())
-        )
-
-    database.run(use_case)
+    database.run(
+        lambda connection: access_store.revoke_session(connection, credentials.hash_secret(token), now=utc_now())
+    )
 
 
 LIST_SIZE_MAX = 500

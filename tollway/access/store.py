@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from tollway.access.model import Action, Role
 from tollway.errors import present
-from tollway.store.schema import api_keys, audit_log, users
+from tollway.store.schema import api_keys, audit_log, sessions, users
 
 AUDIT_PAGE_SIZE_MAX = 500
 
@@ -215,3 +215,36 @@ def list_api_keys(connection: Connection, node_id: int, *, limit: int) -> list[A
         select(api_keys).where(api_keys.c.node_id == node_id).order_by(api_keys.c.id).limit(limit)
     )
     return [_api_key(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    user_id: int
+    csrf_token: str
+    expires_at: datetime
+    revoked: bool
+
+
+def insert_session(
+    connection: Connection, *, token_hash: str, csrf_token: str, user_id: int, expires_at: datetime, now: datetime
+) -> None:
+    connection.execute(
+        insert(sessions).values(
+            token_hash=token_hash, csrf_token=csrf_token, user_id=user_id, created_at=now, expires_at=expires_at
+        )
+    )
+
+
+def find_session(connection: Connection, token_hash: str) -> StoredSession | None:
+    row = connection.execute(select(sessions).where(sessions.c.token_hash == token_hash)).first()
+    return (
+        None if row is None else StoredSession(row.user_id, row.csrf_token, row.expires_at, row.revoked_at is not None)
+    )
+
+
+def revoke_session(connection: Connection, token_hash: str, *, now: datetime) -> None:
+    connection.execute(
+        update(sessions)
+        .where(sessions.c.token_hash == token_hash, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
