@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from tollway.access import service as access
-from tollway.access.model import ROLE_ACTIONS
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
@@ -76,7 +75,7 @@ def create_api_key(login: str, body: ApiKeyIn, database: DatabaseDep, principal:
         node_login=login,
         name=body.name,
         role=body.role,
-        actions=body.actions if body.actions is not None else ROLE_ACTIONS[body.role],
+        actions=body.actions,
     )
     return ApiKeyOut(key_id=key.key_id, name=key.name, role=key.role, actions=sorted(key.actions), api_key=plaintext)
 
