@@ -61,7 +61,7 @@ def test_each_principal_sees_exactly_its_own_part_of_the_tree(who: str) -> None:
 
 
 @pytest.mark.parametrize("who", sorted(PRINCIPALS))
-@pytest.mark.parametrize("action", sorted(set(Action) - {Action.RATES_READ, Action.RATES_WRITE}))
+@pytest.mark.parametrize("action", sorted(set(Action) - {Action.EXCHANGE_RATES_READ, Action.EXCHANGE_RATES_WRITE}))
 def test_whatever_the_action_a_node_out_of_sight_answers_not_found(who: str, action: Action) -> None:
     for name, place in PLACES.items():
         if name not in VISIBLE[who] and not (action is Action.NODE_CREATE and who == "agent G" and name == "C"):
@@ -75,10 +75,10 @@ CASES = [
     ("L1 admin C", Action.NODE_UPDATE, "C", Decision.FORBIDDEN),  # nor suspends itself
     ("L1 admin C", Action.NODE_CREATE, "C", Decision.ALLOWED),
     ("L1 admin C", Action.CALLS_READ, "Y", Decision.ALLOWED),
-    ("L1 admin C", Action.RATES_WRITE, None, Decision.FORBIDDEN),
+    ("L1 admin C", Action.EXCHANGE_RATES_WRITE, None, Decision.FORBIDDEN),
     ("L2 admin B", Action.MONEY_ADJUST, "W", Decision.ALLOWED),
     ("L2 admin B", Action.AUDIT_READ, "B", Decision.ALLOWED),
-    ("provider admin", Action.RATES_WRITE, None, Decision.ALLOWED),
+    ("provider admin", Action.EXCHANGE_RATES_WRITE, None, Decision.ALLOWED),
     ("provider admin", Action.NODE_UPDATE, "V", Decision.ALLOWED),
     ("agent G", Action.MONEY_TOPUP, "X", Decision.ALLOWED),
     ("agent G", Action.MONEY_TOPUP, "G", Decision.FORBIDDEN),
@@ -90,13 +90,13 @@ CASES = [
     ("agent G", Action.SECRETS_READ, "X", Decision.FORBIDDEN),  # never SIP secrets
     ("agent G", Action.USER_MANAGE, "X", Decision.FORBIDDEN),
     ("agent G", Action.AUDIT_READ, "G", Decision.FORBIDDEN),
-    ("agent G", Action.RATES_READ, None, Decision.ALLOWED),
+    ("agent G", Action.EXCHANGE_RATES_READ, None, Decision.ALLOWED),
     ("client X", Action.BALANCE_READ, "X", Decision.ALLOWED),
     ("client X", Action.CALLS_READ, "X", Decision.ALLOWED),
     ("client X", Action.SECRETS_READ, "X", Decision.ALLOWED),
     ("client X", Action.MONEY_TOPUP, "X", Decision.FORBIDDEN),
     ("client X", Action.NODE_CREATE, "X", Decision.FORBIDDEN),
-    ("client X", Action.RATES_WRITE, None, Decision.FORBIDDEN),
+    ("client X", Action.EXCHANGE_RATES_WRITE, None, Decision.FORBIDDEN),
 ]
 
 

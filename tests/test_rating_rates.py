@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from tollway.rating.cost import Pricing
-from tollway.rating.rates import RateRow, RateTable, WeeklyWindow, overlapping_pairs
+from tollway.rating.rates import Rate, RateRow, RateTable, WeeklyWindow, overlapping_pairs
 
 P = Pricing(60_000)
 
@@ -20,9 +20,9 @@ def test_the_longest_matching_prefix_wins() -> None:
         [RateRow("44", "United Kingdom", P), RateRow("447", "UK mobile", P), RateRow("4420", "London", P)],
         time_zone="UTC",
     )
-    assert table.select("447700900123", at(0, 12)).description == "UK mobile"  # type: ignore[union-attr]
-    assert table.select("442079460000", at(0, 12)).description == "London"  # type: ignore[union-attr]
-    assert table.select("441632960000", at(0, 12)).description == "United Kingdom"  # type: ignore[union-attr]
+    assert table.select("447700900123", at(0, 12)) == ("447", Rate("UK mobile", P))
+    assert table.select("442079460000", at(0, 12)) == ("4420", Rate("London", P))
+    assert table.select("441632960000", at(0, 12)) == ("44", Rate("United Kingdom", P))
     assert table.select("33123456789", at(0, 12)) is None  # no_rate
 
 
@@ -46,10 +46,10 @@ def test_peak_and_off_peak_rows_for_one_prefix_in_the_tariffs_time_zone() -> Non
     weekend = RateRow("33", "France weekend", Pricing(20_000), WeeklyWindow(5, 6))
     table = RateTable([peak, off_peak_evening, weekend], time_zone="Europe/Paris")
     # 07:30 UTC on a Monday in November is 08:30 in Paris: peak.
-    assert table.select("33612345678", at(0, 7, 30)) is peak
+    assert table.select("33612345678", at(0, 7, 30)) == (peak.prefix, peak.rate)
     # 06:30 UTC is 07:30 in Paris: still off-peak.
-    assert table.select("33612345678", at(0, 6, 30)) is off_peak_evening
-    assert table.select("33612345678", at(6, 12)) is weekend
+    assert table.select("33612345678", at(0, 6, 30)) == (off_peak_evening.prefix, off_peak_evening.rate)
+    assert table.select("33612345678", at(6, 12)) == (weekend.prefix, weekend.rate)
 
 
 def test_validity_starts_inclusive_and_ends_exclusive() -> None:
@@ -57,8 +57,8 @@ def test_validity_starts_inclusive_and_ends_exclusive() -> None:
     old = RateRow("49", "Germany until Thursday", Pricing(50_000), valid_to=change)
     new = RateRow("49", "Germany from Thursday", Pricing(40_000), valid_from=change)
     table = RateTable([old, new], time_zone="UTC")
-    assert table.select("4930123456", at(2, 23, 59)) is old
-    assert table.select("4930123456", change) is new
+    assert table.select("4930123456", at(2, 23, 59)) == (old.prefix, old.rate)
+    assert table.select("4930123456", change) == (new.prefix, new.rate)
     assert overlapping_pairs([old, new]) == []
 
 
@@ -77,3 +77,35 @@ def test_validity_periods_that_meet_do_not_overlap_but_crossing_ones_do() -> Non
     meeting = RateRow("7", "c", P, valid_from=at(2, 0))
     assert overlapping_pairs([first, meeting]) == []
     assert overlapping_pairs([first, crossing]) == [(first, crossing)]
+
+
+def test_a_prefix_with_no_row_valid_now_falls_back_to_a_shorter_prefix() -> None:
+    promotion = RateRow("4477", "UK mobile promotion", P, valid_to=at(1, 0))
+    table = RateTable([RateRow("44", "United Kingdom", P), promotion], time_zone="UTC")
+    assert table.select("447712345678", at(0, 12)) == ("4477", promotion.rate)
+    assert table.select("447712345678", at(1, 0)) == ("44", Rate("United Kingdom", P))
+
+
+def test_the_longest_prefix_is_found_among_siblings_that_sort_between() -> None:
+    # "4478" sorts between "447" and "4479", and is no prefix of "4479123": the walk goes up to "447".
+    table = RateTable([RateRow(p, p, P) for p in ("4", "447", "44712", "4478", "4479999")], time_zone="UTC")
+    assert table.select("4479123", at(0, 0)) == ("447", Rate("447", P))
+    assert table.select("4471299", at(0, 0)) == ("44712", Rate("44712", P))
+    assert table.select("45", at(0, 0)) == ("4", Rate("4", P))
+    assert table.select("3", at(0, 0)) is None
+
+
+def test_many_prefixes_priced_alike_share_one_rate() -> None:
+    table = RateTable([RateRow(str(n), "Somewhere", P) for n in range(1000, 2000)], time_zone="UTC")
+    first, second = table.select("1000", at(0, 0)), table.select("1999", at(0, 0))
+    assert first is not None and second is not None and first[1] is second[1]
+
+
+def test_a_window_is_read_in_the_tariffs_time_zone_across_a_change_of_offset() -> None:
+    # Paris leaves summer time on Sunday 2026-10-25 at 01:00 UTC: 03:00 CEST becomes 02:00 CET.
+    two_am = RateRow("33", "02:00-03:00", P, WeeklyWindow(0, 6, time(2), time(3)))
+    table = RateTable([two_am], time_zone="Europe/Paris")
+    utc = [datetime(2026, 10, 25, h, m, s, tzinfo=UTC) for h, m, s in [(0, 0, 0), (0, 59, 59), (1, 0, 0), (1, 59, 59)]]
+    assert [table.select("331", instant) is not None for instant in utc] == [True, True, True, True]  # 02:xx twice
+    assert table.select("331", datetime(2026, 10, 24, 23, 59, 59, tzinfo=UTC)) is None  # 01:59:59 CEST
+    assert table.select("331", datetime(2026, 10, 25, 2, 0, tzinfo=UTC)) is None  # 03:00 CET

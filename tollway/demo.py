@@ -6,6 +6,7 @@ after an interruption completes it and changes nothing once complete.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +14,12 @@ from decimal import Decimal
 from tollway.balances import service as balances
 from tollway.errors import Refusal
 from tollway.money import to_micros
+from tollway.rating import service as rating
+from tollway.rating import subscriptions
+from tollway.rating.dialplan import DialPlan
+from tollway.rating.plans import Period
+from tollway.rating.sheets import Layout
+from tollway.rating.tariff import Defaults, Derivation
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import service as tree
@@ -93,6 +100,7 @@ def load_demo(database: Database, *, progress: Callable[[str], None] = lambda _:
         progress(step.login)
     if changed:
         balances.set_exchange_rate(database, base_currency="EUR", quote_currency="USD", rate=Decimal("1.0850"))
+    changed |= _load_rating(database)
     return changed
 
 
@@ -127,3 +135,119 @@ def _load_node(database: Database, step: DemoNode) -> bool:
         )
         created |= not result.already_existed
     return created
+
+
+# The provider's wholesale rate sheet (USD per minute); atlas sells the same destinations in EUR.
+DEMO_SHEET = """prefix,description,price,connect_fee,minimal_time,resolution,from_day,to_day,from_time,to_time
+1,USA and Canada,0.010,,,6,,,,
+1212,USA - New York,0.009,,,6,,,,
+1800,USA - Toll free,0,,,1,,,,
+44,United Kingdom - peak,0.020,,,,0,4,08:00,20:00
+44,United Kingdom - off-peak,0.012,,,,0,4,20:00,08:00
+44,United Kingdom - weekend,0.010,,,,5,6,,
+447,United Kingdom - Mobile,0.035,,,,,,,
+4420,United Kingdom - London,0.015,,,,,,,
+33,France,0.018,,,,,,,
+336,France - Mobile,0.040,,,,,,,
+337,France - Mobile,0.040,,,,,,,
+49,Germany,0.016,,,,,,,
+4915,Germany - Mobile,0.045,,,,,,,
+4916,Germany - Mobile,0.045,,,,,,,
+4917,Germany - Mobile,0.045,,,,,,,
+34,Spain,0.017,,,,,,,
+346,Spain - Mobile,0.030,,,,,,,
+39,Italy,0.017,,,,,,,
+393,Italy - Mobile,0.038,,,,,,,
+52,Mexico,0.020,,,,,,,
+521,Mexico - Mobile,0.045,,,,,,,
+55,Brazil,0.025,,,,,,,
+91,India,0.022,,,,,,,
+86,China,0.012,,,,,,,
+81,Japan,0.040,,,,,,,
+61,Australia,0.025,,,,,,,
+234,Nigeria,0.110,0.050,30,30,,,,
+880,Bangladesh,0.030,,,,,,,
+53,Cuba,0.850,,,60,,,,
+882,International networks,1.200,0.100,60,60,,,,
+"""
+
+
+@dataclass(frozen=True)
+class DemoTariff:
+    owner: str
+    name: str
+    currency: str | None = None
+    base: str | None = None  # derived tariffs
+    multiplier: str = "1"
+    addition: str = "0"
+    assigned_to: tuple[str, ...] = ()
+
+
+DEMO_TARIFFS = (
+    DemoTariff(PROVIDER_LOGIN, "wholesale", assigned_to=("atlas", "bluewave", "solo", "bigcarrier")),
+    DemoTariff("atlas", "standard", base="house:wholesale", multiplier="1.10", assigned_to=("atlas-north",)),
+    DemoTariff("atlas", "euro", currency="EUR", assigned_to=("atlas-euro",)),
+    DemoTariff(
+        "atlas-north", "standard", base="atlas:standard", multiplier="1.10", assigned_to=("north-city", "north-metro")
+    ),
+    DemoTariff("atlas-north", "pbx", base="atlas:standard", multiplier="1.30", assigned_to=("acme-pbx",)),
+    DemoTariff(
+        "north-city",
+        "retail",
+        base="atlas-north:standard",
+        multiplier="1.25",
+        addition="0.005",
+        assigned_to=("alice", "bob", "card-batch-1", "corner-shop"),
+    ),
+    DemoTariff("north-city", "wholesale", base="atlas-north:standard", multiplier="1.05", assigned_to=("trunk-one",)),
+    DemoTariff("north-metro", "retail", base="atlas-north:standard", multiplier="1.30", assigned_to=("carol",)),
+    DemoTariff("atlas-euro", "standard", base="atlas:euro", multiplier="1.10", assigned_to=("euro-paris",)),
+    DemoTariff("euro-paris", "retail", base="atlas-euro:standard", multiplier="1.30", assigned_to=("amelie",)),
+    DemoTariff("bluewave", "standard", base="house:wholesale", multiplier="1.15", assigned_to=("bluewave-retail",)),
+    DemoTariff("bluewave-retail", "retail", base="bluewave:standard", multiplier="1.40", assigned_to=("dave",)),
+    DemoTariff("solo", "retail", base="house:wholesale", multiplier="1.50", assigned_to=("erin",)),
+)
+
+
+def _load_rating(database: Database) -> bool:
+    """Tariffs on every level (most derived from the one above), a plan, dial plans."""
+    changed = False
+    for step in DEMO_TARIFFS:
+        name = f"{step.owner}:{step.name}"
+        try:
+            rating.create_tariff(
+                database,
+                owner_login=step.owner,
+                name=step.name,
+                currency=step.currency,
+                defaults=Defaults(resolution=1),
+                base_name=step.base,
+                derivation=Derivation(Decimal(step.multiplier), to_micros(step.addition)) if step.base else None,
+            )
+            changed = True
+        except Refusal as refusal:
+            if refusal.reason != "tariff_exists":
+                raise
+        if step.base is None and rating.get_tariff(database, name=name)[1] == 0:
+            rating.import_sheet(database, name=name, stream=io.BytesIO(DEMO_SHEET.encode()), layout=Layout.NATIVE)
+        for login in step.assigned_to:
+            current = rating.tariff_of(database, login=login)
+            if current is None or current.name != name:
+                rating.assign_tariff(database, login=login, tariff=name)
+                changed = True
+    if not subscriptions.list_plans(database, owner_login="north-city", limit=1):
+        subscriptions.create_plan(
+            database,
+            owner_login="north-city",
+            name="talk-100",
+            fee_micros=to_micros("5"),
+            period=Period.MONTH,
+            included_seconds=100 * 60,
+            prefixes=("1",),
+            rollover=True,
+        )
+        subscriptions.subscribe(database, login="alice", plan_name="north-city:talk-100")
+        subscriptions.set_dial_plan(database, login="north-city", plan=DialPlan("1", "011", "1"))
+        subscriptions.set_dial_plan(database, login="euro-paris", plan=DialPlan("33", "00", "0"))
+        changed = True
+    return changed

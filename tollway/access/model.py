@@ -36,8 +36,10 @@ class Action(StrEnum):
     MONEY_TOPUP = "money:topup"
     MONEY_ADJUST = "money:adjust"  # adjustments, refunds, credit limits
     USER_MANAGE = "user:manage"  # users and API keys of the target node
-    RATES_READ = "rates:read"
-    RATES_WRITE = "rates:write"
+    EXCHANGE_RATES_READ = "exchange_rates:read"
+    EXCHANGE_RATES_WRITE = "exchange_rates:write"
+    TARIFFS_READ = "tariffs:read"  # tariffs and plans a node owns, or the one it pays at
+    TARIFFS_WRITE = "tariffs:write"  # tariffs, rate rows and plans a node owns
     AUDIT_READ = "audit:read"
     CALLS_READ = "calls:read"  # call details (agents see totals only)
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
@@ -60,12 +62,26 @@ ROLE_KINDS: dict[Role, frozenset[NodeKind]] = {
 _ADMIN = frozenset(Action)
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.PROVIDER_ADMIN: _ADMIN,
-    Role.RESELLER_ADMIN: _ADMIN - {Action.RATES_WRITE},
+    Role.RESELLER_ADMIN: _ADMIN - {Action.EXCHANGE_RATES_WRITE},
     Role.AGENT: frozenset(
-        {Action.NODE_READ, Action.NODE_CREATE, Action.BALANCE_READ, Action.MONEY_TOPUP, Action.RATES_READ}
+        {
+            Action.NODE_READ,
+            Action.NODE_CREATE,
+            Action.BALANCE_READ,
+            Action.MONEY_TOPUP,
+            Action.EXCHANGE_RATES_READ,
+            Action.TARIFFS_READ,
+        }
     ),
     Role.CLIENT: frozenset(
-        {Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ, Action.SECRETS_READ, Action.USER_MANAGE}
+        {
+            Action.NODE_READ,
+            Action.BALANCE_READ,
+            Action.CALLS_READ,
+            Action.SECRETS_READ,
+            Action.USER_MANAGE,
+            Action.TARIFFS_READ,
+        }
     ),
     Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ}),
 }
@@ -73,7 +89,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 # Actions an owner takes on a node: never on the principal's own node.
 OWNER_ACTIONS = frozenset({Action.NODE_UPDATE, Action.MONEY_TOPUP, Action.MONEY_ADJUST})
 # Actions that are not about one node of the tree.
-GLOBAL_ACTIONS = frozenset({Action.RATES_READ, Action.RATES_WRITE})
+GLOBAL_ACTIONS = frozenset({Action.EXCHANGE_RATES_READ, Action.EXCHANGE_RATES_WRITE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +152,7 @@ def sees(principal: Principal, target: Place) -> bool:
 
 
 def decide(principal: Principal, action: Action, target: Place | None = None) -> Decision:
-    """The rule. ``target`` is None only for actions that are not about a node (rates)."""
+    """The rule. ``target`` is None only for actions that are not about a node (exchange rates)."""
     if target is None:
         if action not in GLOBAL_ACTIONS:
             raise ValueError(f"{action} needs a target node")

@@ -298,7 +298,7 @@ def set_exchange_rate(
     valid_from: datetime | None = None,
     principal: Principal | None = None,
 ) -> ExchangeRate:
-    authorize(principal, Action.RATES_WRITE, None)
+    authorize(principal, Action.EXCHANGE_RATES_WRITE, None)
     now = utc_now()
     value = ExchangeRate(base_currency, quote_currency, exchange.check_rate(rate), valid_from or now)
 

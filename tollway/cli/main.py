@@ -6,31 +6,26 @@ request was understood and refused), 2 for bad usage or a database that is not r
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from rich.tree import Tree
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from tollway import __version__
 from tollway.access import service as access
 from tollway.access.model import Action, Role
 from tollway.balances import service as balances
+from tollway.cli import rating as rating_cli
+from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
-from tollway.errors import TollwayError
 from tollway.ledger import service as ledger
 from tollway.ledger.exchange import list_rates
-from tollway.money import format_amount, to_micros
+from tollway.money import format_amount
 from tollway.store import migrate
-from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import service as tree
 from tollway.tree import store as tree_store
@@ -49,44 +44,9 @@ user_app = typer.Typer(help="Logins of people: a user belongs to a node, with a 
 key_app = typer.Typer(help="API keys for machines: shown once, stored hashed.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="api-key")
-
-out = Console()
-err = Console(stderr=True)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected failures into one line on stderr and a non-zero exit, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except TollwayError as error:
-            raise fail(str(error)) from None
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise fail(f"configuration invalid: {problems}", 2) from None
-        except (OperationalError, ProgrammingError) as error:
-            first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            raise fail(f"database not ready ({first_line}): run `tollway init`", 2) from None
-
-    return wrapper
-
-
-def database() -> Database:
-    settings = Settings()
-    return Database(settings.database_url, pool_size=settings.database_pool_size)
-
-
-def amount(text: str) -> int:
-    return to_micros(text)
+app.add_typer(rating_cli.tariff_app, name="tariff")
+app.add_typer(rating_cli.plan_app, name="plan")
+app.command("rate")(rating_cli.rate)
 
 
 @app.command()

@@ -192,3 +192,100 @@ audit_log = Table(
     Column("request_id", String(64), nullable=True),
 )
 Index("ix_audit_log_node_path_at", audit_log.c.node_path, audit_log.c.at)
+
+# Rating: tariffs owned by a node and assigned to its children, their rate rows, plans.
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>", as VoipSwitch does
+    Column("currency", String(3), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("minimal_time", Integer, nullable=False),
+    Column("resolution", Integer, nullable=False),
+    Column("grace_period", Integer, nullable=False),
+    Column("base_tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
+    Column("multiplier", ExactDecimal, nullable=True),
+    Column("addition_micros", BigInteger, nullable=True),
+    Column("revision", Integer, nullable=False),  # bumped by every change to the tariff or its rows
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("resolution >= 1", name="resolution_positive"),
+    CheckConstraint("(base_tariff_id IS NULL) = (multiplier IS NULL)", name="derivation_complete"),
+)
+Index("ix_tariffs_owner_id", tariffs.c.owner_id)
+Index("ix_tariffs_base_tariff_id", tariffs.c.base_tariff_id)
+
+rates = Table(
+    "rates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("price_micros", BigInteger, nullable=False),
+    Column("connect_fee_micros", BigInteger, nullable=False),
+    Column("minimal_time", Integer, nullable=True),  # NULL: the tariff's default
+    Column("resolution", Integer, nullable=True),
+    Column("grace_period", Integer, nullable=True),
+    Column("free_seconds", Integer, nullable=False),
+    Column("from_day", Integer, nullable=False),
+    Column("to_day", Integer, nullable=False),
+    Column("from_second", Integer, nullable=False),
+    Column("to_second", Integer, nullable=True),  # NULL: the end of the day
+    Column("valid_from", UtcDateTime, nullable=True),
+    Column("valid_to", UtcDateTime, nullable=True),
+    CheckConstraint("price_micros >= 0 AND connect_fee_micros >= 0", name="prices_not_negative"),
+)
+Index("ix_rates_tariff_id_prefix", rates.c.tariff_id, rates.c.prefix)
+
+tariff_assignments = Table(
+    "tariff_assignments",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("assigned_at", UtcDateTime, nullable=False),
+)
+Index("ix_tariff_assignments_tariff_id", tariff_assignments.c.tariff_id)
+
+dial_plans = Table(
+    "dial_plans",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("country_code", String(3), nullable=False),
+    Column("international_prefix", String(4), nullable=False),
+    Column("national_prefix", String(2), nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>"
+    Column("currency", String(3), nullable=False),
+    Column("fee_micros", BigInteger, nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("included_seconds", Integer, nullable=False),
+    Column("prefixes", Text, nullable=False),  # space-separated; empty: every destination
+    Column("rollover", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("period IN ('day', 'week', 'month')", name="period"),
+)
+Index("ix_plans_owner_id", plans.c.owner_id)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("seconds_left", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("status IN ('active', 'suspended', 'ended')", name="status"),
+    CheckConstraint("seconds_left >= 0", name="seconds_left_not_negative"),
+    UniqueConstraint("node_id", "plan_id"),
+)

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/exchange-rates", tags=["exchange rates"], responses=
 
 @router.get("", summary="The exchange rates, newest first per pair")
 def get_rates(database: DatabaseDep, principal: PrincipalDep) -> list[ExchangeRateOut]:
-    authorize(principal, Action.RATES_READ, None)
+    authorize(principal, Action.EXCHANGE_RATES_READ, None)
     with database.reading() as connection:
         rates = list_rates(connection)
     return [

@@ -1,0 +1,113 @@
+"""Tariffs loaded for rating: rate tables cached per process, the chain of levels above an account.
+
+A table is rebuilt when its tariff, or any tariff it derives from, has a new revision; every change
+to a tariff or its rows bumps its revision, so a cached table is never stale for longer than the
+query that checks the revisions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from tollway.errors import Refusal, present
+from tollway.rating import store
+from tollway.rating.chain import Allowance, Level
+from tollway.rating.dialplan import INTERNATIONAL, DialPlan
+from tollway.rating.rates import RateTable
+from tollway.rating.service import effective_rows
+from tollway.rating.tariff import DERIVATION_DEPTH_MAX, Tariff
+from tollway.tree import store as tree_store
+from tollway.tree.model import Node, NodeKind
+
+TABLE_CACHE_TARIFFS_MAX = 32
+
+
+class NoTariff(Refusal):
+    def __init__(self, login: str) -> None:
+        super().__init__("no_tariff", f"{login} has no tariff assigned")
+        self.account = login
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Everything needed to rate calls of one account: its levels, dial plan and plan allowance."""
+
+    account: str  # login; "" when a tariff is rated on its own
+    levels: tuple[Level, ...]
+    dial_plan: DialPlan
+    allowance: Allowance | None
+
+
+class TableCache:
+    """Rate tables by tariff id, checked against the revisions of the tariff and its bases."""
+
+    def __init__(self, size: int = TABLE_CACHE_TARIFFS_MAX) -> None:
+        self._size = size
+        self._tables: OrderedDict[int, tuple[tuple[tuple[int, int], ...], RateTable]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def table(self, connection: Connection, tariff: Tariff) -> RateTable:
+        key = _revision_key(connection, tariff)
+        with self._lock:
+            cached = self._tables.get(tariff.id)
+            if cached is not None and cached[0] == key:
+                self._tables.move_to_end(tariff.id)
+                return cached[1]
+        table = RateTable(effective_rows(connection, tariff), time_zone=tariff.time_zone)
+        with self._lock:
+            self._tables[tariff.id] = (key, table)
+            self._tables.move_to_end(tariff.id)
+            while len(self._tables) > self._size:
+                self._tables.popitem(last=False)
+        return table
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+
+
+TABLES = TableCache()
+
+
+def _revision_key(connection: Connection, tariff: Tariff) -> tuple[tuple[int, int], ...]:
+    ids = [tariff.id]
+    current = tariff
+    while current.base_tariff_id is not None and len(ids) <= DERIVATION_DEPTH_MAX:
+        ids.append(current.base_tariff_id)
+        current = present(store.get_tariff(connection, current.base_tariff_id), "base tariff")
+    revisions = store.revisions(connection, ids)
+    return tuple((i, revisions[i]) for i in ids)
+
+
+def chain_of(connection: Connection, account: Node, *, tables: TableCache = TABLES) -> Chain:
+    """The levels that pay for a call of ``account``: itself, then each owner up to the provider's child."""
+    nodes = [n for n in tree_store.chain(connection, account) if n.position.kind is not NodeKind.PROVIDER]
+    if account.position.kind in (NodeKind.PROVIDER, NodeKind.AGENT):
+        raise Refusal("account_not_rated", f"{account.login} does not make calls")
+    ids = [n.id for n in nodes]
+    assigned = store.assigned_tariff_ids(connection, ids)
+    levels: list[Level] = []
+    for node in nodes:
+        tariff_id = assigned.get(node.id)
+        if tariff_id is None:
+            raise NoTariff(node.login)
+        tariff = present(store.get_tariff(connection, tariff_id), f"tariff of {node.login}")
+        levels.append(Level(node.login, tariff.name, tariff.currency, tables.table(connection, tariff)))
+    return Chain(account.login, tuple(levels), _dial_plan(connection, nodes), _allowance(connection, account))
+
+
+def _dial_plan(connection: Connection, nodes: list[Node]) -> DialPlan:
+    """The account's own dial plan, or the nearest owner's, or international numbers only."""
+    plans = store.dial_plans_of(connection, [n.id for n in nodes])
+    return next((plans[n.id] for n in nodes if n.id in plans), INTERNATIONAL)
+
+
+def _allowance(connection: Connection, account: Node) -> Allowance | None:
+    for _node_id, plan, status, seconds_left in store.subscriptions_of(connection, [account.id]):
+        if status == "active":
+            return Allowance(plan, seconds_left)
+    return None

@@ -1,0 +1,156 @@
+"""Use cases on plans, their subscriptions and accounts' dial plans; each runs in one transaction.
+
+A plan belongs to the provider or a reseller, like a tariff, is named ``<owner>:<name>`` and is given
+to the owner's own clients in their currency. A subscription starts with the plan's included seconds;
+the fee of each period is charged by the recurring-charges scheduler through the ledger.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from tollway.access.audit import audit
+from tollway.access.model import Action, Principal, authorize
+from tollway.clock import utc_now
+from tollway.errors import NotFound, Refusal
+from tollway.money import check_currency
+from tollway.rating import store
+from tollway.rating.dialplan import DialPlan
+from tollway.rating.plans import Period, Plan
+from tollway.rating.tariff import tariff_name
+from tollway.store.database import Database
+from tollway.tree.model import NodeKind
+from tollway.tree.service import require_node
+
+
+def create_plan(
+    database: Database,
+    *,
+    owner_login: str,
+    name: str,
+    fee_micros: int,
+    period: Period,
+    included_seconds: int,
+    prefixes: tuple[str, ...] = (),
+    rollover: bool = False,
+    currency: str | None = None,
+    principal: Principal | None = None,
+) -> Plan:
+    def use_case(connection: Connection) -> Plan:
+        owner = require_node(connection, owner_login)
+        authorize(principal, Action.TARIFFS_WRITE, owner)
+        if owner.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
+            raise Refusal("plan_owner_invalid", "only the provider and resellers make plans")
+        full_name = tariff_name(owner.login, name)
+        if store.find_plan(connection, full_name) is not None:
+            raise Refusal("plan_exists", f"plan {full_name} already exists")
+        plan = Plan(
+            full_name,
+            check_currency(currency or owner.currency),
+            fee_micros,
+            period,
+            included_seconds,
+            tuple(sorted(set(prefixes))),
+            rollover,
+        )
+        store.insert_plan(connection, owner_id=owner.id, plan=plan, now=utc_now())
+        audit(
+            connection,
+            principal,
+            action="plan.create",
+            target_type="plan",
+            target_id=plan.name,
+            node=owner,
+            after={"fee_micros": fee_micros, "period": str(period), "included_seconds": included_seconds},
+        )
+        return plan
+
+    return database.run(use_case)
+
+
+def list_plans(
+    database: Database, *, owner_login: str, limit: int, after_id: int = 0, principal: Principal | None = None
+) -> list[tuple[int, Plan]]:
+    with database.reading() as connection:
+        owner = require_node(connection, owner_login)
+        authorize(principal, Action.TARIFFS_READ, owner)
+        return [
+            (plan_id, plan) for plan_id, _, plan in store.plans_of(connection, owner.id, limit=limit, after_id=after_id)
+        ]
+
+
+def subscribe(database: Database, *, login: str, plan_name: str, principal: Principal | None = None) -> Plan:
+    """An owner gives one of its clients one of its plans, starting now with the plan's included seconds."""
+
+    def use_case(connection: Connection) -> Plan:
+        node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_UPDATE, node)
+        found = store.find_plan(connection, plan_name)
+        if found is None:
+            raise NotFound("plan", plan_name)
+        plan_id, owner_id, plan = found
+        if node.position.kind is not NodeKind.CLIENT:
+            raise Refusal("plan_not_assignable", "plans are given to clients")
+        if owner_id != node.parent_id:
+            raise Refusal("plan_not_owners", f"{plan.name} does not belong to {login}'s owner")
+        if plan.currency != node.currency:
+            raise Refusal("currency_mismatch", f"{plan.name} is in {plan.currency}, {login} in {node.currency}")
+        if any(status != "ended" for _, _, status, _ in store.subscriptions_of(connection, [node.id])):
+            raise Refusal("plan_exists", f"{login} already has a plan")
+        now = utc_now()
+        store.insert_subscription(
+            connection, node_id=node.id, plan_id=plan_id, period_start=now, seconds_left=plan.included_seconds, now=now
+        )
+        audit(
+            connection,
+            principal,
+            action="plan.subscribe",
+            target_type="node",
+            target_id=node.login,
+            node=node,
+            after={"plan": plan.name},
+        )
+        return plan
+
+    return database.run(use_case)
+
+
+def subscriptions_of(
+    database: Database, *, login: str, principal: Principal | None = None
+) -> list[tuple[Plan, str, int]]:
+    """(plan, status, seconds left) of an account's subscriptions."""
+    with database.reading() as connection:
+        node = require_node(connection, login)
+        authorize(principal, Action.TARIFFS_READ, node)
+        return [(plan, status, left) for _, plan, status, left in store.subscriptions_of(connection, [node.id])]
+
+
+def set_dial_plan(database: Database, *, login: str, plan: DialPlan, principal: Principal | None = None) -> DialPlan:
+    """An owner sets how an account's dialed numbers become E.164 (its children inherit it)."""
+
+    def use_case(connection: Connection) -> DialPlan:
+        node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_UPDATE, node)
+        before = store.dial_plans_of(connection, [node.id]).get(node.id)
+        store.set_dial_plan(connection, node.id, plan)
+        audit(
+            connection,
+            principal,
+            action="node.dial_plan",
+            target_type="node",
+            target_id=node.login,
+            node=node,
+            before=None if before is None else _dial_plan_summary(before),
+            after=_dial_plan_summary(plan),
+        )
+        return plan
+
+    return database.run(use_case)
+
+
+def _dial_plan_summary(plan: DialPlan) -> dict[str, str]:
+    return {
+        "country_code": plan.country_code,
+        "international_prefix": plan.international_prefix,
+        "national_prefix": plan.national_prefix,
+    }
