@@ -38,8 +38,9 @@ ACTORS = {
 @dataclass(frozen=True)
 class Row:
     path: str
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[dict[str, Any]] | None = None
     expected: dict[str, int] = field(default_factory=dict)  # actor -> status
+    content: str | None = None  # a body that is not JSON (a CSV rate sheet)
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -105,6 +106,57 @@ MATRIX: dict[tuple[str, str], Row] = {
         {"base_currency": "GBP", "quote_currency": "USD", "rate": "1.27"},
         expect(201, 403, 403, 403, 403, 403),
     ),
+    # Rating: north-city's retail tariff, which alice pays at; agent-ana sees alice but not north-city.
+    ("GET", "/api/v1/tariffs"): Row("/api/v1/tariffs?owner=north-city", None, expect(200, 200, 404, 404, 404, 404)),
+    ("POST", "/api/v1/tariffs"): Row(
+        "/api/v1/tariffs", {"owner": "north-city", "name": "promo"}, expect(201, 201, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/tariffs/{name}"): Row(
+        "/api/v1/tariffs/north-city:retail", None, expect(200, 200, 404, 404, 200, 404)
+    ),
+    ("PATCH", "/api/v1/tariffs/{name}"): Row(
+        "/api/v1/tariffs/north-city:retail", {"grace_period": 3}, expect(200, 200, 404, 404, 403, 404)
+    ),
+    ("DELETE", "/api/v1/tariffs/{name}"): Row(  # alice pays at it: a conflict for those who may delete
+        "/api/v1/tariffs/north-city:retail", None, expect(409, 409, 404, 404, 403, 404)
+    ),
+    ("GET", "/api/v1/tariffs/{name}/rates"): Row(
+        "/api/v1/tariffs/north-city:retail/rates", None, expect(200, 200, 404, 404, 200, 404)
+    ),
+    ("PUT", "/api/v1/tariffs/{name}/rates/{prefix}"): Row(
+        "/api/v1/tariffs/north-city:retail/rates/4477", [{"price": "0.05"}], expect(200, 200, 404, 404, 403, 404)
+    ),
+    ("PUT", "/api/v1/tariffs/{name}/sheet"): Row(
+        "/api/v1/tariffs/north-city:retail/sheet",
+        None,
+        expect(200, 200, 404, 404, 403, 404),
+        content="prefix,description,price\n44,United Kingdom,0.03\n",
+    ),
+    ("GET", "/api/v1/tariffs/{name}/sheet"): Row(
+        "/api/v1/tariffs/north-city:retail/sheet", None, expect(200, 200, 404, 404, 200, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/tariff"): Row(
+        "/api/v1/nodes/alice/tariff", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/tariff"): Row(
+        "/api/v1/nodes/alice/tariff", {"tariff": "north-city:retail"}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/dial-plan"): Row(
+        "/api/v1/nodes/alice/dial-plan", {"country_code": "1"}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("POST", "/api/v1/nodes/{login}/quote"): Row(
+        "/api/v1/nodes/alice/quote", {"number": "+12125551234"}, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("GET", "/api/v1/plans"): Row("/api/v1/plans?owner=north-city", None, expect(200, 200, 404, 404, 404, 404)),
+    ("POST", "/api/v1/plans"): Row(
+        "/api/v1/plans", {"owner": "north-city", "name": "promo", "fee": "1"}, expect(201, 201, 404, 404, 404, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/plan"): Row(  # bob: alice has a plan already
+        "/api/v1/nodes/bob/plan", {"plan": "north-city:talk-100"}, expect(200, 200, 404, 403, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/plans"): Row(
+        "/api/v1/nodes/alice/plans", None, expect(200, 200, 404, 200, 200, 404)
+    ),
 }
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}
 
@@ -142,7 +194,11 @@ def test_the_answer_for_each_caller(database: Database, route: tuple[str, str], 
     if route == ("POST", "/api/v1/sessions"):
         headers = {}
         body = {"login": f"{actor.lower()}-user", "password": PASSWORD if actor != "anon" else "wrong password"}
-    response = client.request(method, row.path.format(alice_key=alice_key.key_id), json=body, headers=headers)
+    path = row.path.format(alice_key=alice_key.key_id)
+    if row.content is not None:
+        response = client.request(method, path, content=row.content, headers=headers | {"content-type": "text/csv"})
+    else:
+        response = client.request(method, path, json=body, headers=headers)
     expected = row.expected[actor]
     assert response.status_code == expected, response.text
     if expected >= 400:

@@ -146,3 +146,8 @@ def test_e164_digits_drops_only_the_plus_and_separators() -> None:
 def test_the_default_dial_plan_is_international_with_00() -> None:
     assert DialPlan() == INTERNATIONAL
     assert (INTERNATIONAL.country_code, INTERNATIONAL.international_prefix) == ("", "00")
+
+
+def test_a_bracketed_national_prefix_after_the_country_code_is_not_dialed() -> None:
+    assert DialPlan("44").normalize("+44 (0)20 7946 0000") == "442079460000"
+    assert DialPlan("44").normalize("0044 (0)20 7946 0000") == "442079460000"

@@ -271,15 +271,14 @@ def test_a_derived_tariff_follows_its_base() -> None:
     assert [r.pricing.price_micros for r in derive([base_row(price=12_000)], derivation, [])] == [24_000]
 
 
-def test_a_negative_addition_may_lower_a_price_to_zero_but_not_below() -> None:
+def test_a_discount_larger_than_a_price_makes_that_destination_free_and_never_breaks_the_tariff() -> None:
     derivation = Derivation(Decimal(1), addition_micros=-2_000)
     assert derivation.apply(base_row(price=13_000)).pricing.price_micros == 11_000
     assert derivation.apply(base_row(price=2_000)).pricing.price_micros == 0
-    with pytest.raises(Refusal, match="prefix 447:") as refusal:
-        derivation.apply(base_row(prefix="447", price=1_999))
-    assert refusal.value.reason == "price_invalid"
-    with refused("price_invalid"):
-        list(derive([base_row(price=13_000), base_row(prefix="800", price=0)], derivation, []))
+    assert derivation.apply(base_row(prefix="447", price=1_999)).pricing.price_micros == 0
+    # The base gains a free 800 row after the discount was set: the derived tariff still rates.
+    derived = list(derive([base_row(price=13_000), base_row(prefix="800", price=0)], derivation, []))
+    assert [r.pricing.price_micros for r in derived] == [11_000, 0]
 
 
 @pytest.mark.parametrize("multiplier", ["0", "0.000001", "1", "1.15", str(MULTIPLIER_MAX)])
@@ -316,10 +315,14 @@ def test_a_derived_price_is_the_exact_product_plus_the_addition_rounded_up_by_le
     exact_fee = connect_fee * Fraction(multiplier)
     derivation = Derivation(multiplier, addition_micros=addition)
     row = base_row(price=price, connect_fee=connect_fee)
-    if exact_price <= -1:  # negative even once rounded up: refused
-        with refused("price_invalid"):
-            derivation.apply(row)
-        return
-    pricing = derivation.apply(row).pricing  # a price between -1 and 0 rounds up to 0: accepted
-    assert exact_price <= pricing.price_micros < exact_price + 1
+    pricing = derivation.apply(row).pricing
+    if exact_price <= 0:  # a discount larger than the price: free
+        assert pricing.price_micros == 0
+    else:
+        assert exact_price <= pricing.price_micros < exact_price + 1
     assert exact_fee <= pricing.connect_fee_micros < exact_fee + 1
+
+
+def test_validity_dates_without_a_time_zone_are_refused() -> None:
+    with refused("validity_invalid"):
+        RateEntry("44", "UK", 10_000, valid_from=datetime(2026, 1, 1))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from tollway import __version__
 from tollway.access.audit import current_request_id
-from tollway.http.api import access, money, nodes, rates
+from tollway.http.api import access, money, nodes, plans, rates, tariffs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.store import migrate
@@ -28,7 +28,7 @@ def create_app(database: Database, *, cookie_secure: bool = True) -> FastAPI:
     app.state.database = database
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)
-    for router in (nodes.router, money.router, access.router, rates.router):
+    for router in (nodes.router, money.router, access.router, rates.router, tariffs.router, plans.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.middleware("http")

@@ -12,7 +12,16 @@ from tollway.errors import NotFound, Refusal
 
 UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
 CONFLICTS = frozenset(
-    {"login_taken", "provider_exists", "exists_with_different_fields", "batch_partially_exists", "api_key_revoked"}
+    {
+        "login_taken",
+        "provider_exists",
+        "exists_with_different_fields",
+        "batch_partially_exists",
+        "api_key_revoked",
+        "tariff_exists",
+        "tariff_in_use",
+        "plan_exists",
+    }
 )
 
 

@@ -37,7 +37,8 @@ class DialPlan:
 
     def normalize(self, dialed: str) -> str:
         """The E.164 digits of ``dialed``; ``number_invalid`` if there are none."""
-        number = dialed.translate(_SEPARATORS)
+        # "+44 (0)20 ..." writes the national prefix in brackets after the country code: not dialed.
+        number = dialed.replace("(0)", "").translate(_SEPARATORS)
         if number.startswith("+"):
             number = number[1:]
         elif self.international_prefix and number.startswith(self.international_prefix):

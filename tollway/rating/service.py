@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Principal, authorize
+from tollway.access.model import Action, Forbidden, Principal, authorize
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.money import check_currency
@@ -68,7 +68,7 @@ def authorize_write(connection: Connection, principal: Principal | None, tariff:
         authorize(principal, Action.TARIFFS_WRITE, owner)
     except NotFound:
         authorize_read(connection, principal, tariff)  # NotFound for a tariff it may not even read
-        raise Refusal("forbidden", f"not allowed to {Action.TARIFFS_WRITE}") from None
+        raise Forbidden(Action.TARIFFS_WRITE) from None
     return owner
 
 

@@ -11,7 +11,8 @@ the tariff's default (None); connect_fee, free_seconds -> 0; from_day and to_day
 HH:MM or HH:MM:SS; days run from 0 (Monday) to 6 (Sunday). valid_from / valid_to are ISO 8601
 dates or date-times: with an offset they are taken as given, without one they are wall-clock
 times in the tariff's time zone (a time the clocks skip is refused; an ambiguous one is the
-earlier of the two instants); a date is midnight.
+earlier of the two instants); a date is midnight. They are read as instants in UTC, and written in
+the tariff's time zone with its offset.
 
 VoipSwitch layout: semicolon-separated, header optional (present when the first field is
 "prefix"), the fifteen columns of ``VOIPSWITCH_COLUMNS`` in that order. -1 (or an empty cell) means
@@ -298,6 +299,9 @@ class _FirstFound(Exception):
 def _native_parser(header: tuple[int, list[str]], cells: _CellParser, errors: _Errors) -> RowParser | None:
     """The row parser for the columns the header names, or None when the header is wrong."""
     line, names = header[0], [name.strip() for name in header[1]]
+    if not set(names) & set(NATIVE_COLUMNS):
+        errors.add(line, "header_invalid", f"the sheet must start with a header: {','.join(NATIVE_COLUMNS)}")
+        return None
     problems = [f"unknown column {name!r}" for name in names if name not in NATIVE_COLUMNS]
     problems += [f"column {name!r} appears twice" for name in sorted(set(names)) if names.count(name) > 1]
     problems += [f"required column {name!r} is missing" for name in sorted(NATIVE_REQUIRED - set(names))]
@@ -591,18 +595,21 @@ def _time_of_day(text: str, name: str, *, end: bool = False) -> time | None:
 
 
 def _instant(text: str, zone: ZoneInfo, name: str) -> datetime:
-    """An ISO 8601 date or date-time, aware in ``zone``; a naive one is a wall-clock time there."""
+    """An ISO 8601 date or date-time, as an instant in UTC; a naive one is a wall-clock time in ``zone``.
+
+    UTC, because Python never finds an instant in a time zone's repeated hour equal to one in another zone.
+    """
     try:
         value = datetime.fromisoformat(text)
         if value.tzinfo is not None:
-            return value.astimezone(zone)
-        local = value.replace(tzinfo=zone)
-        exists = local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == value
+            return value.astimezone(UTC)
+        instant = value.replace(tzinfo=zone).astimezone(UTC)
+        exists = instant.astimezone(zone).replace(tzinfo=None) == value
     except (ValueError, OverflowError):
         raise Refusal("value_invalid", f"{name} {_shown(text)} is not an ISO 8601 date or date-time") from None
     if not exists:
         raise Refusal("value_invalid", f"{name} {text} does not exist in {zone.key} (the clocks skip it)")
-    return local
+    return instant
 
 
 def _shown(text: str) -> str:

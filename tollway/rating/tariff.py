@@ -6,7 +6,8 @@ changing a default changes every row that follows it.
 
 A derived tariff follows a base tariff: price' = price x multiplier + addition (per minute) and
 connect_fee' = connect_fee x multiplier, each rounded up to a whole micro-unit, except for the
-prefixes it overrides with entries of its own (an override replaces every row of its prefix). The
+prefixes it overrides with entries of its own (an override replaces every row of its prefix); a
+discount larger than a price makes that destination free. The
 base's billing terms (minimal time, resolution, grace period, free seconds, windows, validity) are
 kept. It is computed from the base whenever it is read, so it follows every change of the base.
 """
@@ -69,6 +70,8 @@ class RateEntry:
                 check_seconds(name, value)
         if self.resolution is not None:
             check_resolution(self.resolution)
+        if any(v is not None and v.tzinfo is None for v in (self.valid_from, self.valid_to)):
+            raise Refusal("validity_invalid", "validity dates need a time zone")
         if self.valid_from is not None and self.valid_to is not None and self.valid_to <= self.valid_from:
             raise Refusal("validity_invalid", "valid_to must come after valid_from")
 
@@ -120,9 +123,9 @@ class Derivation:
 
     def apply(self, row: RateRow) -> RateRow:
         factor = Fraction(self.multiplier)
-        price = _ceil(row.pricing.price_micros * factor) + self.addition_micros
-        if price < 0:
-            raise Refusal("price_invalid", f"prefix {row.prefix}: the addition makes the price negative")
+        # A discount (negative addition) larger than a price gives that destination free, never a
+        # refusal: the base may gain cheap rows at any time and the derived tariff must still rate.
+        price = max(0, _ceil(row.pricing.price_micros * factor) + self.addition_micros)
         pricing = replace(
             row.pricing, price_micros=price, connect_fee_micros=_ceil(row.pricing.connect_fee_micros * factor)
         )
