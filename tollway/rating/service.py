@@ -119,6 +119,7 @@ def create_tariff(
         base = None
         if base_name is not None:
             base = require_tariff(connection, base_name)
+            authorize_read(connection, principal, base)
             _check_base(connection, owner, base, tariff_currency)
         tariff = store.insert_tariff(
             connection,

@@ -52,7 +52,7 @@ from heapq import heappush, heapreplace
 from typing import BinaryIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tollway.errors import InvariantBroken, Refusal
+from tollway.errors import Refusal
 from tollway.money import MICROS_PER_UNIT
 from tollway.rating.rates import WeeklyWindow
 from tollway.rating.tariff import MULTIPLIER_MAX, Defaults, RateEntry
@@ -159,7 +159,7 @@ def read_sheet(
     reading.source.finish()
     sheet, errors = reading.sheet, reading.errors
     sheet.check_overlaps()
-    if errors.count == 0 and sheet.rows == 0:
+    if errors.count == 0 and not sheet.entries:
         errors.add(1, "sheet_empty", "the sheet has no rate rows")
     if errors.count:
         raise SheetRefused(errors.listed(), errors.count)
@@ -244,18 +244,22 @@ class _Reading:
 
     def each_record(self, take: Take) -> None:
         """``take`` each remaining record, but those that are blank or have a line that is not UTF-8."""
-        reader, bad_lines = self.reader, self.source.bad_lines
-        while True:
-            try:
-                for row in reader:
-                    first_line = self.last_line + 1
-                    self.last_line = reader.line_num
-                    if (len(row) > 1 or (row and row[0].strip())) and not (bad_lines and bad_lines[-1] >= first_line):
-                        take(first_line, row)
-                return
-            except csv.Error as error:
-                self.last_line = reader.line_num
-                self.errors.add(self.last_line, "format_invalid", f"the line is not valid CSV: {error}")
+        reader, bad_lines, last_line = self.reader, self.source.bad_lines, self.last_line
+        try:
+            while True:
+                try:
+                    for row in reader:
+                        first_line, last_line = last_line + 1, reader.line_num
+                        if (len(row) > 1 or (row and row[0].strip())) and not (
+                            bad_lines and bad_lines[-1] >= first_line
+                        ):
+                            take(first_line, row)
+                    return
+                except csv.Error as error:
+                    last_line = reader.line_num
+                    self.errors.add(last_line, "format_invalid", f"the line is not valid CSV: {error}")
+        finally:
+            self.last_line = last_line
 
     def first_record(self) -> tuple[int, list[str]] | None:
         found: list[tuple[int, list[str]]] = []
@@ -281,15 +285,10 @@ class _Reading:
             parse = _voipswitch_parser(first, self.cells, self.errors)
         if parse is None:
             return _ignore
-        self.sheet.parse = parse
-        take = self.sheet.take
+        take = self.sheet.taker(parse)
         if self.layout is Layout.VOIPSWITCH and first[1][0].strip() != "prefix":  # no header: the first row
             take(*first)
         return take
-
-
-def _no_parser(row: list[str]) -> RateEntry:
-    raise InvariantBroken("rows are read before the header")
 
 
 class _FirstFound(Exception):
@@ -341,37 +340,66 @@ class _Sheet:
         self.errors = errors
         self.entries: list[RateEntry] = []
         self.lines: list[int] = []
-        self.rows = 0  # data records, good or bad
-        self.parse: RowParser = _no_parser
         self._first_index: dict[str, int] = {}
         self._repeated: dict[str, list[int]] = {}  # prefix -> indexes of its entries, in line order
 
-    def take(self, line: int, row: list[str]) -> None:
-        self.rows += 1
-        try:
-            entry = self.parse(row)
-        except Refusal as refusal:
-            self.errors.add(line, refusal.reason, refusal.message)
-            return
-        index = len(self.entries)
-        self.entries.append(entry)
-        self.lines.append(line)
-        first = self._first_index.setdefault(entry.prefix, index)
-        if first != index:
-            self._repeated.setdefault(entry.prefix, [first]).append(index)
+    def taker(self, parse: RowParser) -> Take:
+        """What makes each data row an entry or an error (a closure: this runs a million times a sheet)."""
+        entries, lines, first_index, repeated, errors = (
+            self.entries,
+            self.lines,
+            self._first_index,
+            self._repeated,
+            self.errors,
+        )
+
+        def take(line: int, row: list[str]) -> None:
+            try:
+                entry = parse(row)
+            except Refusal as refusal:
+                errors.add(line, refusal.reason, refusal.message)
+                return
+            index = len(entries)
+            first = first_index.setdefault(entry.prefix, index)
+            if first != index:
+                repeated.setdefault(entry.prefix, [first]).append(index)
+            entries.append(entry)
+            lines.append(line)
+
+        return take
 
     def check_overlaps(self) -> None:
         """Each row that could price an instant an earlier row of its prefix prices, naming the first such row."""
-        defaults = Defaults()  # windows and validity do not depend on the defaults
+        overlap = _Overlap()
         for prefix, indexes in self._repeated.items():
-            rows = [self.entries[index].resolve(defaults) for index in indexes]
-            for later in range(1, len(rows)):
-                earlier = next((i for i in range(later) if rows[i].overlaps(rows[later])), None)
+            group = [self.entries[index] for index in indexes]
+            for later in range(1, len(group)):
+                earlier = next((i for i in range(later) if overlap(group[i], group[later])), None)
                 if earlier is not None:
                     message = (
                         f"prefix {prefix} could be priced at the same instant by line {self.lines[indexes[earlier]]}"
                     )
                     self.errors.add(self.lines[indexes[later]], "rows_overlap", message)
+
+
+class _Overlap:
+    """``RateRow.overlaps`` of two entries of one prefix, skipping it when their windows are apart.
+
+    Windows that do not overlap never let two rows overlap, and the rows of a sheet share a few window
+    objects: whether two of them overlap is remembered by their identities. The rows are the entries
+    resolved with any defaults: windows and validity do not depend on them.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[int, int], bool] = {}  # (id, id) of two windows kept alive by the entries
+        self._defaults = Defaults()
+
+    def __call__(self, first: RateEntry, second: RateEntry) -> bool:
+        key = (id(first.window), id(second.window))
+        windows_meet = self._windows.get(key)
+        if windows_meet is None:
+            windows_meet = self._windows[key] = first.window.overlaps(second.window)
+        return windows_meet and first.resolve(self._defaults).overlaps(second.resolve(self._defaults))
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -394,7 +422,7 @@ class _CellParser:
             _check_width(row, NATIVE_WIDTH)
         (prefix, description, price, connect_fee, minimal_time, resolution, grace_period, free_seconds) = row[:8]
         window_cells = (row[8], row[9], row[10], row[11])
-        valid_from, valid_to = row[12].strip(), row[13].strip()
+        valid_from, valid_to = row[12], row[13]
         return RateEntry(
             prefix=prefix.strip(),
             description=description,
@@ -405,8 +433,8 @@ class _CellParser:
             grace_period=_optional_integer(grace_period, "grace_period") if grace_period else None,
             free_seconds=_optional_integer(free_seconds, "free_seconds") or 0 if free_seconds else 0,
             window=self._windows.get(window_cells) or self.window(window_cells, _native_window),
-            valid_from=_instant(valid_from, self.zone, "valid_from") if valid_from else None,
-            valid_to=_instant(valid_to, self.zone, "valid_to") if valid_to else None,
+            valid_from=self.instant(valid_from, "valid_from") if valid_from else None,
+            valid_to=self.instant(valid_to, "valid_to") if valid_to else None,
         )
 
     def voipswitch_entry(self, row: list[str]) -> RateEntry:
@@ -468,6 +496,10 @@ class _CellParser:
         if micros == DEFAULT_MICROS:
             return 0
         return micros if signed else self.amount(text, name)
+
+    def instant(self, text: str, name: str) -> datetime | None:
+        text = text.strip()
+        return _instant(text, self.zone, name) if text else None
 
     def window(self, cells: tuple[str, ...], build: Callable[[list[str]], WeeklyWindow]) -> WeeklyWindow:
         window = self._windows.get(cells)
