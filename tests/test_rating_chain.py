@@ -292,7 +292,8 @@ def test_the_first_level_splits_the_call_with_its_plan_and_every_other_level_pay
     first, second = rate_call([level, level], "12125550100", MONDAY_0830_NEW_YORK, duration, allowance)
     billed, cost = billed_seconds(pricing, duration), cost_micros(pricing, duration)
     assert first.billed_seconds == second.billed_seconds == billed
-    if seconds_left is None:
+    free = pricing.price_micros == 0 and pricing.connect_fee_micros == 0  # spends no included seconds
+    if seconds_left is None or free:
         assert (first.plan_seconds, first.amount_micros) == (0, cost)
     else:
         assert (first.plan_seconds, first.amount_micros) == split_cost(pricing, duration, seconds_left)

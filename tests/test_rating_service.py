@@ -229,3 +229,9 @@ def test_a_call_with_no_rate_or_no_tariff_says_which_level_refused(database: Dat
     with pytest.raises(Refusal) as no_tariff:
         quote(database, login="zed", dialed=LONDON, start=MONDAY_10_UTC, duration=60)
     assert no_tariff.value.reason == "no_tariff"
+
+
+def test_a_free_destination_spends_no_included_minutes(database: Database) -> None:
+    load_demo(database)  # north-city:retail keeps 1800 free; alice's plan covers prefix 1
+    _, charges = quote(database, login="alice", dialed="1 800 555 1234", start=MONDAY_10_UTC, duration=60)
+    assert (charges[0].prefix, charges[0].plan_seconds, charges[0].amount_micros) == ("1800", 0, 0)

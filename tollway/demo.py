@@ -19,7 +19,7 @@ from tollway.rating import subscriptions
 from tollway.rating.dialplan import DialPlan
 from tollway.rating.plans import Period
 from tollway.rating.sheets import Layout
-from tollway.rating.tariff import Defaults, Derivation
+from tollway.rating.tariff import Defaults, Derivation, RateEntry
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import service as tree
@@ -181,6 +181,7 @@ class DemoTariff:
     multiplier: str = "1"
     addition: str = "0"
     assigned_to: tuple[str, ...] = ()
+    free_prefixes: tuple[str, ...] = ()  # overrides at price 0 (toll-free numbers stay free)
 
 
 DEMO_TARIFFS = (
@@ -198,6 +199,7 @@ DEMO_TARIFFS = (
         multiplier="1.25",
         addition="0.005",
         assigned_to=("alice", "bob", "card-batch-1", "corner-shop"),
+        free_prefixes=("1800",),
     ),
     DemoTariff("north-city", "wholesale", base="atlas-north:standard", multiplier="1.05", assigned_to=("trunk-one",)),
     DemoTariff("north-metro", "retail", base="atlas-north:standard", multiplier="1.30", assigned_to=("carol",)),
@@ -225,6 +227,9 @@ def _load_rating(database: Database) -> bool:
                 derivation=Derivation(Decimal(step.multiplier), to_micros(step.addition)) if step.base else None,
             )
             changed = True
+            for prefix in step.free_prefixes:
+                free = RateEntry(prefix, "Toll free", 0)
+                rating.set_prefix(database, name=name, prefix=prefix, entries=[free])
         except Refusal as refusal:
             if refusal.reason != "tariff_exists":
                 raise

@@ -3,7 +3,8 @@
 A client pays its owner at the tariff its owner assigned to it; that reseller pays its own owner at
 the tariff assigned to it; and so on up to the provider. Each level is priced on its own tariff (its
 own prefixes, windows, time zone and billing terms), so one call gives one charge per level. A plan
-only ever applies at the first level, the client's.
+only ever applies at the first level, the client's, and never spends included seconds on a
+destination that is free anyway.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from tollway.errors import Refusal
-from tollway.rating.cost import billed_seconds
+from tollway.rating.cost import Pricing, billed_seconds
 from tollway.rating.plans import Plan, split_cost
 from tollway.rating.rates import RateTable
 
@@ -71,7 +72,7 @@ def rate_call(
         plan_seconds = 0
         if billed == 0:
             amount = 0
-        elif position == 0 and allowance is not None and allowance.plan.covers(number):
+        elif position == 0 and allowance is not None and _worth_plan_seconds(pricing) and allowance.plan.covers(number):
             plan_seconds, amount = split_cost(pricing, duration, allowance.seconds_left)
         else:  # cost_micros, inlined: this is the batch rater's inner loop
             charged = billed - pricing.free_seconds
@@ -90,3 +91,7 @@ def rate_call(
             )
         )
     return charges
+
+
+def _worth_plan_seconds(pricing: Pricing) -> bool:
+    return pricing.price_micros > 0 or pricing.connect_fee_micros > 0

@@ -46,7 +46,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 from heapq import heappush, heapreplace
 from typing import BinaryIO, TypeVar
@@ -62,6 +62,7 @@ SHEET_PROGRESS_LINES = 10_000  # on_progress is called every this many lines, an
 SHEET_CACHE_MAX = 10_000  # distinct amounts, multipliers and windows remembered while reading a sheet
 AMOUNT_TEXT_MAX = 24  # characters: longer than any price, short enough for Decimal's 28 digits to stay exact
 MICRO_DIGITS = 6
+EXACT = Context(prec=AMOUNT_TEXT_MAX + MICRO_DIGITS)  # more digits than any amount's text: never rounds
 INTEGER_DIGITS_MAX = 12  # longer whole numbers are refused before conversion
 VALUE_SHOWN_MAX = 40  # characters of a bad cell quoted in a message
 
@@ -154,8 +155,9 @@ def read_sheet(
 ) -> list[RateEntry]:
     """Every entry of the sheet, or ``SheetRefused`` listing the errors of the whole file."""
     reading = _Reading(stream, layout, zone_of(time_zone), on_progress)
-    take = reading.header()
-    reading.each_record(take)  # after a bad header, only for the encoding errors and the progress
+    with localcontext(EXACT):
+        take = reading.header()
+        reading.each_record(take)  # after a bad header, only for the encoding errors and the progress
     reading.source.finish()
     sheet, errors = reading.sheet, reading.errors
     sheet.check_overlaps()
@@ -423,48 +425,57 @@ class _CellParser:
         (prefix, description, price, connect_fee, minimal_time, resolution, grace_period, free_seconds) = row[:8]
         window_cells = (row[8], row[9], row[10], row[11])
         valid_from, valid_to = row[12], row[13]
+        # Positional arguments, in RateEntry's field order: a keyword call costs a fifth more.
         return RateEntry(
-            prefix=prefix.strip(),
-            description=description,
-            price_micros=self.amount(price, "price"),
-            connect_fee_micros=self.amount(connect_fee, "connect_fee") if connect_fee.strip() else 0,
-            minimal_time=_optional_integer(minimal_time, "minimal_time") if minimal_time else None,
-            resolution=_optional_integer(resolution, "resolution", "resolution_invalid") if resolution else None,
-            grace_period=_optional_integer(grace_period, "grace_period") if grace_period else None,
-            free_seconds=_optional_integer(free_seconds, "free_seconds") or 0 if free_seconds else 0,
-            window=self._windows.get(window_cells) or self.window(window_cells, _native_window),
-            valid_from=self.instant(valid_from, "valid_from") if valid_from else None,
-            valid_to=self.instant(valid_to, "valid_to") if valid_to else None,
+            prefix.strip(),
+            description,
+            self.amount(price, "price"),
+            self.amount(connect_fee, "connect_fee") if connect_fee.strip() else 0,
+            _optional_integer(minimal_time, "minimal_time") if minimal_time else None,
+            _optional_integer(resolution, "resolution", "resolution_invalid") if resolution else None,
+            _optional_integer(grace_period, "grace_period") if grace_period else None,
+            _optional_integer(free_seconds, "free_seconds") or 0 if free_seconds else 0,
+            self._windows.get(window_cells) or self.window(window_cells, _native_window),
+            self.instant(valid_from, "valid_from") if valid_from else None,
+            self.instant(valid_to, "valid_to") if valid_to else None,
         )
 
     def voipswitch_entry(self, row: list[str]) -> RateEntry:
         if len(row) != VOIPSWITCH_WIDTH:
             _check_width(row, VOIPSWITCH_WIDTH)
-        resolution = _voipswitch_integer(row[9], "resolution", "resolution_invalid")
-        surcharge_time = _voipswitch_integer(row[12], "surcharge_time") or 0
-        free_seconds = _voipswitch_integer(row[14], "free_seconds") or 0
-        _check_surcharge(surcharge_time, free_seconds, resolution)
-        return RateEntry(
-            prefix=row[0].strip(),
-            description=row[1],
-            price_micros=self.voipswitch_price(row[2], row[10], row[11]),
-            connect_fee_micros=self.default_amount(row[13], "surcharge_amount"),
-            minimal_time=_voipswitch_integer(row[8], "minimal_time"),
-            resolution=resolution,
-            grace_period=_voipswitch_integer(row[7], "grace_period"),
-            free_seconds=surcharge_time or free_seconds,
-            window=self.window((row[3], row[4], row[5], row[6]), _voipswitch_window),
+        (prefix, description, voice_rate, from_day, to_day, from_hour, to_hour) = row[:7]
+        (grace_period, minimal_time, resolution, multiplier, addition, surcharge_time, surcharge_amount) = row[7:14]
+        defaults = DEFAULT_CELLS  # most cells of a VoipSwitch sheet are -1: skip the parsing of those
+        resolution_seconds = (
+            None if resolution in defaults else _voipswitch_integer(resolution, "resolution", "resolution_invalid")
+        )
+        surcharge_seconds = 0 if surcharge_time in defaults else _voipswitch_integer(surcharge_time, "surcharge_time")
+        free_seconds = 0 if row[14] in defaults else _voipswitch_integer(row[14], "free_seconds")
+        if surcharge_seconds:
+            _check_surcharge(surcharge_seconds, free_seconds or 0, resolution_seconds)
+        window_cells = (from_day, to_day, from_hour, to_hour)
+        return RateEntry(  # positional, in RateEntry's field order
+            prefix.strip(),
+            description,
+            self.voipswitch_price(voice_rate, multiplier, addition),
+            0 if surcharge_amount in defaults else self.default_amount(surcharge_amount, "surcharge_amount"),
+            None if minimal_time in defaults else _voipswitch_integer(minimal_time, "minimal_time"),
+            resolution_seconds,
+            None if grace_period in defaults else _voipswitch_integer(grace_period, "grace_period"),
+            surcharge_seconds or free_seconds or 0,
+            self._windows.get(window_cells) or self.window(window_cells, _voipswitch_window),
         )
 
     def voipswitch_price(self, voice_rate: str, multiplier: str, addition: str) -> int:
         """voice_rate x rate_multiplier + rate_addition, rounded up to a whole micro-unit."""
         price = self.amount(voice_rate, "voice_rate")
-        factor = self._factors.get(multiplier)
-        if factor is None:
-            factor = _multiplier(multiplier.strip()).as_integer_ratio()
-            _remember(self._factors, multiplier, factor)
-        numerator, denominator = factor
-        price = -(-price * numerator // denominator)
+        if multiplier not in DEFAULT_CELLS:
+            factor = self._factors.get(multiplier)
+            if factor is None:
+                factor = _multiplier(multiplier.strip()).as_integer_ratio()
+                _remember(self._factors, multiplier, factor)
+            numerator, denominator = factor
+            price = -(-price * numerator // denominator)
         if addition not in DEFAULT_CELLS:
             price += self.default_amount(addition, "rate_addition", signed=True)
         if price < 0:
@@ -473,10 +484,12 @@ class _CellParser:
 
     def amount(self, text: str, name: str) -> int:
         """An amount such as 0.013, in micro-units: at most six decimals, never negative."""
-        micros = self._amounts.get(text)
+        amounts = self._amounts
+        micros = amounts.get(text)
         if micros is None:
             micros = _amount(text.strip(), name)
-            _remember(self._amounts, text, micros)
+            if len(amounts) < SHEET_CACHE_MAX:
+                amounts[text] = micros
         if micros < 0:
             raise Refusal("price_invalid", f"{name} {_shown(text)} is negative")
         return micros
@@ -518,11 +531,11 @@ def _amount(text: str, name: str) -> int:
     """Micro-units of an amount's text, exactly: ``Decimal`` holds 28 digits, the text is shorter."""
     if len(text) > AMOUNT_TEXT_MAX or not AMOUNT_PATTERN.fullmatch(text):
         raise Refusal("price_invalid", f"{name} {_shown(text)} is not an amount such as 0.013")
-    micros = Decimal(text).scaleb(MICRO_DIGITS)
-    whole = micros.to_integral_value()
+    micros = Decimal(text).scaleb(MICRO_DIGITS)  # in the EXACT context
+    whole = int(micros)
     if whole != micros:
         raise Refusal("price_invalid", f"{name} {_shown(text)} has more than {MICRO_DIGITS} decimals")
-    return int(whole)
+    return whole
 
 
 def _multiplier(text: str) -> Decimal:
@@ -562,6 +575,8 @@ def _voipswitch_integer(text: str, name: str, reason: str = "value_invalid") -> 
 
 
 def _check_surcharge(surcharge_time: int, free_seconds: int, resolution: int | None) -> None:
+    if surcharge_time < 0:
+        raise Refusal("value_invalid", f"surcharge_time is -1 (none) or a number of seconds, not {surcharge_time}")
     if surcharge_time > 0 and free_seconds > 0:
         raise Refusal(
             "surcharge_unsupported",
@@ -670,9 +685,6 @@ def write_sheet(entries: Iterable[RateEntry], *, layout: Layout, time_zone: str)
 
 
 def _check_writable(rows: list[RateEntry], layout: Layout) -> None:
-    naive = [row.prefix for row in rows if _is_naive(row.valid_from) or _is_naive(row.valid_to)]
-    if naive:
-        raise Refusal("validity_invalid", f"prefix {naive[0]}: validity dates must be aware ({len(naive)} rows)")
     if layout is Layout.VOIPSWITCH:
         dated = [row.prefix for row in rows if row.valid_from is not None or row.valid_to is not None]
         if dated:
@@ -680,10 +692,6 @@ def _check_writable(rows: list[RateEntry], layout: Layout) -> None:
                 "layout_unsupported",
                 f"the VoipSwitch layout has no validity dates, but prefix {dated[0]} has them ({len(dated)} rows)",
             )
-
-
-def _is_naive(value: datetime | None) -> bool:
-    return value is not None and value.utcoffset() is None
 
 
 class _LastWrite:

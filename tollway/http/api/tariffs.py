@@ -29,7 +29,7 @@ from tollway.http.api.rating_schemas import (
     TariffPage,
     TariffUpdate,
 )
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, Login, PageSize
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, Login, PageSize, Problem
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_micros
 from tollway.rating import service as rating
@@ -145,6 +145,7 @@ def set_prefix(
 @router.put(
     "/tariffs/{name}/sheet",
     summary="Replace every row with a CSV rate sheet (all or nothing)",
+    responses={413: {"model": Problem, "description": "the sheet is larger than 200 MB"}},
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def import_sheet(
