@@ -43,6 +43,9 @@ class WeeklyWindow:
     def __post_init__(self) -> None:
         if not (0 <= self.from_day <= 6 and 0 <= self.to_day <= 6):
             raise Refusal("window_invalid", "days run from 0 (Monday) to 6 (Sunday)")
+        for value in (self.from_time, self.to_time):
+            if value is not None and (value.microsecond or value.tzinfo is not None):
+                raise Refusal("window_invalid", "window times are whole seconds of the tariff's own day")
 
     @property
     def always(self) -> bool:

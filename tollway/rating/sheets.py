@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tollway.errors import Refusal
 from tollway.money import MICROS_PER_UNIT
-from tollway.rating.rates import WeeklyWindow
+from tollway.rating.rates import RateRow, WeeklyWindow
 from tollway.rating.tariff import MULTIPLIER_MAX, Defaults, RateEntry
 
 SHEET_ERRORS_MAX = 100  # errors listed in a refusal; the message gives the count of all of them
@@ -385,15 +385,17 @@ class _Sheet:
 
 
 class _Overlap:
-    """``RateRow.overlaps`` of two entries of one prefix, skipping it when their windows are apart.
+    """``RateRow.overlaps`` of two entries of one prefix, skipped when their windows or validity are apart.
 
-    Windows that do not overlap never let two rows overlap, and the rows of a sheet share a few window
-    objects: whether two of them overlap is remembered by their identities. The rows are the entries
-    resolved with any defaults: windows and validity do not depend on them.
+    Rows whose windows do not overlap, or whose validity periods do not, never price the same instant.
+    The rows of a sheet share a few window objects, so whether two windows overlap is remembered by their
+    identities (the entries keep them alive). An entry becomes a row once, resolved with any defaults:
+    windows and validity do not depend on them.
     """
 
     def __init__(self) -> None:
-        self._windows: dict[tuple[int, int], bool] = {}  # (id, id) of two windows kept alive by the entries
+        self._windows: dict[tuple[int, int], bool] = {}
+        self._rows: dict[int, RateRow] = {}
         self._defaults = Defaults()
 
     def __call__(self, first: RateEntry, second: RateEntry) -> bool:
@@ -401,7 +403,20 @@ class _Overlap:
         windows_meet = self._windows.get(key)
         if windows_meet is None:
             windows_meet = self._windows[key] = first.window.overlaps(second.window)
-        return windows_meet and first.resolve(self._defaults).overlaps(second.resolve(self._defaults))
+        if not windows_meet or _apart(first, second) or _apart(second, first):
+            return False
+        return self._row(first).overlaps(self._row(second))
+
+    def _row(self, entry: RateEntry) -> RateRow:
+        row = self._rows.get(id(entry))
+        if row is None:
+            row = self._rows[id(entry)] = entry.resolve(self._defaults)
+        return row
+
+
+def _apart(first: RateEntry, second: RateEntry) -> bool:
+    """``first`` stops being valid before ``second`` starts."""
+    return first.valid_to is not None and second.valid_from is not None and first.valid_to <= second.valid_from
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -410,13 +425,14 @@ class _Overlap:
 class _CellParser:
     """Turns the cells of one row into a ``RateEntry``, raising a ``Refusal`` at the first bad cell.
 
-    Amounts, rate multipliers and windows repeat across a sheet: they are parsed once and shared.
+    Amounts, whole numbers, rate multipliers and windows repeat across a sheet: each is parsed once.
     """
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self._windows: dict[tuple[str, ...], WeeklyWindow] = {}
         self._amounts: dict[str, int] = {}
+        self._integers: dict[str, int] = {}
         self._factors: dict[str, tuple[int, int]] = {}  # rate_multiplier -> (numerator, denominator)
 
     def native_entry(self, row: list[str]) -> RateEntry:
@@ -431,10 +447,10 @@ class _CellParser:
             description,
             self.amount(price, "price"),
             self.amount(connect_fee, "connect_fee") if connect_fee.strip() else 0,
-            _optional_integer(minimal_time, "minimal_time") if minimal_time else None,
-            _optional_integer(resolution, "resolution", "resolution_invalid") if resolution else None,
-            _optional_integer(grace_period, "grace_period") if grace_period else None,
-            _optional_integer(free_seconds, "free_seconds") or 0 if free_seconds else 0,
+            self.integer(minimal_time, "minimal_time") if minimal_time else None,
+            self.integer(resolution, "resolution", "resolution_invalid") if resolution else None,
+            self.integer(grace_period, "grace_period") if grace_period else None,
+            self.integer(free_seconds, "free_seconds") or 0 if free_seconds else 0,
             self._windows.get(window_cells) or self.window(window_cells, _native_window),
             self.instant(valid_from, "valid_from") if valid_from else None,
             self.instant(valid_to, "valid_to") if valid_to else None,
@@ -447,10 +463,10 @@ class _CellParser:
         (grace_period, minimal_time, resolution, multiplier, addition, surcharge_time, surcharge_amount) = row[7:14]
         defaults = DEFAULT_CELLS  # most cells of a VoipSwitch sheet are -1: skip the parsing of those
         resolution_seconds = (
-            None if resolution in defaults else _voipswitch_integer(resolution, "resolution", "resolution_invalid")
+            None if resolution in defaults else self.default_integer(resolution, "resolution", "resolution_invalid")
         )
-        surcharge_seconds = 0 if surcharge_time in defaults else _voipswitch_integer(surcharge_time, "surcharge_time")
-        free_seconds = 0 if row[14] in defaults else _voipswitch_integer(row[14], "free_seconds")
+        surcharge_seconds = 0 if surcharge_time in defaults else self.default_integer(surcharge_time, "surcharge_time")
+        free_seconds = 0 if row[14] in defaults else self.default_integer(row[14], "free_seconds")
         if surcharge_seconds:
             _check_surcharge(surcharge_seconds, free_seconds or 0, resolution_seconds)
         window_cells = (from_day, to_day, from_hour, to_hour)
@@ -459,9 +475,9 @@ class _CellParser:
             description,
             self.voipswitch_price(voice_rate, multiplier, addition),
             0 if surcharge_amount in defaults else self.default_amount(surcharge_amount, "surcharge_amount"),
-            None if minimal_time in defaults else _voipswitch_integer(minimal_time, "minimal_time"),
+            None if minimal_time in defaults else self.default_integer(minimal_time, "minimal_time"),
             resolution_seconds,
-            None if grace_period in defaults else _voipswitch_integer(grace_period, "grace_period"),
+            None if grace_period in defaults else self.default_integer(grace_period, "grace_period"),
             surcharge_seconds or free_seconds or 0,
             self._windows.get(window_cells) or self.window(window_cells, _voipswitch_window),
         )
@@ -505,10 +521,26 @@ class _CellParser:
         """A VoipSwitch amount where -1 or an empty cell means 0."""
         if text in DEFAULT_CELLS or not text.strip():
             return 0
-        micros = self.signed_amount(text, name)
+        micros = self._amounts.get(text)
+        if micros is None:
+            micros = self.signed_amount(text, name)
         if micros == DEFAULT_MICROS:
             return 0
         return micros if signed else self.amount(text, name)
+
+    def integer(self, text: str, name: str, reason: str = "value_invalid") -> int | None:
+        """A whole number, or None for an empty cell."""
+        value = self._integers.get(text)
+        if value is None:
+            value = _optional_integer(text, name, reason)
+            if value is not None:
+                _remember(self._integers, text, value)
+        return value
+
+    def default_integer(self, text: str, name: str, reason: str = "value_invalid") -> int | None:
+        """A VoipSwitch whole number, or None for -1 or an empty cell (the tariff's default)."""
+        value = self.integer(text, name, reason)
+        return None if value == -1 else value
 
     def instant(self, text: str, name: str) -> datetime | None:
         text = text.strip()
@@ -564,14 +596,6 @@ def _optional_integer(text: str, name: str, reason: str = "value_invalid") -> in
         return None
     text = text.strip()
     return None if not text else _integer(text, name, reason)
-
-
-def _voipswitch_integer(text: str, name: str, reason: str = "value_invalid") -> int | None:
-    """A whole number, or None for -1 or an empty cell (the tariff's default)."""
-    if text in DEFAULT_CELLS:
-        return None
-    value = _optional_integer(text, name, reason)
-    return None if value == -1 else value
 
 
 def _check_surcharge(surcharge_time: int, free_seconds: int, resolution: int | None) -> None:

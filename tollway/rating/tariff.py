@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -61,17 +61,31 @@ class RateEntry:
     valid_to: datetime | None = None  # aware; exclusive
 
     def __post_init__(self) -> None:
+        # Plain checks, inline: a million-row sheet builds a million entries.
         check_prefix(self.prefix)
-        check_price("price", self.price_micros)
-        check_price("connect_fee", self.connect_fee_micros)
-        for name in ("minimal_time", "grace_period", "free_seconds"):
-            value = getattr(self, name)
-            if value is not None:
-                check_seconds(name, value)
-        if self.resolution is not None:
+        if not 0 <= self.price_micros <= PRICE_MICROS_MAX:
+            check_price("price", self.price_micros)
+        if not 0 <= self.connect_fee_micros <= PRICE_MICROS_MAX:
+            check_price("connect_fee", self.connect_fee_micros)
+        if self.minimal_time is not None and not 0 <= self.minimal_time <= TIME_SECONDS_MAX:
+            check_seconds("minimal_time", self.minimal_time)
+        if self.grace_period is not None and not 0 <= self.grace_period <= TIME_SECONDS_MAX:
+            check_seconds("grace_period", self.grace_period)
+        if not 0 <= self.free_seconds <= TIME_SECONDS_MAX:
+            check_seconds("free_seconds", self.free_seconds)
+        if self.resolution is not None and not 1 <= self.resolution <= TIME_SECONDS_MAX:
             check_resolution(self.resolution)
+        if self.valid_from is not None or self.valid_to is not None:
+            self._check_validity()
+
+    def _check_validity(self) -> None:
         if any(v is not None and v.tzinfo is None for v in (self.valid_from, self.valid_to)):
             raise Refusal("validity_invalid", "validity dates need a time zone")
+        # Kept in UTC: two instants in a repeated autumn hour of a zone would otherwise compare wrong.
+        for name in ("valid_from", "valid_to"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is not UTC:
+                object.__setattr__(self, name, value.astimezone(UTC))
         if self.valid_from is not None and self.valid_to is not None and self.valid_to <= self.valid_from:
             raise Refusal("validity_invalid", "valid_to must come after valid_from")
 
