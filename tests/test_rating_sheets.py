@@ -423,7 +423,9 @@ def entries(draw: st.DrawFn, *, dated: bool) -> RateEntry:
     validity = sorted(draw(st.lists(instants, min_size=2, max_size=2, unique=True))) if dated else [None, None]
     return RateEntry(
         prefix=draw(st.from_regex(r"[0-9]{1,20}", fullmatch=True)),
-        description=draw(st.text(max_size=30)),
+        description=draw(
+            st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+        ),
         price_micros=draw(amounts),
         connect_fee_micros=draw(amounts),
         minimal_time=draw(st.none() | seconds),
@@ -464,3 +466,10 @@ def test_every_written_line_ends_in_one_newline(sheet: list[RateEntry]) -> None:
     lines = list(write_sheet(sheet, layout=Layout.NATIVE, time_zone=PARIS))
     assert len(lines) == len(sheet) + 1
     assert all(line.endswith("\n") for line in lines)
+
+
+def test_a_description_too_long_for_its_column_is_a_line_numbered_error() -> None:
+    text = "prefix,description,price\n44,UK,0.02\n33," + "F" * 201 + ",0.01\n"
+    with pytest.raises(SheetRefused) as refused:
+        read_sheet(io.BytesIO(text.encode()), layout=Layout.NATIVE, time_zone="UTC")
+    assert [(e.line, e.reason) for e in refused.value.errors] == [(3, "description_invalid")]

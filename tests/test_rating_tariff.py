@@ -326,3 +326,10 @@ def test_a_derived_price_is_the_exact_product_plus_the_addition_rounded_up_by_le
 def test_validity_dates_without_a_time_zone_are_refused() -> None:
     with refused("validity_invalid"):
         RateEntry("44", "UK", 10_000, valid_from=datetime(2026, 1, 1))
+
+
+def test_a_description_fits_its_column_and_has_no_nul() -> None:
+    assert RateEntry("44", "x" * 200, 1).description == "x" * 200
+    for description in ("x" * 201, "UK\x00", "UK\ud800"):
+        with refused("description_invalid"):
+            RateEntry("44", description, 1)

@@ -87,6 +87,8 @@ def insert_tariff(
 
 
 def find_tariff(connection: Connection, name: str, *, lock: bool = False) -> Tariff | None:
+    if "\x00" in name:  # never stored, and PostgreSQL refuses it in text
+        return None
     query = select(tariffs).where(tariffs.c.name == name)
     row = connection.execute(query.with_for_update() if lock else query).first()
     return None if row is None else _tariff(row)
@@ -321,6 +323,8 @@ def insert_plan(connection: Connection, *, owner_id: int, plan: Plan, now: datet
 
 
 def find_plan(connection: Connection, name: str) -> tuple[int, int, Plan] | None:
+    if "\x00" in name:
+        return None
     row = connection.execute(select(plans).where(plans.c.name == name)).first()
     return None if row is None else _plan(row)
 

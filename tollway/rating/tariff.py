@@ -27,6 +27,7 @@ from tollway.rating.rates import ALWAYS, PREFIX_DIGITS_MAX, RateRow, WeeklyWindo
 TIME_SECONDS_MAX = 86_400  # no minimal time, resolution, grace period or free seconds beyond a day
 PRICE_MICROS_MAX = 10**12  # a million units per minute: anything above is a typing error
 MULTIPLIER_MAX = Decimal(1000)
+DESCRIPTION_LENGTH_MAX = 200  # the column's width
 DERIVATION_DEPTH_MAX = 4  # a derived tariff's base may itself be derived, this many times at most
 
 
@@ -63,6 +64,14 @@ class RateEntry:
     def __post_init__(self) -> None:
         # Plain checks, inline: a million-row sheet builds a million entries.
         check_prefix(self.prefix)
+        if (
+            len(self.description) > DESCRIPTION_LENGTH_MAX
+            or "\x00" in self.description
+            or not _encodable(self.description)
+        ):
+            raise Refusal(
+                "description_invalid", f"a description is at most {DESCRIPTION_LENGTH_MAX} characters of text"
+            )
         if not 0 <= self.price_micros <= PRICE_MICROS_MAX:
             check_price("price", self.price_micros)
         if not 0 <= self.connect_fee_micros <= PRICE_MICROS_MAX:
@@ -99,6 +108,17 @@ class RateEntry:
             free_seconds=self.free_seconds,
         )
         return RateRow(self.prefix, self.description, pricing, self.window, self.valid_from, self.valid_to)
+
+
+def _encodable(text: str) -> bool:
+    """No lone surrogate (which JSON can carry and no database column can store)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_prefix(prefix: str) -> str:

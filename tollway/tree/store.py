@@ -116,6 +116,8 @@ def get_node(connection: Connection, node_id: int, *, lock: bool = False) -> Nod
 
 
 def find_node(connection: Connection, login: str, *, lock: bool = False) -> Node | None:
+    if "\x00" in login:  # never stored, and PostgreSQL refuses it in text: nothing to look up
+        return None
     query = select(nodes).where(nodes.c.login == login)
     row = connection.execute(query.with_for_update() if lock else query).first()
     return None if row is None else _node(row)
