@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from tollway.errors import Refusal
-from tollway.rating.cost import Pricing, billed_seconds
+from tollway.rating.cost import Pricing
 from tollway.rating.plans import Plan, split_cost
 from tollway.rating.rates import RateTable
 
@@ -27,6 +27,9 @@ class Level:
     tariff: str  # the tariff's name
     currency: str
     table: RateTable
+
+
+_new_charge = tuple.__new__  # a Charge without the Python-level __new__ of NamedTuple
 
 
 class Charge(NamedTuple):
@@ -62,36 +65,46 @@ def rate_call(
 ) -> list[Charge]:
     """The charges of a call to ``number`` (E.164) that started at ``epoch`` and lasted ``duration`` s."""
     charges: list[Charge] = []
-    for position, level in enumerate(levels):
+    for level in levels:
         match = level.table.select_at(number, epoch)
         if match is None:
             raise NoRate(level.account, level.tariff, number)
         prefix, rate = match
         pricing = rate.pricing
-        billed = billed_seconds(pricing, duration)
-        plan_seconds = 0
-        if billed == 0:
-            amount = 0
-        elif position == 0 and allowance is not None and _worth_plan_seconds(pricing) and allowance.plan.covers(number):
-            plan_seconds, amount = split_cost(pricing, duration, allowance.seconds_left)
-        else:  # cost_micros, inlined: this is the batch rater's inner loop
+        # billed_seconds and cost_micros, inlined: this is the batch rater's inner loop.
+        if duration <= 0 or duration <= pricing.grace_period:
+            billed = amount = 0
+        else:
+            resolution = pricing.resolution
+            billed = -(-max(duration, pricing.minimal_time) // resolution) * resolution
             charged = billed - pricing.free_seconds
             amount = pricing.connect_fee_micros + (-(-(pricing.price_micros * charged) // 60) if charged > 0 else 0)
+        plan_seconds = 0
+        if (
+            allowance is not None
+            and not charges  # the client's level
+            and billed
+            and _worth_plan_seconds(pricing)
+            and allowance.plan.covers(number)
+        ):
+            plan_seconds, amount = split_cost(pricing, duration, allowance.seconds_left)
         charges.append(
-            Charge(
-                level.account,
-                level.tariff,
-                level.currency,
-                prefix,
-                rate.description,
-                pricing.price_micros,
-                billed,
-                plan_seconds,
-                amount,
+            _new_charge(
+                Charge,
+                (
+                    level.account,
+                    level.tariff,
+                    level.currency,
+                    prefix,
+                    rate.description,
+                    pricing.price_micros,
+                    billed,
+                    plan_seconds,
+                    amount,
+                ),
             )
         )
     return charges
-
 
 def _worth_plan_seconds(pricing: Pricing) -> bool:
     return pricing.price_micros > 0 or pricing.connect_fee_micros > 0
