@@ -333,3 +333,11 @@ def test_a_description_fits_its_column_and_has_no_nul() -> None:
     for description in ("x" * 201, "UK\x00", "UK\ud800"):
         with refused("description_invalid"):
             RateEntry("44", description, 1)
+
+
+@given(st.integers(0, 10**15))
+def test_the_batch_raters_amount_text_is_the_decimal_amount(micros: int) -> None:
+    from tollway.money import to_decimal
+    from tollway.rating.batch import _amount_text
+
+    assert _amount_text(micros) == str(to_decimal(micros))

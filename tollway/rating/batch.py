@@ -23,7 +23,7 @@ from typing import TextIO
 from sqlalchemy import Connection
 
 from tollway.errors import Refusal
-from tollway.money import to_decimal
+from tollway.money import MICROS_PER_UNIT
 from tollway.rating import store
 from tollway.rating.chain import Charge, Level, rate_call
 from tollway.rating.dialplan import E164_DIGITS
@@ -158,13 +158,18 @@ def _line(call_id: str, level: int, charge: Charge) -> tuple[object, ...]:
         charge.tariff,
         charge.prefix,
         charge.description,
-        to_decimal(charge.price_micros),
+        _amount_text(charge.price_micros),
         charge.billed_seconds,
         charge.plan_seconds,
-        to_decimal(charge.amount_micros),
+        _amount_text(charge.amount_micros),
         charge.currency,
         "",
     )
+
+
+def _amount_text(micros: int) -> str:
+    """What ``str(to_decimal(micros))`` gives for an amount that is never negative, without Decimal."""
+    return f"{micros // MICROS_PER_UNIT}.{micros % MICROS_PER_UNIT:06d}"
 
 
 def _epoch(text: str) -> int:

@@ -173,22 +173,34 @@ class RateTable:
         self.time_zone_name = time_zone
         self.time_zone = ZoneInfo(time_zone)
         shared: dict[Rate, Rate] = {}
-        by_prefix: dict[str, list[Rate]] = {}
+        # Built in place: a prefix's only Rate is stored as it is, a list only when a second row comes
+        # (a dictionary of one-element lists first would double the peak memory of a big tariff).
+        built: dict[str, Rate | list[Rate]] = {}
+        self._rows = 0
         for row in rows:
             rate = row.rate
-            by_prefix.setdefault(row.prefix, []).append(shared.setdefault(rate, rate))
+            rate = shared.setdefault(rate, rate)
+            self._rows += 1
+            found = built.get(row.prefix)
+            if found is None:
+                built[row.prefix] = rate
+            elif isinstance(found, list):
+                found.append(rate)
+            else:
+                built[row.prefix] = [found, rate]
+        unconditional = {rate: rate.unconditional for rate in shared}
         # One entry per prefix: a Rate when it always applies, else a tuple of compiled conditions.
         self._groups: dict[str, Rate | tuple[_Conditional, ...]] = {}
-        for prefix, rates in by_prefix.items():
-            if len(rates) == 1 and rates[0].unconditional:
-                self._groups[prefix] = rates[0]
+        for prefix, found in built.items():
+            if isinstance(found, Rate) and unconditional[found]:
+                self._groups[prefix] = found
             else:
-                self._groups[prefix] = tuple(_compile(r) for r in rates)
+                self._groups[prefix] = tuple(_compile(r) for r in ([found] if isinstance(found, Rate) else found))
+        del built, shared
         # Per first STEM_DIGITS digits of a number, the lengths of the prefixes that could match it,
         # longest first: a lookup probes only those.
         self._lengths = _lengths_by_stem(self._groups)
-        self._all_lengths = tuple(sorted({len(prefix) for prefix in by_prefix}, reverse=True))
-        self._rows = sum(len(r) for r in by_prefix.values())
+        self._all_lengths = tuple(sorted({len(prefix) for prefix in self._groups}, reverse=True))
         self._offsets: dict[int, int] = {}
 
     def __len__(self) -> int:
