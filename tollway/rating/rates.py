@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from tollway.errors import Refusal
@@ -173,30 +174,31 @@ class RateTable:
         self.time_zone_name = time_zone
         self.time_zone = ZoneInfo(time_zone)
         shared: dict[Rate, Rate] = {}
-        # Built in place: a prefix's only Rate is stored as it is, a list only when a second row comes
-        # (a dictionary of one-element lists first would double the peak memory of a big tariff).
-        built: dict[str, Rate | list[Rate]] = {}
+        # Built in place, in one dictionary: a prefix's only Rate is stored as it is, a list only when a
+        # second row comes; then the entries with conditions are replaced by their compiled tuples. (A
+        # second dictionary for the result would hold a million more entries at the peak of loading.)
+        groups: dict[str, Rate | list[Rate] | tuple[_Conditional, ...]] = {}
         self._rows = 0
         for row in rows:
             rate = row.rate
             rate = shared.setdefault(rate, rate)
             self._rows += 1
-            found = built.get(row.prefix)
+            found = groups.get(row.prefix)
             if found is None:
-                built[row.prefix] = rate
+                groups[row.prefix] = rate
             elif isinstance(found, list):
                 found.append(rate)
             else:
-                built[row.prefix] = [found, rate]
+                groups[row.prefix] = [found, rate]  # type: ignore[list-item]
         unconditional = {rate: rate.unconditional for rate in shared}
+        del shared
+        for prefix, found in groups.items():
+            if isinstance(found, list):
+                groups[prefix] = tuple(_compile(r) for r in found)
+            elif isinstance(found, Rate) and not unconditional[found]:
+                groups[prefix] = (_compile(found),)
         # One entry per prefix: a Rate when it always applies, else a tuple of compiled conditions.
-        self._groups: dict[str, Rate | tuple[_Conditional, ...]] = {}
-        for prefix, found in built.items():
-            if isinstance(found, Rate) and unconditional[found]:
-                self._groups[prefix] = found
-            else:
-                self._groups[prefix] = tuple(_compile(r) for r in ([found] if isinstance(found, Rate) else found))
-        del built, shared
+        self._groups = cast(dict[str, Rate | tuple[_Conditional, ...]], groups)
         # Per first STEM_DIGITS digits of a number, the lengths of the prefixes that could match it,
         # longest first: a lookup probes only those.
         self._lengths = _lengths_by_stem(self._groups)
