@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from tollway.errors import Refusal
 from tollway.rating.cost import Pricing, billed_seconds, cost_micros
-from tollway.rating.plans import INCLUDED_SECONDS_MAX, PLAN_PREFIXES_MAX, Period, Plan, split_cost
+from tollway.rating.plans import (
+    INCLUDED_SECONDS_MAX,
+    PLAN_PREFIXES_MAX,
+    Period,
+    Plan,
+    affordable_with_plan,
+    split_cost,
+)
 
 SIX_CENTS = 60_000  # 0.060000 per minute
 TEN_CENTS = 100_000
@@ -206,3 +213,34 @@ def test_the_more_seconds_are_left_in_the_plan_the_less_money_a_call_takes(
     plan_more, money_more = split_cost(pricing, duration, more)
     assert money_more <= money_less
     assert plan_more >= plan_less
+
+
+@given(
+    st.builds(
+        Pricing,
+        price_micros=st.integers(0, 2_000_000),
+        connect_fee_micros=st.integers(0, 200_000),
+        minimal_time=st.integers(0, 90),
+        resolution=st.integers(1, 60),
+        grace_period=st.integers(0, 10),
+        free_seconds=st.integers(0, 60),
+    ),
+    st.integers(0, 500_000),
+    st.integers(0, 400),
+)
+@settings(max_examples=400)
+def test_how_long_a_call_may_last_with_a_plan_agrees_with_a_search_second_by_second(
+    pricing: Pricing, amount: int, allowance: int
+) -> None:
+    cap = 900
+    expected = max(d for d in range(cap + 1) if split_cost(pricing, d, allowance)[1] <= amount)
+    assert affordable_with_plan(pricing, amount, allowance, cap=cap) == expected
+
+
+def test_a_plan_with_minutes_left_lets_a_penniless_client_talk_that_long() -> None:
+    # 0.06 a minute, 0.10 to connect, 60 s steps; 150 plan seconds cover two whole minutes.
+    pricing = Pricing(60_000, connect_fee_micros=100_000, resolution=60)
+    assert affordable_with_plan(pricing, 0, 150, cap=3_600) == 120
+    # With 0.16: 180 s bills 180, the plan pays 150, 30 s cost 0.03 + 0.10 = 0.13; 181 s bills 240 and
+    # 90 paid seconds cost 0.09 + 0.10 = 0.19, too much.
+    assert affordable_with_plan(pricing, 160_000, 150, cap=3_600) == 180

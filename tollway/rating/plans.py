@@ -9,11 +9,11 @@ one, at most one period's worth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tollway.errors import Refusal
-from tollway.rating.cost import Pricing, billed_seconds
+from tollway.rating.cost import Pricing, affordable_seconds, billed_seconds
 from tollway.rating.tariff import check_prefix
 
 INCLUDED_SECONDS_MAX = 10_000_000  # about 115 days of talk per period
@@ -66,3 +66,20 @@ def split_cost(pricing: Pricing, duration: int, allowance_seconds: int) -> tuple
         return from_plan, 0
     charged = max(0, rest - pricing.free_seconds)
     return from_plan, pricing.connect_fee_micros + -(-(pricing.price_micros * charged) // 60)
+
+
+def affordable_with_plan(pricing: Pricing, amount_micros: int, allowance_seconds: int, *, cap: int) -> int:
+    """The largest duration d <= cap whose money part (``split_cost``) fits ``amount_micros``, exactly.
+
+    Billed seconds the plan covers cost nothing, not even the connect fee; beyond them the call costs
+    connect_fee + price x (billed - allowance - free_seconds) / 60, which is the plain cost with the
+    allowance added to the free seconds. So: if the connect fee is affordable, the plain inverse with
+    those free seconds; otherwise only the calls the plan (or the grace period) covers entirely.
+    """
+    allowance = max(allowance_seconds, 0)
+    if amount_micros >= pricing.connect_fee_micros:
+        widened = replace(pricing, free_seconds=pricing.free_seconds + allowance)
+        return affordable_seconds(widened, amount_micros, cap=cap)
+    covered = allowance // pricing.resolution * pricing.resolution  # the longest billed time the plan pays
+    entirely = covered if covered >= max(pricing.minimal_time, 1) else 0
+    return max(0, min(cap, max(entirely, pricing.grace_period)))
