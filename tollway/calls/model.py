@@ -1,0 +1,62 @@
+"""Credit control, the pure part: how long a call may last when every level up the chain pays for it.
+
+A call by a client is paid at every level: the client pays its reseller, that reseller pays its
+owner, and so on. Each level can afford some duration, computed exactly from what it has available
+(balance + credit limit - reservations) at its own tariff, with the client's plan seconds first.
+The call may last the least of those durations, capped by the account's maximum call length; the
+level that gives the least is the one that would end the call, and a refusal names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tollway.errors import Refusal
+from tollway.rating.cost import Pricing
+from tollway.rating.plans import affordable_with_plan
+
+CALL_SECONDS_MAX = 4 * 3_600  # the longest call anyone may be authorized for, whatever the balances
+
+
+@dataclass(frozen=True, slots=True)
+class LevelFunds:
+    """One level's side of a call: the price it pays and the money it has for it."""
+
+    account: str
+    pricing: Pricing
+    available_micros: int  # balance + credit limit - reserved; may be negative after an overshoot
+    allowance_seconds: int = 0  # plan seconds this call may use (the client's level only)
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    seconds: int  # the longest the call may last
+    limited_by: str | None  # the account whose funds set it; None when the cap did
+
+
+class InsufficientFunds(Refusal):
+    def __init__(self, account: str) -> None:
+        super().__init__("insufficient_funds", f"{account} cannot pay for a call to this destination")
+        self.account = account
+
+
+def authorize(levels: Sequence[LevelFunds], *, cap: int = CALL_SECONDS_MAX) -> Authorization:
+    """The longest duration every level can pay for, exactly; refused if that is not one chargeable second.
+
+    A call no longer than the grace period is free, but it is still refused when no level-one second
+    could be paid beyond it: a call is authorized only if it could be charged.
+    """
+    longest = min(cap, CALL_SECONDS_MAX)
+    seconds, limited_by = longest, None
+    for level in levels:
+        own = affordable_with_plan(level.pricing, max(level.available_micros, 0), level.allowance_seconds, cap=longest)
+        if own <= level.pricing.grace_period and own < longest and _charges_beyond_grace(level):
+            raise InsufficientFunds(level.account)
+        if own < seconds:
+            seconds, limited_by = own, level.account
+    return Authorization(seconds, limited_by)
+
+
+def _charges_beyond_grace(level: LevelFunds) -> bool:
+    return level.pricing.price_micros > 0 or level.pricing.connect_fee_micros > 0
