@@ -106,5 +106,6 @@ def rate_call(
         )
     return charges
 
+
 def _worth_plan_seconds(pricing: Pricing) -> bool:
     return pricing.price_micros > 0 or pricing.connect_fee_micros > 0

@@ -50,6 +50,8 @@ class WeeklyWindow:
 
     @property
     def always(self) -> bool:
+        if self is ALWAYS:
+            return True
         return self.days_mask() == 0x7F and self.seconds() == [(0, SECONDS_PER_DAY)]
 
     def days(self) -> frozenset[int]:

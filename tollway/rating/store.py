@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from tollway.rating.dialplan import DialPlan
 from tollway.rating.plans import Period, Plan
-from tollway.rating.rates import SECONDS_PER_DAY, WeeklyWindow, seconds_of
+from tollway.rating.rates import ALWAYS, SECONDS_PER_DAY, WeeklyWindow, seconds_of
 from tollway.rating.tariff import Defaults, Derivation, RateEntry, Tariff
 from tollway.store.schema import dial_plans, plans, rates, subscriptions, tariff_assignments, tariffs
 
@@ -18,6 +18,7 @@ INSERT_BATCH_ROWS = 10_000
 RATES_PAGE_SIZE_MAX = 1_000
 TARIFFS_PAGE_SIZE_MAX = 500
 STREAM_ROWS = 20_000
+WINDOWS_SHARED_MAX = 10_000
 
 _RATE_COLUMNS = (
     "tariff_id",
@@ -154,8 +155,14 @@ def _rate_values(tariff_id: int, entry: RateEntry) -> tuple[Any, ...]:
     )
 
 
-def _entry(row: Row[Any]) -> RateEntry:
-    to_time = None if row.to_second is None else _time(row.to_second)
+def _entry(row: Row[Any], windows: dict[tuple[int, int, int, int | None], WeeklyWindow] | None = None) -> RateEntry:
+    key = (row.from_day, row.to_day, row.from_second, row.to_second)
+    window = None if windows is None else windows.get(key)
+    if window is None:
+        to_time = None if row.to_second is None else _time(row.to_second)
+        window = WeeklyWindow(row.from_day, row.to_day, _time(row.from_second), to_time)
+        if windows is not None and len(windows) < WINDOWS_SHARED_MAX:
+            windows[key] = window
     return RateEntry(
         prefix=row.prefix,
         description=row.description,
@@ -165,7 +172,7 @@ def _entry(row: Row[Any]) -> RateEntry:
         resolution=row.resolution,
         grace_period=row.grace_period,
         free_seconds=row.free_seconds,
-        window=WeeklyWindow(row.from_day, row.to_day, _time(row.from_second), to_time),
+        window=window,
         valid_from=row.valid_from,
         valid_to=row.valid_to,
     )
@@ -233,8 +240,9 @@ def stream_rates(connection: Connection, tariff_id: int) -> Iterator[RateEntry]:
     result = connection.execution_options(yield_per=STREAM_ROWS).execute(
         select(rates).where(rates.c.tariff_id == tariff_id).order_by(rates.c.prefix, rates.c.id)
     )
+    windows: dict[tuple[int, int, int, int | None], WeeklyWindow] = {(0, 6, 0, None): ALWAYS}
     for row in result:
-        yield _entry(row)
+        yield _entry(row, windows)  # rows share their window objects: a tariff has few distinct windows
 
 
 def page_rates(
