@@ -42,6 +42,7 @@ class Action(StrEnum):
     TARIFFS_WRITE = "tariffs:write"  # tariffs, rate rows and plans a node owns
     AUDIT_READ = "audit:read"
     CALLS_READ = "calls:read"  # call details (agents see totals only)
+    CALLS_CONTROL = "calls:control"  # a switch: authorize, answer, update and end calls below its node
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
 
 

@@ -60,3 +60,30 @@ def authorize(levels: Sequence[LevelFunds], *, cap: int = CALL_SECONDS_MAX) -> A
 
 def _charges_beyond_grace(level: LevelFunds) -> bool:
     return level.pricing.price_micros > 0 or level.pricing.connect_fee_micros > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Seconds of talk time reserved for a call at every level, counted from its answer."""
+
+    total_seconds: int  # granted in all since the answer, this grant included
+    final: bool  # no extension will follow: the call must end when these run out
+    limited_by: str | None  # the level that could not fund a full quota, if one could not
+
+
+def next_grant(levels: Sequence[LevelFunds], *, granted: int, quota: int, hard_max: int) -> Grant:
+    """The grant after ``granted`` seconds: one more quota if every level can fund it, else what they can.
+
+    Each level's ``available_micros`` must include what it has already reserved for this call (and its
+    ``allowance_seconds`` the plan seconds reserved for it): the new reservation replaces the old one.
+    A grant never shrinks below what was granted, which is paid for already; it never goes past the
+    call's hard maximum, which the switch enforces on its own.
+    """
+    target = min(granted + max(quota, 1), hard_max)
+    total, limited_by = target, None
+    for level in levels:
+        own = affordable_with_plan(level.pricing, max(level.available_micros, 0), level.allowance_seconds, cap=target)
+        if own < total:
+            total, limited_by = own, level.account
+    total = max(total, granted)
+    return Grant(total, total >= hard_max or total < target, limited_by)

@@ -237,8 +237,13 @@ def delete_rates(connection: Connection, tariff_id: int, *, prefix: str | None =
 
 def stream_rates(connection: Connection, tariff_id: int) -> Iterator[RateEntry]:
     """Every row of a tariff, by prefix, without holding them all in memory at once."""
-    result = connection.execution_options(yield_per=STREAM_ROWS).execute(
-        select(rates).where(rates.c.tariff_id == tariff_id).order_by(rates.c.prefix, rates.c.id)
+    # Options on the statement, not the connection: Connection.execution_options changes the connection
+    # itself, and every later statement of the transaction would then open a server-side cursor.
+    result = connection.execute(
+        select(rates)
+        .where(rates.c.tariff_id == tariff_id)
+        .order_by(rates.c.prefix, rates.c.id)
+        .execution_options(yield_per=STREAM_ROWS)
     )
     windows: dict[tuple[int, int, int, int | None], WeeklyWindow] = {(0, 6, 0, None): ALWAYS}
     for row in result:

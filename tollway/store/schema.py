@@ -47,6 +47,7 @@ nodes = Table(
     Column("allowed_features", String(400), nullable=False, default=""),
     Column("clients_limit", Integer, nullable=True),
     Column("concurrent_calls_limit", Integer, nullable=True),
+    Column("max_call_seconds", Integer, nullable=True),  # NULL: the engine's own maximum
     Column("managed_by_agent_id", Integer, ForeignKey("nodes.id"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -288,4 +289,106 @@ subscriptions = Table(
     CheckConstraint("status IN ('active', 'suspended', 'ended')", name="status"),
     CheckConstraint("seconds_left >= 0", name="seconds_left_not_negative"),
     UniqueConstraint("node_id", "plan_id"),
+)
+
+switches = Table(
+    "switches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column(
+        "api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False, unique=True
+    ),  # the key the switch authenticates with
+    Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
+    Column("notify_url", String(400), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per call attempt the engine was asked about, refused ones included: the switch's call id is
+# the idempotency key, and the row keeps the first answer to every request so a retry gets it again.
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(128), nullable=False, unique=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
+    Column("path", String(400), nullable=True),  # the account's path, to count calls per subtree
+    Column("switch_id", Integer, ForeignKey("switches.id"), nullable=True),
+    Column("account", String(63), nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("callee", String(64), nullable=False),
+    Column("number", String(32), nullable=True),  # the callee in E.164, as rated
+    Column("state", String(16), nullable=False),
+    Column("reason", String(48), nullable=True),  # why it was refused, or why the engine ended it
+    Column("level", String(63), nullable=True),  # the level that refused or ended it
+    Column("limited_by", String(63), nullable=True),  # the level whose funds set the longest duration
+    Column("max_seconds", Integer, nullable=False, default=0),
+    Column("grant_seconds", Integer, nullable=False, default=0),
+    Column("final", Boolean, nullable=False, default=False),
+    Column("extensions", Integer, nullable=False, default=0),
+    Column("update_sequence", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("answered_at", UtcDateTime, nullable=True),
+    Column("grant_expires_at", UtcDateTime, nullable=True),  # when to extend or close it; NULL once ended
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("duration_seconds", Integer, nullable=True),
+    Column("overshoot_seconds", Integer, nullable=False, default=0),
+    Column("end_reason", String(48), nullable=True),  # the switch's reason, or "stale"
+    Column("disconnect_reason", String(48), nullable=True),  # set when the engine wants the call ended
+    Column("disconnect_state", String(8), nullable=True),  # due, sent, failed
+    Column("disconnect_attempts", Integer, nullable=False, default=0),
+    Column("disconnect_next_at", UtcDateTime, nullable=True),
+    Column("authorize_answer", Text, nullable=False),  # the first answers, as JSON, for repeated requests
+    Column("update_answer", Text, nullable=True),
+    CheckConstraint("state IN ('authorized', 'answered', 'ended', 'refused')", name="state"),
+    CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
+)
+Index(
+    "ix_calls_grant_expires_at",
+    calls.c.grant_expires_at,
+    sqlite_where=calls.c.grant_expires_at.is_not(None),
+    postgresql_where=calls.c.grant_expires_at.is_not(None),
+)
+Index(
+    "ix_calls_active_path",
+    calls.c.path,
+    sqlite_where=calls.c.state.in_(("authorized", "answered")),
+    postgresql_where=calls.c.state.in_(("authorized", "answered")),
+)
+Index(
+    "ix_calls_disconnect_due",
+    calls.c.disconnect_next_at,
+    sqlite_where=calls.c.disconnect_state == "due",
+    postgresql_where=calls.c.disconnect_state == "due",
+)
+Index("ix_calls_node_id_created_at", calls.c.node_id, calls.c.created_at)
+
+# One line per level of a call: the rate fixed at authorization, what is reserved, and at the end the charge.
+call_charges = Table(
+    "call_charges",
+    metadata,
+    Column("call_id", Integer, ForeignKey("calls.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),  # 0: the client, then each owner up the chain
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("account", String(63), nullable=False),
+    Column("wallet_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("revenue_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("tariff", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("price_micros", BigInteger, nullable=False),
+    Column("connect_fee_micros", BigInteger, nullable=False),
+    Column("minimal_time", Integer, nullable=False),
+    Column("resolution", Integer, nullable=False),
+    Column("grace_period", Integer, nullable=False),
+    Column("free_seconds", Integer, nullable=False),
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=True),
+    Column("plan_seconds_reserved", Integer, nullable=False, default=0),
+    Column("reserved_micros", BigInteger, nullable=False, default=0),
+    Column("reservation", Integer, nullable=False, default=0),  # number of the open pending transfer
+    Column("billed_seconds", Integer, nullable=True),
+    Column("plan_seconds", Integer, nullable=True),
+    Column("amount_micros", BigInteger, nullable=True),
+    Column("overshoot_micros", BigInteger, nullable=False, default=0),
 )

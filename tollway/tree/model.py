@@ -266,6 +266,7 @@ class Node:
     clients_limit: int | None
     concurrent_calls_limit: int | None
     managed_by_agent_id: int | None
+    max_call_seconds: int | None = None  # the longest call an account may make; None: no own limit
 
     @property
     def ancestor_ids(self) -> list[int]:

@@ -171,6 +171,7 @@ def summary(node: Node) -> dict[str, object]:
         "features": sorted(node.grants.features),
         "clients_limit": node.clients_limit,
         "concurrent_calls_limit": node.concurrent_calls_limit,
+        "max_call_seconds": node.max_call_seconds,
     }
 
 
@@ -257,6 +258,7 @@ def set_limits(
     login: str,
     clients_limit: int | None,
     concurrent_calls_limit: int | None,
+    max_call_seconds: int | None = None,
     principal: Principal | None = None,
 ) -> Node:
     now = utc_now()
@@ -269,6 +271,7 @@ def set_limits(
             node.id,
             clients_limit=model.check_limit("clients_limit", clients_limit),
             concurrent_calls_limit=model.check_limit("concurrent_calls_limit", concurrent_calls_limit),
+            max_call_seconds=model.check_limit("max_call_seconds", max_call_seconds),
             now=now,
         )
         return _audited(connection, principal, "node.limits", node)

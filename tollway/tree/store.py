@@ -51,6 +51,7 @@ def _node(row: Row[Any]) -> Node:
         clients_limit=row.clients_limit,
         concurrent_calls_limit=row.concurrent_calls_limit,
         managed_by_agent_id=row.managed_by_agent_id,
+        max_call_seconds=row.max_call_seconds,
     )
 
 

@@ -81,6 +81,7 @@ def set_limits(login: str, body: NodeLimitsIn, database: DatabaseDep, principal:
         login=login,
         clients_limit=body.clients_limit,
         concurrent_calls_limit=body.concurrent_calls_limit,
+        max_call_seconds=body.max_call_seconds,
         principal=principal,
     )
     return NodeOut.of(node)

@@ -48,6 +48,7 @@ class NodeOut(BaseModel):
     features: list[Feature] | None = None
     clients_limit: int | None = None
     concurrent_calls_limit: int | None = None
+    max_call_seconds: int | None = None
     managed_by_agent_id: int | None = None
     limited_view: bool = False
 
@@ -60,6 +61,7 @@ class NodeOut(BaseModel):
                 "features": sorted(node.grants.features) if node.position.kind is NodeKind.RESELLER else None,
                 "clients_limit": node.clients_limit,
                 "concurrent_calls_limit": node.concurrent_calls_limit,
+                "max_call_seconds": node.max_call_seconds,
                 "managed_by_agent_id": node.managed_by_agent_id,
             }
         return cls(
@@ -109,6 +111,7 @@ class NodeStatusIn(Strict):
 class NodeLimitsIn(Strict):
     clients_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
     concurrent_calls_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
+    max_call_seconds: Annotated[int | None, Field(ge=1, le=14_400, description="the longest call; none: 4 h")] = None
 
 
 class NodeGrantsIn(Strict):

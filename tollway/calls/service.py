@@ -1,0 +1,774 @@
+"""Real-time credit control: authorize, answer, update and end calls; the keeper's extensions and sweeps.
+
+Every level of the chain (the client, then each reseller up to the provider's child) pays its owner
+for the call at its own tariff, from its own wallet. At authorization every level's funds are checked
+and a first grant of talk time is reserved at every level at once, as pending ledger transfers from
+the level's wallet to its owner's revenue account. Before a grant runs out it is extended, again at
+every level, one quota at a time, so a shared reseller balance is never tied up by whole calls. At the
+end the exact cost is posted at every level and the rest of the reservation released, in one linked
+ledger batch; a call that went on past its grant is charged all the same, and the overshoot recorded.
+
+Each request is one transaction; the switch's call id makes every request idempotent: a repeat gets
+the first answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from tollway.access.model import Action, Principal, authorize
+from tollway.balances.service import account_id
+from tollway.calls import store
+from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds, next_grant
+from tollway.calls.model import authorize as longest_call
+from tollway.calls.store import CallRecord, ChargeLine
+from tollway.clock import utc_now
+from tollway.errors import NotFound, Refusal
+from tollway.ledger import store as ledger_store
+from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
+from tollway.rating.chain import NoRate
+from tollway.rating.cost import billed_seconds
+from tollway.rating.loading import TABLES, NoTariff, TableCache, chain_of
+from tollway.rating.plans import split_cost
+from tollway.store.database import Database
+from tollway.tree import store as tree_store
+from tollway.tree.model import Node, NodeKind, Status
+
+CALL_ID_LENGTH_MAX = 128
+CALL_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # a SIP Call-ID: visible ASCII, no spaces
+UNLIMITED_MICROS = 10**15  # what a wallet without a floor can pay for any call
+
+# Why a call was refused or ended: the machine-readable reason, the SIP code a switch should answer.
+SIP_CODES: dict[str, int] = {
+    "account_unknown": 404,
+    "account_not_rated": 403,
+    "account_suspended": 403,
+    "account_closed": 403,
+    "concurrent_calls_limit": 403,
+    "number_invalid": 484,
+    "no_tariff": 404,
+    "no_rate": 404,
+    "insufficient_funds": 402,
+}
+MESSAGES: dict[str, str] = {
+    "account_unknown": "there is no account {account}",
+    "account_not_rated": "{level} is not an account that makes calls",
+    "account_suspended": "{level} is suspended",
+    "account_closed": "{level} is closed",
+    "concurrent_calls_limit": "{level} has as many calls as it may have at once",
+    "number_invalid": "{callee} is not a telephone number",
+    "no_tariff": "{level} has no tariff",
+    "no_rate": "the tariff of {level} has no rate for {callee}",
+    "insufficient_funds": "{level} cannot pay for a call to {callee}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    grant_seconds: int = 600  # the quota reserved at a time, at every level
+    extend_lead_seconds: int = 60  # a grant is extended when less than this is left of it
+    stale_margin_seconds: int = 30  # how long past its grant a silent call is left before it is closed
+    ring_timeout_seconds: int = 180  # how long an authorized call may ring before it is closed unanswered
+    max_call_seconds: int = CALL_SECONDS_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    call_id: str
+    account: str
+    caller: str
+    callee: str
+    answered: bool = False
+
+
+class CallUnknown(NotFound):
+    def __init__(self, call_id: str) -> None:
+        super().__init__("call", call_id)
+
+
+class _Refused(Exception):
+    """A call refused part-way through authorization: recorded, then answered."""
+
+    def __init__(self, reason: str, level: str | None) -> None:
+        self.reason = reason
+        self.level = level
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+def _dumps(answer: dict[str, Any]) -> str:
+    return json.dumps(answer, separators=(",", ":"), sort_keys=True)
+
+
+def refusal_answer(call_id: str, reason: str, level: str | None, request: CallRequest) -> dict[str, Any]:
+    message = MESSAGES[reason].format(account=request.account, level=level, callee=request.callee)
+    return {
+        "call_id": call_id,
+        "status": "refused",
+        "reason": reason,
+        "level": level,
+        "sip_code": SIP_CODES[reason],
+        "message": message,
+    }
+
+
+def call_view(call: CallRecord, lines: Sequence[ChargeLine] = ()) -> dict[str, Any]:
+    """A call as the API shows it: its state, grant, and at the end its charge lines."""
+    view: dict[str, Any] = {
+        "call_id": call.call_id,
+        "account": call.account,
+        "caller": call.caller,
+        "callee": call.callee,
+        "number": call.number,
+        "status": call.state,
+        "max_seconds": call.max_seconds,
+        "grant_seconds": call.grant_seconds,
+        "final": call.final,
+        "limited_by": call.limited_by,
+        "reason": call.reason,
+        "level": call.level,
+        "created_at": call.created_at.isoformat(),
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "grant_expires_at": call.grant_expires_at.isoformat() if call.grant_expires_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration_seconds": call.duration_seconds,
+        "overshoot_seconds": call.overshoot_seconds,
+        "end_reason": call.end_reason,
+        "disconnect": call.disconnect_state,
+    }
+    if lines:
+        view["charges"] = [_line_view(line, ended=call.state == "ended") for line in lines]
+    return view
+
+
+def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "level": line.position,
+        "account": line.account,
+        "tariff": line.tariff,
+        "currency": line.currency,
+        "prefix": line.prefix,
+        "description": line.description,
+        "price_micros": line.pricing.price_micros,
+        "connect_fee_micros": line.pricing.connect_fee_micros,
+    }
+    if ended:
+        view |= {
+            "billed_seconds": line.billed_seconds,
+            "plan_seconds": line.plan_seconds,
+            "amount_micros": line.amount_micros,
+            "overshoot_micros": line.overshoot_micros,
+        }
+    else:
+        view |= {"reserved_micros": line.reserved_micros, "plan_seconds_reserved": line.plan_seconds_reserved}
+    return view
+
+
+# -- authorize ----------------------------------------------------------------------------------
+
+
+def authorize_call(
+    database: Database,
+    request: CallRequest,
+    *,
+    principal: Principal | None = None,
+    settings: CallSettings = CallSettings(),
+    now: datetime | None = None,
+    tables: TableCache = TABLES,
+) -> dict[str, Any]:
+    """Authorize a call and reserve its first grant at every level, or refuse it naming why and where."""
+    check_call_id(request.call_id)
+    instant = now or utc_now()
+    try:
+        return database.run(lambda connection: _authorize(connection, request, principal, settings, instant, tables))
+    except IntegrityError:
+        # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
+        with database.reading() as connection:
+            return _replay(connection, request, principal)
+
+
+def check_call_id(call_id: str) -> str:
+    if not CALL_ID_PATTERN.match(call_id):
+        raise Refusal("call_id_invalid", f"a call id is 1 to {CALL_ID_LENGTH_MAX} visible ASCII characters")
+    return call_id
+
+
+def _replay(connection: Connection, request: CallRequest, principal: Principal | None) -> dict[str, Any]:
+    call = store.find_call(connection, request.call_id)
+    if call is None:
+        raise Refusal("call_id_taken", f"call {request.call_id} is being authorized; retry")
+    if principal is not None:
+        node = tree_store.get_node(connection, call.node_id) if call.node_id is not None else None
+        if node is None or call.account != request.account:
+            raise Refusal("call_id_taken", f"call id {request.call_id} was used for another call")
+        authorize(principal, Action.CALLS_CONTROL, node)
+    answer: dict[str, Any] = json.loads(call.authorize_answer)
+    return answer
+
+
+def _authorize(
+    connection: Connection,
+    request: CallRequest,
+    principal: Principal | None,
+    settings: CallSettings,
+    now: datetime,
+    tables: TableCache,
+) -> dict[str, Any]:
+    if store.find_call(connection, request.call_id) is not None:
+        return _replay(connection, request, principal)
+    switch_id = None
+    if principal is not None and principal.api_key_id is not None:
+        switch = store.switch_for_key(connection, principal.api_key_id)
+        switch_id = switch[0] if switch else None
+    base: dict[str, Any] = {
+        "call_id": request.call_id,
+        "switch_id": switch_id,
+        "account": request.account[:63],
+        "caller": request.caller[:64],
+        "callee": request.callee[:64],
+        "created_at": now,
+    }
+    node = _visible_account(connection, request.account, principal)
+    if node is None:
+        return _record_refusal(connection, base, request, "account_unknown", None)
+    base |= {"node_id": node.id, "path": node.path}
+    try:
+        return _authorize_known(connection, request, node, base, settings, now, tables)
+    except _Refused as refused:
+        return _record_refusal(connection, base, request, refused.reason, refused.level)
+
+
+def _visible_account(connection: Connection, login: str, principal: Principal | None) -> Node | None:
+    node = tree_store.find_node(connection, login) if "\x00" not in login else None
+    if node is None:
+        return None
+    try:
+        authorize(principal, Action.CALLS_CONTROL, node)
+    except NotFound:
+        return None  # another tenant's account is, to this switch, no account at all
+    return node
+
+
+def _record_refusal(
+    connection: Connection, base: dict[str, Any], request: CallRequest, reason: str, level: str | None
+) -> dict[str, Any]:
+    answer = refusal_answer(request.call_id, reason, level, request)
+    store.insert_call(connection, **base, state="refused", reason=reason, level=level, authorize_answer=_dumps(answer))
+    return answer
+
+
+def _authorize_known(
+    connection: Connection,
+    request: CallRequest,
+    node: Node,
+    base: dict[str, Any],
+    settings: CallSettings,
+    now: datetime,
+    tables: TableCache,
+) -> dict[str, Any]:
+    nodes = tree_store.chain(connection, node)  # the account, then its owners up to the provider
+    for member in nodes:
+        if member.status is not Status.ACTIVE:
+            raise _Refused(f"account_{member.status}", member.login)
+    try:
+        chain = chain_of(connection, node, tables=tables)
+    except NoTariff as missing:
+        raise _Refused("no_tariff", missing.account) from None
+    except Refusal as refusal:  # an agent or the provider is not an account that calls
+        raise _Refused(refusal.reason, node.login) from None
+    try:
+        number = chain.dial_plan.normalize(request.callee)
+    except Refusal:
+        raise _Refused("number_invalid", None) from None
+    by_login = {member.login: member for member in nodes}
+    lines: list[ChargeLine] = []
+    for position, level in enumerate(chain.levels):
+        match = level.table.select(number, now)
+        if match is None:
+            raise _Refused(NoRate(level.account, level.tariff, number).reason, level.account)
+        prefix, rate = match
+        payer = by_login[level.account]
+        owner = next(n for n in nodes if n.id == payer.parent_id)
+        lines.append(
+            ChargeLine(
+                position=position,
+                node_id=payer.id,
+                account=payer.login,
+                wallet_account_id=account_id(connection, payer, AccountPurpose.WALLET),
+                revenue_account_id=account_id(connection, owner, AccountPurpose.REVENUE, level.currency),
+                tariff=level.tariff,
+                currency=level.currency,
+                prefix=prefix,
+                description=rate.description,
+                pricing=rate.pricing,
+                subscription_id=None,
+                plan_seconds_reserved=0,
+                reserved_micros=0,
+                reservation=0,
+            )
+        )
+    # Only now lock: the wallets of every level, then the plan. Everything below is decided under the locks.
+    accounts = ledger_store.lock_accounts(connection, [line.wallet_account_id for line in lines])
+    for member in nodes:
+        _check_concurrency(connection, member)
+    allowance = 0
+    if chain.allowance is not None and chain.allowance.plan.covers(number):
+        subscription = store.active_subscription(connection, node.id)
+        if subscription is not None:
+            lines[0] = replace(lines[0], subscription_id=subscription[0])
+            allowance = subscription[1]
+    funds = [_funds(line, accounts[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
+    cap = min(node.max_call_seconds or CALL_SECONDS_MAX, settings.max_call_seconds)
+    try:
+        longest = longest_call(funds, cap=cap)
+    except InsufficientFunds as short:
+        raise _Refused("insufficient_funds", short.account) from None
+    grant = next_grant(funds, granted=0, quota=settings.grant_seconds, hard_max=longest.seconds)
+    pk = store.insert_call(
+        connection,
+        **base,
+        number=number,
+        state="answered" if request.answered else "authorized",
+        limited_by=longest.limited_by,
+        max_seconds=longest.seconds,
+        grant_seconds=grant.total_seconds,
+        final=grant.final,
+        answered_at=now if request.answered else None,
+        grant_expires_at=now
+        + timedelta(seconds=grant.total_seconds if request.answered else settings.ring_timeout_seconds),
+        authorize_answer="{}",
+    )
+    reserved = _reserve(connection, pk, lines, grant.total_seconds, allowance, now)
+    store.insert_lines(connection, pk, reserved)
+    answer = {
+        "call_id": request.call_id,
+        "status": "authorized",
+        "max_seconds": longest.seconds,
+        "grant_seconds": grant.total_seconds,
+        "final": grant.final,
+        "limited_by": longest.limited_by,
+    }
+    store.update_call(connection, pk, authorize_answer=_dumps(answer))
+    return answer
+
+
+def _check_concurrency(connection: Connection, member: Node) -> None:
+    limit = member.concurrent_calls_limit
+    if limit is None:
+        return
+    if member.position.kind is NodeKind.CLIENT:
+        active = store.count_active_of_node(connection, member.id)
+    else:
+        active = store.count_active_below(connection, member.path)
+    if active >= limit:
+        raise _Refused("concurrent_calls_limit", member.login)
+
+
+def _funds(line: ChargeLine, wallet: Account, allowance: int) -> LevelFunds:
+    """What a level can put towards this call: its available money plus what it already reserved for it."""
+    available = wallet.available_micros + line.reserved_micros if wallet.floor else UNLIMITED_MICROS
+    return LevelFunds(line.account, line.pricing, available, allowance + line.plan_seconds_reserved)
+
+
+def _pending_id(pk: int, position: int, reservation: int) -> str:
+    return f"call:{pk}:{position}:{reservation}"
+
+
+def _reserve(
+    connection: Connection, pk: int, lines: Sequence[ChargeLine], total_seconds: int, allowance: int, now: datetime
+) -> list[ChargeLine]:
+    """Replace every level's reservation with one for ``total_seconds``, in one linked ledger batch.
+
+    ``allowance`` is the client's plan seconds still free (not counting what this call holds already).
+    """
+    requests: list[TransferRequest] = []
+    updated: list[ChargeLine] = []
+    for line in lines:
+        plan_total = line.plan_seconds_reserved + (allowance if line.subscription_id is not None else 0)
+        plan_seconds, amount = split_cost(line.pricing, total_seconds, plan_total)
+        if line.reservation and line.reserved_micros:
+            requests.append(_void(pk, line))
+        reservation = line.reservation + 1 if amount else line.reservation
+        if amount:
+            requests.append(
+                TransferRequest(
+                    id=_pending_id(pk, line.position, reservation),
+                    amount_micros=amount,
+                    debit_account_id=line.wallet_account_id,
+                    credit_account_id=line.revenue_account_id,
+                    kind=TransferKind.CALL_CHARGE,
+                    reference=f"call:{pk}",
+                    phase=Phase.PENDING,
+                )
+            )
+        if line.subscription_id is not None:
+            store.add_subscription_seconds(connection, line.subscription_id, line.plan_seconds_reserved - plan_seconds)
+        updated.append(
+            replace(line, plan_seconds_reserved=plan_seconds, reserved_micros=amount, reservation=reservation)
+        )
+    if requests:
+        ledger_store.execute(connection, requests, now=now)
+    return updated
+
+
+def _void(pk: int, line: ChargeLine) -> TransferRequest:
+    return TransferRequest(
+        id=_pending_id(pk, line.position, line.reservation) + ":void",
+        amount_micros=None,
+        kind=TransferKind.CALL_CHARGE,
+        reference=f"call:{pk}",
+        phase=Phase.VOID,
+        pending_id=_pending_id(pk, line.position, line.reservation),
+    )
+
+
+# -- answer, update, end ------------------------------------------------------------------------
+
+
+def _locked_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
+    call = store.find_call(connection, call_id, lock=True) if "\x00" not in call_id else None
+    if call is None or call.node_id is None:
+        raise CallUnknown(call_id)
+    if principal is not None:
+        node = tree_store.get_node(connection, call.node_id)
+        try:
+            authorize(principal, Action.CALLS_CONTROL, node)
+        except NotFound:
+            raise CallUnknown(call_id) from None
+    return call
+
+
+def answer_call(
+    database: Database, call_id: str, *, principal: Principal | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The callee answered: the grant's clock starts now. A repeat changes nothing."""
+    instant = now or utc_now()
+
+    def use_case(connection: Connection) -> dict[str, Any]:
+        call = _locked_call(connection, call_id, principal)
+        if call.state == "authorized":
+            store.update_call(
+                connection,
+                call.id,
+                state="answered",
+                answered_at=instant,
+                grant_expires_at=instant + timedelta(seconds=call.grant_seconds),
+            )
+            call = _reread(connection, call)
+        return call_view(call)
+
+    return database.run(use_case)
+
+
+def _reread(connection: Connection, call: CallRecord) -> CallRecord:
+    fresh = store.find_call(connection, call.call_id)
+    assert fresh is not None
+    return fresh
+
+
+def update_call(
+    database: Database,
+    call_id: str,
+    *,
+    sequence: int,
+    elapsed_seconds: int,
+    principal: Principal | None = None,
+    settings: CallSettings = CallSettings(),
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """An interim update from the switch: the call is alive; extend its grant if it is running low.
+
+    The answer to an update is recorded; the same sequence number again gets that answer.
+    """
+    instant = now or utc_now()
+
+    def use_case(connection: Connection) -> dict[str, Any]:
+        call = _locked_call(connection, call_id, principal)
+        if sequence <= call.update_sequence and call.update_answer is not None:
+            recorded: dict[str, Any] = json.loads(call.update_answer)
+            return recorded
+        if not call.active:
+            return _update_answer(call)
+        if call.state == "authorized":  # an update means the call is up: it was answered, elapsed seconds ago
+            answered_at = instant - timedelta(seconds=max(0, elapsed_seconds))
+            store.update_call(
+                connection,
+                call.id,
+                state="answered",
+                answered_at=answered_at,
+                grant_expires_at=answered_at + timedelta(seconds=call.grant_seconds),
+            )
+            call = _reread(connection, call)
+        if not call.final and call.grant_seconds - elapsed_seconds <= settings.extend_lead_seconds:
+            call = _extend(connection, call, settings, instant)
+        answer = _update_answer(call)
+        store.update_call(connection, call.id, update_sequence=max(sequence, 0), update_answer=_dumps(answer))
+        return answer
+
+    return database.run(use_case)
+
+
+def _update_answer(call: CallRecord) -> dict[str, Any]:
+    return {
+        "call_id": call.call_id,
+        "status": call.state,
+        "max_seconds": call.max_seconds,
+        "grant_seconds": call.grant_seconds,
+        "final": call.final,
+        "reason": call.reason,
+        "level": call.level,
+    }
+
+
+def _extend(connection: Connection, call: CallRecord, settings: CallSettings, now: datetime) -> CallRecord:
+    """One more quota at every level, or what the levels can still pay for, and then a final grant."""
+    lines = store.lines_of(connection, call.id)
+    accounts = ledger_store.lock_accounts(connection, [line.wallet_account_id for line in lines])
+    allowance = 0
+    client = lines[0]
+    if client.subscription_id is not None:
+        allowance = store.lock_subscription(connection, client.subscription_id)
+    funds = [_funds(line, accounts[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
+    grant = next_grant(funds, granted=call.grant_seconds, quota=settings.grant_seconds, hard_max=call.max_seconds)
+    if grant.total_seconds > call.grant_seconds:
+        for line in _reserve(connection, call.id, lines, grant.total_seconds, allowance, now):
+            store.update_line(
+                connection,
+                call.id,
+                line.position,
+                plan_seconds_reserved=line.plan_seconds_reserved,
+                reserved_micros=line.reserved_micros,
+                reservation=line.reservation,
+            )
+    answered_at = call.answered_at or now
+    values: dict[str, Any] = {
+        "grant_seconds": grant.total_seconds,
+        "final": grant.final,
+        "extensions": call.extensions + 1,
+        "grant_expires_at": answered_at + timedelta(seconds=grant.total_seconds),
+    }
+    if grant.final and grant.total_seconds < call.max_seconds:
+        # A level ran dry before the switch's own timeout: the engine must end the call when the grant does.
+        values |= _disconnect_values(
+            "insufficient_funds", grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
+        )
+    store.update_call(connection, call.id, **values)
+    return _reread(connection, call)
+
+
+def _disconnect_values(reason: str, level: str | None, at: datetime) -> dict[str, Any]:
+    return {
+        "reason": reason,
+        "level": level,
+        "disconnect_reason": reason,
+        "disconnect_state": "due",
+        "disconnect_next_at": at,
+        "disconnect_attempts": 0,
+    }
+
+
+def end_call(
+    database: Database,
+    call_id: str,
+    *,
+    duration_seconds: int,
+    reason: str = "normal",
+    principal: Principal | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The call is over: charge every level exactly for ``duration_seconds`` and release the rest."""
+    instant = now or utc_now()
+    if duration_seconds < 0 or duration_seconds > 10 * CALL_SECONDS_MAX:
+        raise Refusal("duration_invalid", "a duration is a whole number of seconds, 0 to 40 hours")
+
+    def use_case(connection: Connection) -> dict[str, Any]:
+        call = _locked_call(connection, call_id, principal)
+        if call.active:
+            call = _close(connection, call, duration_seconds, reason[:48], instant)
+        return call_view(call, store.lines_of(connection, call.id))
+
+    return database.run(use_case)
+
+
+def _close(connection: Connection, call: CallRecord, duration: int, end_reason: str, now: datetime) -> CallRecord:
+    """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch."""
+    lines = store.lines_of(connection, call.id)
+    client = lines[0]
+    allowance = store.lock_subscription(connection, client.subscription_id) if client.subscription_id else 0
+    requests: list[TransferRequest] = []
+    for line in lines:
+        plan_total = line.plan_seconds_reserved + (allowance if line.subscription_id is not None else 0)
+        plan_seconds, amount = split_cost(line.pricing, duration, plan_total)
+        pending_id = _pending_id(call.id, line.position, line.reservation)
+        posted = min(amount, line.reserved_micros)
+        if line.reserved_micros and posted:
+            requests.append(_resolve(call.id, pending_id, Phase.POST, posted))
+        elif line.reserved_micros:
+            requests.append(_void(call.id, line))
+        overshoot = amount - posted
+        if overshoot:
+            requests.append(
+                TransferRequest(
+                    id=f"{pending_id}:over",
+                    amount_micros=overshoot,
+                    debit_account_id=line.wallet_account_id,
+                    credit_account_id=line.revenue_account_id,
+                    kind=TransferKind.CALL_CHARGE,
+                    reference=f"call:{call.id}",
+                    overshoot_allowed=True,
+                )
+            )
+        if line.subscription_id is not None:
+            store.add_subscription_seconds(connection, line.subscription_id, line.plan_seconds_reserved - plan_seconds)
+        store.update_line(
+            connection,
+            call.id,
+            line.position,
+            billed_seconds=billed_seconds(line.pricing, duration),
+            plan_seconds=plan_seconds,
+            amount_micros=amount,
+            overshoot_micros=overshoot,
+        )
+    if requests:
+        ledger_store.execute(connection, requests, now=now)
+    answered = call.answered_at is not None or duration > 0
+    store.update_call(
+        connection,
+        call.id,
+        state="ended",
+        ended_at=now,
+        answered_at=call.answered_at or (now - timedelta(seconds=duration) if duration else None),
+        grant_expires_at=None,
+        duration_seconds=duration,
+        overshoot_seconds=max(0, duration - call.grant_seconds) if answered else 0,
+        end_reason=end_reason,
+        disconnect_state=None if call.disconnect_state == "due" else call.disconnect_state,
+        disconnect_next_at=None,
+    )
+    return _reread(connection, call)
+
+
+def _resolve(pk: int, pending_id: str, phase: Phase, amount: int | None) -> TransferRequest:
+    return TransferRequest(
+        id=f"{pending_id}:{phase}",
+        amount_micros=amount,
+        kind=TransferKind.CALL_CHARGE,
+        reference=f"call:{pk}",
+        phase=phase,
+        pending_id=pending_id,
+    )
+
+
+def get_call(database: Database, call_id: str, *, principal: Principal | None = None) -> dict[str, Any]:
+    with database.reading() as connection:
+        call = store.find_call(connection, call_id) if "\x00" not in call_id else None
+        if call is None or call.node_id is None:
+            raise CallUnknown(call_id)
+        if principal is not None:
+            try:
+                authorize(principal, Action.CALLS_READ, tree_store.get_node(connection, call.node_id))
+            except NotFound:
+                raise CallUnknown(call_id) from None
+        return call_view(call, store.lines_of(connection, call.id))
+
+
+# -- the keeper: extensions, sweeps, forced disconnects -------------------------------------------
+
+
+KEEPER_BATCH = 200
+
+
+def extend_due(database: Database, *, settings: CallSettings = CallSettings(), now: datetime | None = None) -> int:
+    """Extend every answered call whose grant runs out within the lead time. Safe in many processes."""
+    instant = now or utc_now()
+    until = instant + timedelta(seconds=settings.extend_lead_seconds)
+
+    def extend(connection: Connection, call: CallRecord) -> CallRecord | None:
+        due = call.grant_expires_at is not None and call.grant_expires_at <= until
+        if call.state != "answered" or call.final or not due:
+            return None  # ended or extended meanwhile
+        return _extend(connection, call, settings, instant)
+
+    return _each_due(
+        database, lambda connection: store.due_for_extension(connection, until=until, limit=KEEPER_BATCH), extend
+    )
+
+
+def sweep_stale(database: Database, *, settings: CallSettings = CallSettings(), now: datetime | None = None) -> int:
+    """Close calls the switch went silent about: charged for what was granted, or nothing if never answered."""
+    instant = now or utc_now()
+    before = instant - timedelta(seconds=settings.stale_margin_seconds)
+
+    def close(connection: Connection, call: CallRecord) -> CallRecord | None:
+        if not call.active or call.grant_expires_at is None or call.grant_expires_at > before:
+            return None
+        if call.state == "authorized":
+            return _close(connection, call, 0, "unanswered", instant)
+        return _close(connection, call, call.grant_seconds, "stale", instant)
+
+    return _each_due(database, lambda connection: store.stale(connection, before=before, limit=KEEPER_BATCH), close)
+
+
+def _each_due(
+    database: Database,
+    find: Callable[[Connection], list[int]],
+    handle: Callable[[Connection, CallRecord], CallRecord | None],
+) -> int:
+    """Handle each call ``find`` lists in its own transaction, skipping those another process holds."""
+    done = 0
+    while True:
+        with database.reading() as connection:
+            ids = find(connection)
+        for pk in ids:
+
+            def use_case(connection: Connection, pk: int = pk) -> bool:
+                call = store.lock_call_if_free(connection, pk)
+                return call is not None and handle(connection, call) is not None
+
+            if database.run(use_case):
+                done += 1
+        if len(ids) < KEEPER_BATCH:
+            return done
+
+
+def flag_blocked(database: Database, *, now: datetime | None = None) -> int:
+    """Calls below a suspended or closed node must end now: schedule their disconnect."""
+    instant = now or utc_now()
+    flagged = 0
+    with database.reading() as connection:
+        blocked = store.blocked_nodes(connection)
+    for login, path, status in blocked:
+        with database.reading() as connection:
+            ids = store.active_below_without_disconnect(connection, path, limit=10_000)
+        for pk in ids:
+
+            def use_case(connection: Connection, pk: int = pk, login: str = login, status: str = status) -> bool:
+                call = store.lock_call_if_free(connection, pk)
+                if call is None or not call.active or call.disconnect_state is not None:
+                    return False
+                # The grant shrinks to the time talked so far: a switch that never answers the push
+                # is swept and charged up to here, not to the end of a grant the account can no longer use.
+                talked = math.ceil((instant - call.answered_at).total_seconds()) if call.answered_at else 0
+                store.update_call(
+                    connection,
+                    pk,
+                    final=True,
+                    grant_seconds=min(call.grant_seconds, max(talked, 0)),
+                    grant_expires_at=instant,
+                    **_disconnect_values(f"account_{status}", login, instant),
+                )
+                return True
+
+            if database.run(use_case):
+                flagged += 1
+    return flagged

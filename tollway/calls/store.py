@@ -1,0 +1,334 @@
+"""Calls and their charge lines in the database, inside the caller's transaction.
+
+Locking: a call's row is locked (``FOR UPDATE``) before the ledger accounts its charges touch, by
+every writer (answer, update, end, the keeper's extensions and sweeps), so no two of them interleave
+on one call and none deadlocks another. The keeper takes rows with ``SKIP LOCKED``: a call another
+process is working on is simply left to it. SQLite has no row locks; its single writer serializes all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from tollway.rating.cost import Pricing
+from tollway.store.schema import call_charges, calls, nodes, subscriptions, switches
+
+ACTIVE_STATES = ("authorized", "answered")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    id: int
+    call_id: str
+    node_id: int | None
+    switch_id: int | None
+    account: str
+    caller: str
+    callee: str
+    number: str | None
+    state: str
+    reason: str | None
+    level: str | None
+    limited_by: str | None
+    max_seconds: int
+    grant_seconds: int
+    final: bool
+    extensions: int
+    update_sequence: int
+    created_at: datetime
+    answered_at: datetime | None
+    grant_expires_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    overshoot_seconds: int
+    end_reason: str | None
+    disconnect_reason: str | None
+    disconnect_state: str | None
+    disconnect_attempts: int
+    authorize_answer: str
+    update_answer: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeLine:
+    """One level of a call: the rate fixed at authorization, its reservation, and in the end its charge."""
+
+    position: int
+    node_id: int
+    account: str
+    wallet_account_id: int
+    revenue_account_id: int
+    tariff: str
+    currency: str
+    prefix: str
+    description: str
+    pricing: Pricing
+    subscription_id: int | None
+    plan_seconds_reserved: int
+    reserved_micros: int
+    reservation: int  # the number of the open pending transfer; 0 when nothing is reserved
+    billed_seconds: int | None = None
+    plan_seconds: int | None = None
+    amount_micros: int | None = None
+    overshoot_micros: int = 0
+
+
+_CALL_FIELDS = tuple(CallRecord.__dataclass_fields__)
+
+
+def _call(row: Row[Any]) -> CallRecord:
+    return CallRecord(**{name: getattr(row, name) for name in _CALL_FIELDS})
+
+
+def _line(row: Row[Any]) -> ChargeLine:
+    return ChargeLine(
+        position=row.position,
+        node_id=row.node_id,
+        account=row.account,
+        wallet_account_id=row.wallet_account_id,
+        revenue_account_id=row.revenue_account_id,
+        tariff=row.tariff,
+        currency=row.currency,
+        prefix=row.prefix,
+        description=row.description,
+        pricing=Pricing(
+            price_micros=row.price_micros,
+            connect_fee_micros=row.connect_fee_micros,
+            minimal_time=row.minimal_time,
+            resolution=row.resolution,
+            grace_period=row.grace_period,
+            free_seconds=row.free_seconds,
+        ),
+        subscription_id=row.subscription_id,
+        plan_seconds_reserved=row.plan_seconds_reserved,
+        reserved_micros=row.reserved_micros,
+        reservation=row.reservation,
+        billed_seconds=row.billed_seconds,
+        plan_seconds=row.plan_seconds,
+        amount_micros=row.amount_micros,
+        overshoot_micros=row.overshoot_micros,
+    )
+
+
+def insert_call(connection: Connection, **values: Any) -> int:
+    result = connection.execute(insert(calls).values(**values))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def find_call(connection: Connection, call_id: str, *, lock: bool = False) -> CallRecord | None:
+    query = select(calls).where(calls.c.call_id == call_id)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else _call(row)
+
+
+def lock_call_if_free(connection: Connection, pk: int) -> CallRecord | None:
+    """The call, locked, unless another transaction holds it (then None: it is that one's to handle)."""
+    query = select(calls).where(calls.c.id == pk).with_for_update(skip_locked=True)
+    row = connection.execute(query).first()
+    return None if row is None else _call(row)
+
+
+def update_call(connection: Connection, pk: int, **values: Any) -> None:
+    connection.execute(update(calls).where(calls.c.id == pk).values(**values))
+
+
+def insert_lines(connection: Connection, pk: int, lines: Sequence[ChargeLine]) -> None:
+    connection.execute(
+        insert(call_charges),
+        [
+            {
+                "call_id": pk,
+                "position": line.position,
+                "node_id": line.node_id,
+                "account": line.account,
+                "wallet_account_id": line.wallet_account_id,
+                "revenue_account_id": line.revenue_account_id,
+                "tariff": line.tariff,
+                "currency": line.currency,
+                "prefix": line.prefix,
+                "description": line.description,
+                "price_micros": line.pricing.price_micros,
+                "connect_fee_micros": line.pricing.connect_fee_micros,
+                "minimal_time": line.pricing.minimal_time,
+                "resolution": line.pricing.resolution,
+                "grace_period": line.pricing.grace_period,
+                "free_seconds": line.pricing.free_seconds,
+                "subscription_id": line.subscription_id,
+                "plan_seconds_reserved": line.plan_seconds_reserved,
+                "reserved_micros": line.reserved_micros,
+                "reservation": line.reservation,
+            }
+            for line in lines
+        ],
+    )
+
+
+def lines_of(connection: Connection, pk: int) -> list[ChargeLine]:
+    rows = connection.execute(
+        select(call_charges).where(call_charges.c.call_id == pk).order_by(call_charges.c.position)
+    )
+    return [_line(row) for row in rows]
+
+
+def update_line(connection: Connection, pk: int, position: int, **values: Any) -> None:
+    connection.execute(
+        update(call_charges).where(call_charges.c.call_id == pk, call_charges.c.position == position).values(**values)
+    )
+
+
+def count_active_of_node(connection: Connection, node_id: int) -> int:
+    return int(
+        connection.execute(
+            select(func.count()).where(calls.c.node_id == node_id, calls.c.state.in_(ACTIVE_STATES))
+        ).scalar_one()
+    )
+
+
+def count_active_below(connection: Connection, path: str) -> int:
+    """Active calls of every account in the subtree at ``path`` (paths are digits and slashes only)."""
+    return int(
+        connection.execute(
+            select(func.count()).where(calls.c.path.startswith(path, autoescape=True), calls.c.state.in_(ACTIVE_STATES))
+        ).scalar_one()
+    )
+
+
+def lock_subscription(connection: Connection, subscription_id: int) -> int:
+    """The seconds left in a subscription, locked for this transaction."""
+    query = select(subscriptions.c.seconds_left).where(subscriptions.c.id == subscription_id).with_for_update()
+    return int(connection.execute(query).scalar_one())
+
+
+def active_subscription(connection: Connection, node_id: int) -> tuple[int, int] | None:
+    """(id, seconds left) of the account's active subscription, locked; None without one."""
+    row = connection.execute(
+        select(subscriptions.c.id, subscriptions.c.seconds_left)
+        .where(subscriptions.c.node_id == node_id, subscriptions.c.status == "active")
+        .order_by(subscriptions.c.id)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    return None if row is None else (row.id, row.seconds_left)
+
+
+def add_subscription_seconds(connection: Connection, subscription_id: int, seconds: int) -> None:
+    if seconds:
+        connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(seconds_left=subscriptions.c.seconds_left + seconds)
+        )
+
+
+def due_for_extension(connection: Connection, *, until: datetime, limit: int) -> list[int]:
+    """Answered calls with more to grant whose grant runs out before ``until``, soonest first."""
+    rows = connection.execute(
+        select(calls.c.id)
+        .where(
+            calls.c.grant_expires_at.is_not(None),
+            calls.c.grant_expires_at <= until,
+            calls.c.state == "answered",
+            calls.c.final.is_(False),
+        )
+        .order_by(calls.c.grant_expires_at)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def stale(connection: Connection, *, before: datetime, limit: int) -> list[int]:
+    """Active calls whose grant (or ringing time) ran out before ``before`` with no news from the switch."""
+    rows = connection.execute(
+        select(calls.c.id)
+        .where(calls.c.grant_expires_at.is_not(None), calls.c.grant_expires_at <= before)
+        .order_by(calls.c.grant_expires_at)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def disconnects_due(connection: Connection, *, now: datetime, limit: int) -> list[int]:
+    rows = connection.execute(
+        select(calls.c.id)
+        .where(calls.c.disconnect_state == "due", calls.c.disconnect_next_at <= now)
+        .order_by(calls.c.disconnect_next_at)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def blocked_nodes(connection: Connection) -> list[tuple[str, str, str]]:
+    """(login, path, status) of every node that is not active: calls below them must end."""
+    rows = connection.execute(select(nodes.c.login, nodes.c.path, nodes.c.status).where(nodes.c.status != "active"))
+    return [(row.login, row.path, row.status) for row in rows]
+
+
+def active_below_without_disconnect(connection: Connection, path: str, *, limit: int) -> list[int]:
+    rows = connection.execute(
+        select(calls.c.id)
+        .where(
+            calls.c.path.startswith(path, autoescape=True),
+            calls.c.state.in_(ACTIVE_STATES),
+            calls.c.disconnect_state.is_(None),
+        )
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def page_calls(
+    connection: Connection,
+    *,
+    path_prefix: str | None,
+    node_id: int | None,
+    active: bool | None,
+    after_id: int,
+    limit: int,
+) -> list[CallRecord]:
+    conditions = [calls.c.id > after_id, calls.c.node_id.is_not(None)]
+    if path_prefix is not None:
+        conditions.append(calls.c.path.startswith(path_prefix, autoescape=True))
+    if node_id is not None:
+        conditions.append(calls.c.node_id == node_id)
+    if active is True:
+        conditions.append(calls.c.state.in_(ACTIVE_STATES))
+    elif active is False:
+        conditions.append(calls.c.state.not_in(ACTIVE_STATES))
+    rows = connection.execute(select(calls).where(and_(*conditions)).order_by(calls.c.id).limit(limit))
+    return [_call(row) for row in rows]
+
+
+def switch_for_key(connection: Connection, api_key_id: int) -> tuple[int, str, str | None] | None:
+    """(id, notify kind, notify url) of the switch that authenticates with this API key."""
+    row = connection.execute(
+        select(switches.c.id, switches.c.notify_kind, switches.c.notify_url).where(switches.c.api_key_id == api_key_id)
+    ).first()
+    return None if row is None else (row.id, row.notify_kind, row.notify_url)
+
+
+def get_switch(connection: Connection, switch_id: int) -> tuple[str, str, str | None] | None:
+    """(name, notify kind, notify url)."""
+    row = connection.execute(
+        select(switches.c.name, switches.c.notify_kind, switches.c.notify_url).where(switches.c.id == switch_id)
+    ).first()
+    return None if row is None else (row.name, row.notify_kind, row.notify_url)
+
+
+def insert_switch(
+    connection: Connection, *, name: str, api_key_id: int, notify_kind: str, notify_url: str | None, now: datetime
+) -> int:
+    result = connection.execute(
+        insert(switches).values(
+            name=name, api_key_id=api_key_id, notify_kind=notify_kind, notify_url=notify_url, created_at=now
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
