@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     database_pool_size: int = Field(default=5, ge=1, le=100)
     cookie_secure: bool = True  # session cookies only over HTTPS; false only for plain-HTTP development
+    call_grant_seconds: int = Field(default=600, ge=10, le=14_400)  # talk time reserved at a time
+    call_extend_lead_seconds: int = Field(default=60, ge=1, le=3_600)  # extend when less than this is left
+    call_stale_margin_seconds: int = Field(default=30, ge=1, le=3_600)  # then a silent call is closed
+    call_ring_timeout_seconds: int = Field(default=180, ge=10, le=3_600)  # unanswered calls are closed after
+    call_max_seconds: int = Field(default=14_400, ge=60, le=14_400)  # no call lasts longer, whatever it has
+    keeper: bool = True  # run credit control's keeper (extensions, sweeps, disconnects) in every process
 
     @classmethod
     def settings_customise_sources(

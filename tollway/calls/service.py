@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tollway.access.model import Action, Principal, authorize
+from tollway.access.model import Action, Forbidden, Principal, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
 from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds, next_grant
@@ -79,6 +79,9 @@ class CallSettings:
     stale_margin_seconds: int = 30  # how long past its grant a silent call is left before it is closed
     ring_timeout_seconds: int = 180  # how long an authorized call may ring before it is closed unanswered
     max_call_seconds: int = CALL_SECONDS_MAX
+
+
+DEFAULT_SETTINGS = CallSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,7 @@ def authorize_call(
     request: CallRequest,
     *,
     principal: Principal | None = None,
-    settings: CallSettings = CallSettings(),
+    settings: CallSettings = DEFAULT_SETTINGS,
     now: datetime | None = None,
     tables: TableCache = TABLES,
 ) -> dict[str, Any]:
@@ -483,7 +486,7 @@ def update_call(
     sequence: int,
     elapsed_seconds: int,
     principal: Principal | None = None,
-    settings: CallSettings = CallSettings(),
+    settings: CallSettings = DEFAULT_SETTINGS,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """An interim update from the switch: the call is alive; extend its grant if it is running low.
@@ -688,7 +691,7 @@ def get_call(database: Database, call_id: str, *, principal: Principal | None = 
 KEEPER_BATCH = 200
 
 
-def extend_due(database: Database, *, settings: CallSettings = CallSettings(), now: datetime | None = None) -> int:
+def extend_due(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS, now: datetime | None = None) -> int:
     """Extend every answered call whose grant runs out within the lead time. Safe in many processes."""
     instant = now or utc_now()
     until = instant + timedelta(seconds=settings.extend_lead_seconds)
@@ -704,7 +707,7 @@ def extend_due(database: Database, *, settings: CallSettings = CallSettings(), n
     )
 
 
-def sweep_stale(database: Database, *, settings: CallSettings = CallSettings(), now: datetime | None = None) -> int:
+def sweep_stale(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS, now: datetime | None = None) -> int:
     """Close calls the switch went silent about: charged for what was granted, or nothing if never answered."""
     instant = now or utc_now()
     before = instant - timedelta(seconds=settings.stale_margin_seconds)
@@ -772,3 +775,78 @@ def flag_blocked(database: Database, *, now: datetime | None = None) -> int:
             if database.run(use_case):
                 flagged += 1
     return flagged
+
+
+def list_calls(
+    database: Database,
+    *,
+    principal: Principal | None = None,
+    active: bool | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Calls the principal may see, by ascending id, and the ``after_id`` of the next page (None at the end).
+
+    A switch (``calls:control``) and anyone with ``calls:read`` sees the calls of its subtree; an agent sees
+    none (it sees totals, not calls); a client sees its own.
+    """
+    path_prefix: str | None = None
+    node_id: int | None = None
+    if principal is not None:
+        if not principal.actions & {Action.CALLS_READ, Action.CALLS_CONTROL}:
+            raise Forbidden(Action.CALLS_READ)
+        scope = scope_of(principal)
+        if scope.agent_id is not None:
+            raise Forbidden(Action.CALLS_READ)
+        path_prefix, node_id = scope.path_prefix, scope.node_id
+    with database.reading() as connection:
+        records = store.page_calls(
+            connection, path_prefix=path_prefix, node_id=node_id, active=active, after_id=after_id, limit=limit
+        )
+    next_after_id = records[-1].id if len(records) == limit else None
+    return [call_view(record) for record in records], next_after_id
+
+
+def create_switch(
+    database: Database,
+    *,
+    name: str,
+    node_login: str,
+    notify_kind: str = "none",
+    notify_url: str | None = None,
+    principal: Principal | None = None,
+) -> tuple[str, str]:
+    """Register a switch with an API key of its own (``calls:control`` and ``calls:read`` at ``node_login``).
+
+    Answers (switch name, API key plaintext); the plaintext is shown this once and stored only hashed.
+    """
+    from tollway.access import service as access
+    from tollway.access.model import Role
+    from tollway.calls.notify import notifier_for
+
+    try:
+        notifier_for(notify_kind, notify_url).close()  # an unknown kind or a missing URL is refused now
+    except ValueError as error:
+        raise Refusal("notify_invalid", str(error)) from None
+    with database.reading() as connection:
+        node = tree_store.find_node(connection, node_login)
+        taken = store.switch_named(connection, name)
+    if node is None:
+        raise NotFound("node", node_login)
+    if taken:
+        raise Refusal("switch_exists", f"there is already a switch named {name}")
+    role = Role.PROVIDER_ADMIN if node.position.kind is NodeKind.PROVIDER else Role.RESELLER_ADMIN
+    key, plaintext = access.create_api_key(
+        database,
+        principal,
+        node_login=node_login,
+        name=f"switch {name}"[:63],
+        role=role,
+        actions=[Action.CALLS_CONTROL, Action.CALLS_READ],
+    )
+    database.run(
+        lambda connection: store.insert_switch(
+            connection, name=name, api_key_id=key.id, notify_kind=notify_kind, notify_url=notify_url, now=utc_now()
+        )
+    )
+    return name, plaintext

@@ -332,3 +332,7 @@ def insert_switch(
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def switch_named(connection: Connection, name: str) -> bool:
+    return connection.execute(select(switches.c.id).where(switches.c.name == name)).first() is not None

@@ -18,6 +18,7 @@ from tollway import __version__
 from tollway.access import service as access
 from tollway.access.model import Action, Role
 from tollway.balances import service as balances
+from tollway.cli import calls as calls_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.config import Settings
@@ -47,6 +48,8 @@ app.add_typer(key_app, name="api-key")
 app.add_typer(rating_cli.tariff_app, name="tariff")
 app.add_typer(rating_cli.plan_app, name="plan")
 app.command("rate")(rating_cli.rate)
+app.add_typer(calls_cli.switch_app, name="switch")
+app.add_typer(calls_cli.calls_app, name="calls")
 
 
 @app.command()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tollway import __version__
 from tollway.access.audit import current_request_id
-from tollway.http.api import access, money, nodes, plans, rates, tariffs
+from tollway.calls.keeper import Keeper
+from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
+from tollway.http.api import access, calls, money, nodes, plans, rates, tariffs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.store import migrate
@@ -23,12 +26,38 @@ log = get_logger("tollway.http")
 API_PREFIX = "/api/v1"
 
 
-def create_app(database: Database, *, cookie_secure: bool = True) -> FastAPI:
-    app = FastAPI(title="Tollway", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+def create_app(
+    database: Database,
+    *,
+    cookie_secure: bool = True,
+    call_settings: CallSettings = DEFAULT_SETTINGS,
+    keeper: bool = False,
+) -> FastAPI:
+    """The application; with ``keeper`` it also runs credit control's keeper while it serves."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        running = Keeper(database, settings=call_settings) if keeper else None
+        if running is not None:
+            running.start()
+        try:
+            yield
+        finally:
+            if running is not None:
+                running.stop()
+
+    app = FastAPI(
+        title="Tollway",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
     app.state.database = database
+    app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)
-    for router in (nodes.router, money.router, access.router, rates.router, tariffs.router, plans.router):
+    for router in (nodes.router, money.router, access.router, rates.router, tariffs.router, plans.router, calls.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.middleware("http")

@@ -1,0 +1,68 @@
+"""``tollway switch`` and ``tollway calls``: register switches, look at calls, run the keeper's work by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tollway.calls import keeper
+from tollway.calls import service as calls
+from tollway.cli.common import database, err, one_line_errors, out
+
+switch_app = typer.Typer(help="Switches that ask Tollway to authorize calls.", no_args_is_help=True)
+calls_app = typer.Typer(help="Calls under credit control.", no_args_is_help=True)
+
+
+@switch_app.command("create")
+@one_line_errors
+def switch_create(
+    name: Annotated[str, typer.Argument(help="The switch's name, e.g. kamailio-1.")],
+    node: Annotated[str, typer.Option(help="The node whose subtree it serves (the provider: every call).")],
+    notify_kind: Annotated[str, typer.Option(help="How disconnects are pushed to it: jsonrpc or none.")] = "none",
+    notify_url: Annotated[str | None, typer.Option(help="Where disconnects are pushed (jsonrpc).")] = None,
+) -> None:
+    """Register a switch and make its API key; the key is printed once and never again."""
+    _, plaintext = calls.create_switch(
+        database(), name=name, node_login=node, notify_kind=notify_kind, notify_url=notify_url
+    )
+    err.print(f"switch {name} registered; store its API key now, it is not shown again:")
+    out.print(plaintext, markup=False, highlight=False, soft_wrap=True)
+
+
+@calls_app.command("list")
+@one_line_errors
+def calls_list(
+    active: Annotated[bool, typer.Option("--active/--all", help="Only the calls up now.")] = True,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """The calls up now (or all calls) with their grants."""
+    page, _ = calls.list_calls(database(), active=active or None, limit=limit)
+    table = Table("call id", "account", "number", "status", "granted", "max", "expires", "disconnect")
+    for view in page:
+        table.add_row(
+            view["call_id"],
+            view["account"],
+            view["number"] or "",
+            view["status"],
+            str(view["grant_seconds"]),
+            str(view["max_seconds"]),
+            view["grant_expires_at"] or "",
+            view["disconnect"] or "",
+        )
+    out.print(table)
+
+
+@calls_app.command("keep")
+@one_line_errors
+def calls_keep() -> None:
+    """Run the keeper once: extend grants running low, flag blocked calls, push disconnects, sweep stale calls."""
+    from tollway.config import Settings
+    from tollway.http.main import call_settings
+
+    report = keeper.tick(database(), settings=call_settings(Settings()))
+    out.print(
+        f"extended {report.extended}, flagged {report.flagged}, disconnects pushed {report.pushed}, "
+        f"swept {report.swept}"
+    )

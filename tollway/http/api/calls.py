@@ -1,0 +1,177 @@
+"""Credit control for switches: authorize, answer, update and end calls; list active calls with their grants.
+
+A refused call is an answer, not an error: ``200`` with ``status: refused``, the reason, the level that
+refused and the SIP code to send. Errors (4xx) are for requests that are wrong: a bad call id, a call
+the caller may not see, a missing API key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
+
+from tollway.calls import service as calls
+from tollway.calls.service import CallRequest, CallSettings
+from tollway.http.api.nodes import ERRORS
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Strict
+from tollway.http.auth import DatabaseDep, PrincipalDep
+
+router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
+
+CallId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", examples=["a84b4c76e66710@pc33"])
+]
+Text64 = Annotated[str, Field(max_length=64)]
+Seconds = Annotated[int, Field(ge=0, le=144_000)]
+
+
+class AuthorizeIn(Strict):
+    call_id: CallId
+    account: Annotated[str, Field(min_length=1, max_length=63, examples=["alice"])]
+    caller: Text64 = ""
+    callee: Annotated[str, Field(min_length=1, max_length=64, examples=["+44 20 7946 0000"])]
+    answered: bool = Field(default=False, description="the call is already answered: its grant starts now")
+
+
+class AuthorizeOut(Strict):
+    call_id: str
+    status: Literal["authorized", "refused"]
+    max_seconds: int | None = Field(default=None, description="the hard maximum the switch must enforce")
+    grant_seconds: int | None = Field(default=None, description="talk time reserved so far, from the answer")
+    final: bool | None = Field(default=None, description="no extension will follow this grant")
+    limited_by: str | None = Field(default=None, description="the level whose funds set max_seconds")
+    reason: str | None = Field(default=None, description="why it was refused (see docs/credit-control.md)")
+    level: str | None = Field(default=None, description="the level that refused it")
+    sip_code: int | None = Field(default=None, description="the SIP final response to send: 402, 403, 404, 484")
+    message: str | None = None
+
+
+class UpdateIn(Strict):
+    sequence: Annotated[int, Field(ge=1, le=2**31 - 1, description="1, 2, 3 ... per call; a repeat is a retry")]
+    elapsed_seconds: Seconds
+
+
+class UpdateOut(Strict):
+    call_id: str
+    status: str
+    max_seconds: int
+    grant_seconds: int
+    final: bool
+    reason: str | None = None
+    level: str | None = None
+
+
+class EndIn(Strict):
+    duration_seconds: Seconds = Field(description="answered seconds as the switch measured them; 0 if unanswered")
+    reason: Annotated[str, Field(max_length=48)] = "normal"
+
+
+class ChargeOut(Strict):
+    level: int
+    account: str
+    tariff: str
+    currency: str
+    prefix: str
+    description: str
+    price_micros: int
+    connect_fee_micros: int
+    reserved_micros: int | None = None
+    plan_seconds_reserved: int | None = None
+    billed_seconds: int | None = None
+    plan_seconds: int | None = None
+    amount_micros: int | None = None
+    overshoot_micros: int | None = None
+
+
+class CallOut(Strict):
+    call_id: str
+    account: str
+    caller: str
+    callee: str
+    number: str | None
+    status: str
+    max_seconds: int
+    grant_seconds: int
+    final: bool
+    limited_by: str | None
+    reason: str | None
+    level: str | None
+    created_at: str
+    answered_at: str | None
+    grant_expires_at: str | None
+    ended_at: str | None
+    duration_seconds: int | None
+    overshoot_seconds: int
+    end_reason: str | None
+    disconnect: str | None
+    charges: list[ChargeOut] | None = None
+
+
+class CallPage(Strict):
+    items: list[CallOut]
+    next_after_id: int | None
+
+
+def settings_of(request: Request) -> CallSettings:
+    settings: CallSettings = request.app.state.call_settings
+    return settings
+
+
+SettingsDep = Annotated[CallSettings, Depends(settings_of)]
+
+
+def _out(view: dict[str, Any]) -> CallOut:
+    return CallOut.model_validate(view)
+
+
+@router.post("/authorize", summary="Authorize a call: the longest it may last and its first grant, or why not")
+def authorize(body: AuthorizeIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> AuthorizeOut:
+    request = CallRequest(body.call_id, body.account, body.caller, body.callee, answered=body.answered)
+    return AuthorizeOut.model_validate(calls.authorize_call(database, request, principal=principal, settings=settings))
+
+
+@router.post("/{call_id}/answer", summary="The callee answered: the grant's clock starts")
+def answer(call_id: CallId, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
+    return _out(calls.answer_call(database, call_id, principal=principal))
+
+
+@router.post("/{call_id}/update", summary="Interim update: the call is up; extend its grant if it runs low")
+def update(
+    call_id: CallId, body: UpdateIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep
+) -> UpdateOut:
+    answer = calls.update_call(
+        database,
+        call_id,
+        sequence=body.sequence,
+        elapsed_seconds=body.elapsed_seconds,
+        principal=principal,
+        settings=settings,
+    )
+    return UpdateOut.model_validate(answer)
+
+
+@router.post("/{call_id}/end", summary="The call ended: charge every level and write the call record")
+def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
+    view = calls.end_call(
+        database, call_id, duration_seconds=body.duration_seconds, reason=body.reason, principal=principal
+    )
+    return _out(view)
+
+
+@router.get("/{call_id}", summary="One call: its grant while active, its charges once ended")
+def get(call_id: CallId, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
+    return _out(calls.get_call(database, call_id, principal=principal))
+
+
+@router.get("", summary="Calls you may see, by ascending id; active=true for the calls up now with their grants")
+def list_calls(
+    database: DatabaseDep,
+    principal: PrincipalDep,
+    active: bool | None = None,
+    limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
+    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> CallPage:
+    page, next_after_id = calls.list_calls(database, principal=principal, active=active, after_id=after_id, limit=limit)
+    return CallPage(items=[_out(view) for view in page], next_after_id=next_after_id)
