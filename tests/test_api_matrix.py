@@ -20,6 +20,8 @@ from fastapi.testclient import TestClient
 
 from tollway.access import service as access
 from tollway.access.model import Role
+from tollway.calls import service as calls
+from tollway.calls.service import CallRequest
 from tollway.demo import load_demo
 from tollway.http.app import create_app
 from tollway.store.database import Database
@@ -41,6 +43,13 @@ class Row:
     body: dict[str, Any] | list[dict[str, Any]] | None = None
     expected: dict[str, int] = field(default_factory=dict)  # actor -> status
     content: str | None = None  # a body that is not JSON (a CSV rate sheet)
+    setup: Callable[[Database], object] | None = None  # what must exist first (a call up now)
+
+
+def call_up(database: Database) -> object:
+    """alice's call m1 to London, answered: the target of the call routes."""
+    request = CallRequest("m1", "alice", "+1 212 555 0100", "+44 20 7946 0000", answered=True)
+    return calls.authorize_call(database, request)
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -157,7 +166,30 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/nodes/{login}/plans"): Row(
         "/api/v1/nodes/alice/plans", None, expect(200, 200, 404, 200, 200, 404)
     ),
+    # A refusal is an answer (200 "refused"); outside its subtree a switch learns only "account_unknown".
+    ("POST", "/api/v1/calls/authorize"): Row(
+        "/api/v1/calls/authorize",
+        {"call_id": "m2", "account": "alice", "callee": "+44 20 7946 0000"},
+        expect(200, 200, 200, 403, 403, 200),
+    ),
+    ("POST", "/api/v1/calls/{call_id}/answer"): Row(
+        "/api/v1/calls/m1/answer", {}, expect(200, 200, 404, 403, 403, 404), setup=call_up
+    ),
+    ("POST", "/api/v1/calls/{call_id}/update"): Row(
+        "/api/v1/calls/m1/update",
+        {"sequence": 1, "elapsed_seconds": 30},
+        expect(200, 200, 404, 403, 403, 404),
+        setup=call_up,
+    ),
+    ("POST", "/api/v1/calls/{call_id}/end"): Row(
+        "/api/v1/calls/m1/end", {"duration_seconds": 30}, expect(200, 200, 404, 403, 403, 404), setup=call_up
+    ),
+    ("GET", "/api/v1/calls/{call_id}"): Row(
+        "/api/v1/calls/m1", None, expect(200, 200, 404, 403, 200, 404), setup=call_up
+    ),
+    ("GET", "/api/v1/calls"): Row("/api/v1/calls?active=true", None, expect(200, 200, 200, 403, 200, 200)),
 }
+
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}
 
 
@@ -179,6 +211,8 @@ def test_the_answer_for_each_caller(database: Database, route: tuple[str, str], 
     load_demo(database)
     method, _ = route
     row = MATRIX[route]
+    if row.setup is not None:
+        row.setup(database)
     client = TestClient(create_app(database), base_url="https://testserver")
     alice_key, _ = access.create_api_key(database, None, node_login="alice", name="alice's app", role=Role.CLIENT)
     headers: dict[str, str] = {}
