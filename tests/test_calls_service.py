@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.calls_world import UK, available, balance, build_world, micros
+from tollway.access import service as access
 from tollway.calls import keeper
 from tollway.calls import service as calls
-from tollway.calls.notify import notifier_for
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.errors import NotFound, Refusal
 from tollway.rating import subscriptions
@@ -53,7 +53,9 @@ def call(
 ) -> dict[str, Any]:
     settings = kw.pop("settings", MINUTE)
     request = CallRequest(call_id, account, "+1 555 0100", kw.pop("callee", UK), answered=answered)
-    return calls.authorize_call(database, request, settings=settings, now=kw.pop("now", NOW))
+    return calls.authorize_call(
+        database, request, settings=settings, now=kw.pop("now", NOW), principal=kw.pop("principal", None)
+    )
 
 
 def availables(database: Database) -> list[int]:
@@ -159,28 +161,29 @@ def test_a_level_that_cannot_fund_a_whole_quota_gets_what_it_can_and_the_call_is
 ) -> None:
     build_world(database, balances_of={"atlas-north": "0.15"})  # three minutes at 0.05
     received: list[dict[str, Any]] = []
-    assert call(database, "alice-1")["max_seconds"] == 180
-    # bob's two calls take the other two minutes of atlas-north's money.
-    assert call(database, "bob-1", "bob")["status"] == "authorized"
-    assert call(database, "bob-2", "bob")["status"] == "authorized"
-    assert available(database, "atlas-north") == 0
-    # bob-2's one minute was all atlas-north could give it: final from the start, the switch's timeout ends it.
-    assert calls.extend_due(database, settings=MINUTE, now=at(31)) == 2
-    view = calls.get_call(database, "alice-1")
-    assert (view["grant_seconds"], view["final"], view["reason"], view["level"]) == (
-        60,
-        True,
-        "insufficient_funds",
-        "atlas-north",
-    )
-    assert view["disconnect"] == "due"
     with jsonrpc_switch(received) as url:
-        factory = lambda kind, _url: notifier_for("jsonrpc", url)  # noqa: E731 - every switch is the listener
-        assert keeper.push_disconnects(database, now=at(59), notifiers=factory) == 0  # not before the grant ends
-        assert keeper.push_disconnects(database, now=at(60), notifiers=factory) == 2
+        _, key = calls.create_switch(database, name="sbc-1", node_login="house", notify_kind="jsonrpc", notify_url=url)
+        switch = access.login_with_api_key(database, plaintext=key)
+        assert call(database, "alice-1", principal=switch)["max_seconds"] == 180
+        # bob's two calls take the other two minutes of atlas-north's money.
+        assert call(database, "bob-1", "bob", principal=switch)["status"] == "authorized"
+        assert call(database, "bob-2", "bob", principal=switch)["status"] == "authorized"
+        assert available(database, "atlas-north") == 0
+        # bob-2's one minute was all atlas-north could give it: final from the start, the switch's timeout ends it.
+        assert calls.extend_due(database, settings=MINUTE, now=at(31)) == 2
+        view = calls.get_call(database, "alice-1")
+        assert (view["grant_seconds"], view["final"], view["reason"], view["level"]) == (
+            60,
+            True,
+            "insufficient_funds",
+            "atlas-north",
+        )
+        assert view["disconnect"] == "due"
+        assert keeper.push_disconnects(database, now=at(59)) == 0  # not before the grant ends
+        assert keeper.push_disconnects(database, now=at(60)) == 2
     assert {r["params"]["call_id"] for r in received} == {"alice-1", "bob-1"}
     assert received[0]["method"] == "tollway.disconnect"
-    assert received[0]["params"]["reason"] == "insufficient_funds"
+    assert (received[0]["params"]["reason"], received[0]["params"]["level"]) == ("insufficient_funds", "atlas-north")
     ended = calls.end_call(database, "alice-1", duration_seconds=60, reason="disconnected", now=at(60))
     assert charges(ended) == [100_000, 60_000, 50_000, 90_000]
     assert ended["disconnect"] == "sent"
@@ -194,7 +197,8 @@ def test_an_interim_update_extends_the_grant_and_a_repeat_gets_the_first_answer(
     call(database, "c1")
     first = calls.update_call(database, "c1", sequence=1, elapsed_seconds=40, settings=MINUTE, now=at(40))
     assert (first["grant_seconds"], first["final"]) == (120, False)
-    calls.extend_due(database, settings=MINUTE, now=at(100))  # the keeper extends meanwhile: 180 s
+    # A switch that sends updates is extended by its updates only: if it goes silent, its calls get no more.
+    assert calls.extend_due(database, settings=MINUTE, now=at(100)) == 0
     assert calls.update_call(database, "c1", sequence=1, elapsed_seconds=40, settings=MINUTE, now=at(101)) == first
     assert calls.update_call(database, "c1", sequence=2, elapsed_seconds=101, settings=MINUTE)["grant_seconds"] == 180
 
@@ -239,9 +243,11 @@ def test_an_unanswered_call_costs_nothing_and_releases_its_reservation(database:
 
 def test_a_bad_call_id_or_duration_is_refused_before_anything_happens(database: Database) -> None:
     build_world(database)
-    with pytest.raises(Refusal) as bad_id:
-        call(database, "has space")
-    assert bad_id.value.reason == "call_id_invalid"
+    for bad in ("has space", "a/b", "50%", "", "x" * 129):
+        with pytest.raises(Refusal) as bad_id:
+            call(database, bad)
+        assert bad_id.value.reason == "call_id_invalid"
+    assert call(database, "resellers-make-no-calls", "north-city")["reason"] == "account_not_rated"
     call(database, "c1")
     with pytest.raises(Refusal) as bad_duration:
         calls.end_call(database, "c1", duration_seconds=-1)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy import Connection
@@ -23,6 +24,7 @@ from tollway.calls.notify import (
     Disconnect,
     Notifier,
     NotifyFailed,
+    NotifyFailure,
     notifier_for,
     retry_delay_seconds,
 )
@@ -47,44 +49,72 @@ class TickReport:
 def push_disconnects(
     database: Database, *, now: datetime | None = None, notifiers: NotifierFactory = notifier_for
 ) -> int:
-    """Send every due disconnect once; a failure is retried later, a success or a give-up is recorded."""
+    """Send every due disconnect once; a failure is retried later, a success or a give-up is recorded.
+
+    An attempt is claimed in one short transaction (its next try pushed back by the send timeout, so
+    another process does not take it meanwhile), sent with no database lock held, and its outcome
+    recorded in another: a slow switch never holds a call's row, or SQLite's one writer, while it answers.
+    """
     instant = now or utc_now()
     sent = 0
     with database.reading() as connection:
         ids = store.disconnects_due(connection, now=instant, limit=service.KEEPER_BATCH)
     for pk in ids:
-
-        def use_case(connection: Connection, pk: int = pk) -> bool:
-            call = store.lock_call_if_free(connection, pk)
-            if call is None or call.disconnect_state != "due" or not call.active:
-                return False
-            switch = store.get_switch(connection, call.switch_id) if call.switch_id is not None else None
-            kind, url = (switch[1], switch[2]) if switch else ("none", None)
-            attempt = call.disconnect_attempts + 1
-            order = Disconnect(call.call_id, call.account, call.disconnect_reason or "", call.level, attempt)
-            notifier = notifiers(kind, url)
-            try:
-                notifier.disconnect(order)
-            except NotifyFailed as failed:
-                give_up = not failed.retryable or attempt >= NOTIFY_ATTEMPTS_MAX
-                log.warning("disconnect_failed", call_id=call.call_id, attempt=attempt, error=str(failed))
-                store.update_call(
-                    connection,
-                    pk,
-                    disconnect_attempts=attempt,
-                    disconnect_state="failed" if give_up else "due",
-                    disconnect_next_at=None if give_up else instant + timedelta(seconds=retry_delay_seconds(attempt)),
-                )
-                return False
-            finally:
-                notifier.close()
-            log.info("disconnect_sent", call_id=call.call_id, reason=call.disconnect_reason, level=call.level)
-            store.update_call(connection, pk, disconnect_attempts=attempt, disconnect_state="sent")
-            return True
-
-        if database.run(use_case):
-            sent += 1
+        claimed = database.run(partial(_claim, pk=pk, now=instant))
+        if claimed is None:
+            continue
+        order, kind, url = claimed
+        outcome = _send(order, notifiers, kind, url)
+        database.run(partial(_record, pk=pk, order=order, outcome=outcome))
+        sent += outcome == "sent"
     return sent
+
+
+CLAIM_SECONDS = 60  # a claimed attempt is retried after this if its process died before recording it
+
+
+def _claim(connection: Connection, pk: int, now: datetime) -> tuple[Disconnect, str, str | None] | None:
+    call = store.lock_call_if_free(connection, pk)
+    if call is None or call.disconnect_state != "due" or call.disconnect_next_at is None:
+        return None
+    if call.disconnect_next_at > now:
+        return None  # claimed or rescheduled meanwhile
+    switch = store.get_switch(connection, call.switch_id) if call.switch_id is not None else None
+    kind, url = (switch[1], switch[2]) if switch else ("none", None)
+    attempt = call.disconnect_attempts + 1
+    store.update_call(
+        connection, pk, disconnect_attempts=attempt, disconnect_next_at=now + timedelta(seconds=CLAIM_SECONDS)
+    )
+    return Disconnect(call.call_id, call.account, call.disconnect_reason or "", call.level, attempt), kind, url
+
+
+def _send(order: Disconnect, notifiers: NotifierFactory, kind: str, url: str | None) -> str | NotifyFailed:
+    if kind == "none":
+        return NotifyFailed(NotifyFailure.UNEXPECTED, "the switch has no way to receive disconnects", retryable=False)
+    notifier = notifiers(kind, url)
+    try:
+        notifier.disconnect(order)
+    except NotifyFailed as failed:
+        return failed
+    finally:
+        notifier.close()
+    return "sent"
+
+
+def _record(connection: Connection, pk: int, order: Disconnect, outcome: str | NotifyFailed) -> None:
+    if outcome == "sent":
+        log.info("disconnect_sent", call_id=order.call_id, reason=order.reason, node=order.level)
+        store.update_call(connection, pk, disconnect_state="sent", disconnect_next_at=None)
+        return
+    assert isinstance(outcome, NotifyFailed)
+    give_up = not outcome.retryable or order.attempt >= NOTIFY_ATTEMPTS_MAX
+    log.warning("disconnect_failed", call_id=order.call_id, attempt=order.attempt, error=str(outcome), final=give_up)
+    store.update_call(
+        connection,
+        pk,
+        disconnect_state="failed" if give_up else "due",
+        disconnect_next_at=None if give_up else utc_now() + timedelta(seconds=retry_delay_seconds(order.attempt)),
+    )
 
 
 def tick(
@@ -96,9 +126,10 @@ def tick(
 ) -> TickReport:
     """One round of everything the keeper does, in the order that keeps money safe."""
     instant = now or utc_now()
+    flagged = service.flag_blocked(database, now=instant)  # first: a blocked call gets no more time
     return TickReport(
         extended=service.extend_due(database, settings=settings, now=instant),
-        flagged=service.flag_blocked(database, now=instant),
+        flagged=flagged,
         pushed=push_disconnects(database, now=instant, notifiers=notifiers),
         swept=service.sweep_stale(database, settings=settings, now=instant),
     )

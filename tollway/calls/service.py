@@ -44,7 +44,9 @@ from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind, Status
 
 CALL_ID_LENGTH_MAX = 128
-CALL_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # a SIP Call-ID: visible ASCII, no spaces
+# A SIP Call-ID: visible ASCII without spaces; "/", "?", "#" and "%" are left out because the id travels
+# in URL paths (a switch whose Call-IDs carry them sends a hash of the Call-ID instead).
+CALL_ID_PATTERN = re.compile(r"^[^\x00-\x20\x7f-\U0010ffff/?#%]{1,128}$")
 UNLIMITED_MICROS = 10**15  # what a wallet without a floor can pay for any call
 
 # Why a call was refused or ended: the machine-readable reason, the SIP code a switch should answer.
@@ -129,6 +131,7 @@ def call_view(call: CallRecord, lines: Sequence[ChargeLine] = ()) -> dict[str, A
     """A call as the API shows it: its state, grant, and at the end its charge lines."""
     view: dict[str, Any] = {
         "call_id": call.call_id,
+        "reference": f"call:{call.id}",  # the reference of its ledger transfers
         "account": call.account,
         "caller": call.caller,
         "callee": call.callee,
@@ -202,7 +205,9 @@ def authorize_call(
 
 def check_call_id(call_id: str) -> str:
     if not CALL_ID_PATTERN.match(call_id):
-        raise Refusal("call_id_invalid", f"a call id is 1 to {CALL_ID_LENGTH_MAX} visible ASCII characters")
+        raise Refusal(
+            "call_id_invalid", f"a call id is 1 to {CALL_ID_LENGTH_MAX} visible ASCII characters, without / ? # %"
+        )
     return call_id
 
 
@@ -279,6 +284,8 @@ def _authorize_known(
     now: datetime,
     tables: TableCache,
 ) -> dict[str, Any]:
+    if node.position.kind is not NodeKind.CLIENT:
+        raise _Refused("account_not_rated", node.login)  # resellers, agents and the provider make no calls
     nodes = tree_store.chain(connection, node)  # the account, then its owners up to the provider
     for member in nodes:
         if member.status is not Status.ACTIVE:
@@ -503,7 +510,7 @@ def update_call(
         if not call.active:
             return _update_answer(call)
         if call.state == "authorized":  # an update means the call is up: it was answered, elapsed seconds ago
-            answered_at = instant - timedelta(seconds=max(0, elapsed_seconds))
+            answered_at = max(call.created_at, instant - timedelta(seconds=max(0, elapsed_seconds)))
             store.update_call(
                 connection,
                 call.id,
@@ -655,8 +662,9 @@ def _close(connection: Connection, call: CallRecord, duration: int, end_reason: 
         duration_seconds=duration,
         overshoot_seconds=max(0, duration - call.grant_seconds) if answered else 0,
         end_reason=end_reason,
-        disconnect_state=None if call.disconnect_state == "due" else call.disconnect_state,
-        disconnect_next_at=None,
+        # A call the switch ended needs no push any more; a swept one still does: the switch may hold it up.
+        disconnect_state=None if call.disconnect_state == "due" and end_reason != "stale" else call.disconnect_state,
+        disconnect_next_at=call.disconnect_next_at if end_reason == "stale" else None,
     )
     return _reread(connection, call)
 
@@ -698,7 +706,7 @@ def extend_due(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS,
 
     def extend(connection: Connection, call: CallRecord) -> CallRecord | None:
         due = call.grant_expires_at is not None and call.grant_expires_at <= until
-        if call.state != "answered" or call.final or not due:
+        if call.state != "answered" or call.final or not due or call.update_sequence:
             return None  # ended or extended meanwhile
         return _extend(connection, call, settings, instant)
 

@@ -50,6 +50,7 @@ class CallRecord:
     disconnect_reason: str | None
     disconnect_state: str | None
     disconnect_attempts: int
+    disconnect_next_at: datetime | None
     authorize_answer: str
     update_answer: str | None
 
@@ -230,7 +231,11 @@ def add_subscription_seconds(connection: Connection, subscription_id: int, secon
 
 
 def due_for_extension(connection: Connection, *, until: datetime, limit: int) -> list[int]:
-    """Answered calls with more to grant whose grant runs out before ``until``, soonest first."""
+    """Answered calls with more to grant whose grant runs out before ``until``, soonest first.
+
+    Only calls whose switch sends no interim updates: the others are extended by their updates, so a
+    switch that goes silent stops getting time and its calls are swept at the end of their grant.
+    """
     rows = connection.execute(
         select(calls.c.id)
         .where(
@@ -238,6 +243,7 @@ def due_for_extension(connection: Connection, *, until: datetime, limit: int) ->
             calls.c.grant_expires_at <= until,
             calls.c.state == "answered",
             calls.c.final.is_(False),
+            calls.c.update_sequence == 0,
         )
         .order_by(calls.c.grant_expires_at)
         .limit(limit)

@@ -21,7 +21,8 @@ from tollway.http.auth import DatabaseDep, PrincipalDep
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
 
 CallId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", examples=["a84b4c76e66710@pc33"])
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x20\x7f-\uffff/?#%]+$", examples=["a84b4c76e66710@pc33"]),
 ]
 Text64 = Annotated[str, Field(max_length=64)]
 Seconds = Annotated[int, Field(ge=0, le=144_000)]
@@ -87,6 +88,7 @@ class ChargeOut(Strict):
 
 class CallOut(Strict):
     call_id: str
+    reference: str = Field(description="the reference its ledger transfers carry")
     account: str
     caller: str
     callee: str
