@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -37,7 +39,7 @@ from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
-from tollway.rating.loading import TABLES, NoTariff, TableCache, chain_of
+from tollway.rating.loading import TABLES, Chain, NoTariff, TableCache, chain_of
 from tollway.rating.plans import split_cost
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -180,6 +182,74 @@ def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
     return view
 
 
+# -- what authorization reads on every call, cached per process ----------------------------------
+
+CHAIN_TTL_SECONDS = 2.0  # a tariff change reaches credit control within this long
+
+
+def database_key(connection: Connection) -> str:
+    return str(connection.engine.url)
+
+
+class ChainCache:
+    """Each account's chain of levels (tariffs, dial plan, plan), reused for a couple of seconds.
+
+    Building a chain checks every tariff's revision and its bases' (a dozen queries); at a thousand
+    calls a second that is most of an authorization. Balances, statuses and limits are never cached:
+    they are read under the locks of every call.
+    """
+
+    def __init__(self, ttl_seconds: float = CHAIN_TTL_SECONDS) -> None:
+        self._ttl = ttl_seconds
+        self._chains: dict[tuple[str, int], tuple[float, Chain]] = {}
+        self._lock = threading.Lock()
+
+    def chain(self, connection: Connection, database: str, node: Node, tables: TableCache) -> Chain:
+        key = (database, node.id)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._chains.get(key)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        chain = chain_of(connection, node, tables=tables)
+        with self._lock:
+            if len(self._chains) > CHAIN_CACHE_SIZE_MAX:
+                self._chains.clear()
+            self._chains[key] = (now, chain)
+        return chain
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chains.clear()
+
+
+CHAIN_CACHE_SIZE_MAX = 100_000
+CHAINS = ChainCache()
+
+
+class AccountIds:
+    """Ledger account ids by (database, node, purpose, currency): they never change once opened."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, int, str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def id(self, connection: Connection, node: Node, purpose: AccountPurpose, currency: str) -> int:
+        key = (database_key(connection), node.id, str(purpose), currency)
+        with self._lock:
+            found = self._ids.get(key)
+        if found is None:
+            found = account_id(connection, node, purpose, currency)
+            with self._lock:
+                if len(self._ids) > CHAIN_CACHE_SIZE_MAX:
+                    self._ids.clear()
+                self._ids[key] = found
+        return found
+
+
+ACCOUNTS = AccountIds()
+
+
 # -- authorize ----------------------------------------------------------------------------------
 
 
@@ -291,7 +361,7 @@ def _authorize_known(
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = chain_of(connection, node, tables=tables)
+        chain = CHAINS.chain(connection, database_key(connection), node, tables)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
     except Refusal as refusal:  # an agent or the provider is not an account that calls
@@ -314,8 +384,8 @@ def _authorize_known(
                 position=position,
                 node_id=payer.id,
                 account=payer.login,
-                wallet_account_id=account_id(connection, payer, AccountPurpose.WALLET),
-                revenue_account_id=account_id(connection, owner, AccountPurpose.REVENUE, level.currency),
+                wallet_account_id=ACCOUNTS.id(connection, payer, AccountPurpose.WALLET, payer.currency),
+                revenue_account_id=ACCOUNTS.id(connection, owner, AccountPurpose.REVENUE, level.currency),
                 tariff=level.tariff,
                 currency=level.currency,
                 prefix=prefix,
@@ -344,6 +414,14 @@ def _authorize_known(
     except InsufficientFunds as short:
         raise _Refused("insufficient_funds", short.account) from None
     grant = next_grant(funds, granted=0, quota=settings.grant_seconds, hard_max=longest.seconds)
+    answer = {
+        "call_id": request.call_id,
+        "status": "authorized",
+        "max_seconds": longest.seconds,
+        "grant_seconds": grant.total_seconds,
+        "final": grant.final,
+        "limited_by": longest.limited_by,
+    }
     pk = store.insert_call(
         connection,
         **base,
@@ -356,19 +434,10 @@ def _authorize_known(
         answered_at=now if request.answered else None,
         grant_expires_at=now
         + timedelta(seconds=grant.total_seconds if request.answered else settings.ring_timeout_seconds),
-        authorize_answer="{}",
+        authorize_answer=_dumps(answer),
     )
     reserved = _reserve(connection, pk, lines, grant.total_seconds, allowance, now)
     store.insert_lines(connection, pk, reserved)
-    answer = {
-        "call_id": request.call_id,
-        "status": "authorized",
-        "max_seconds": longest.seconds,
-        "grant_seconds": grant.total_seconds,
-        "final": grant.final,
-        "limited_by": longest.limited_by,
-    }
-    store.update_call(connection, pk, authorize_answer=_dumps(answer))
     return answer
 
 
@@ -551,15 +620,20 @@ def _extend(connection: Connection, call: CallRecord, settings: CallSettings, no
     funds = [_funds(line, accounts[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
     grant = next_grant(funds, granted=call.grant_seconds, quota=settings.grant_seconds, hard_max=call.max_seconds)
     if grant.total_seconds > call.grant_seconds:
-        for line in _reserve(connection, call.id, lines, grant.total_seconds, allowance, now):
-            store.update_line(
-                connection,
-                call.id,
-                line.position,
-                plan_seconds_reserved=line.plan_seconds_reserved,
-                reserved_micros=line.reserved_micros,
-                reservation=line.reservation,
-            )
+        reserved = _reserve(connection, call.id, lines, grant.total_seconds, allowance, now)
+        store.update_lines(
+            connection,
+            call.id,
+            [
+                {
+                    "position": line.position,
+                    "plan_seconds_reserved": line.plan_seconds_reserved,
+                    "reserved_micros": line.reserved_micros,
+                    "reservation": line.reservation,
+                }
+                for line in reserved
+            ],
+        )
     answered_at = call.answered_at or now
     values: dict[str, Any] = {
         "grant_seconds": grant.total_seconds,
@@ -616,6 +690,7 @@ def _close(connection: Connection, call: CallRecord, duration: int, end_reason: 
     client = lines[0]
     allowance = store.lock_subscription(connection, client.subscription_id) if client.subscription_id else 0
     requests: list[TransferRequest] = []
+    changes: list[dict[str, Any]] = []
     for line in lines:
         plan_total = line.plan_seconds_reserved + (allowance if line.subscription_id is not None else 0)
         plan_seconds, amount = split_cost(line.pricing, duration, plan_total)
@@ -640,15 +715,16 @@ def _close(connection: Connection, call: CallRecord, duration: int, end_reason: 
             )
         if line.subscription_id is not None:
             store.add_subscription_seconds(connection, line.subscription_id, line.plan_seconds_reserved - plan_seconds)
-        store.update_line(
-            connection,
-            call.id,
-            line.position,
-            billed_seconds=billed_seconds(line.pricing, duration),
-            plan_seconds=plan_seconds,
-            amount_micros=amount,
-            overshoot_micros=overshoot,
+        changes.append(
+            {
+                "position": line.position,
+                "billed_seconds": billed_seconds(line.pricing, duration),
+                "plan_seconds": plan_seconds,
+                "amount_micros": amount,
+                "overshoot_micros": overshoot,
+            }
         )
+    store.update_lines(connection, call.id, changes)
     if requests:
         ledger_store.execute(connection, requests, now=now)
     answered = call.answered_at is not None or duration > 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from tollway.rating.cost import Pricing
 from tollway.store.schema import call_charges, calls, nodes, subscriptions, switches
@@ -183,6 +183,19 @@ def lines_of(connection: Connection, pk: int) -> list[ChargeLine]:
 def update_line(connection: Connection, pk: int, position: int, **values: Any) -> None:
     connection.execute(
         update(call_charges).where(call_charges.c.call_id == pk, call_charges.c.position == position).values(**values)
+    )
+
+
+def update_lines(connection: Connection, pk: int, changes: Sequence[dict[str, Any]]) -> None:
+    """Change several lines of one call in one statement; each dict has ``position`` and the same keys."""
+    if not changes:
+        return
+    keys = [key for key in changes[0] if key != "position"]
+    connection.execute(
+        update(call_charges)
+        .where(call_charges.c.call_id == pk, call_charges.c.position == bindparam("line_position"))
+        .values({key: bindparam(f"new_{key}") for key in keys}),
+        [{"line_position": change["position"], **{f"new_{key}": change[key] for key in keys}} for change in changes],
     )
 
 
