@@ -398,7 +398,7 @@ def _authorize_known(
             )
         )
     # Only now lock: the wallets of every level, then the plan. Everything below is decided under the locks.
-    accounts = ledger_store.lock_accounts(connection, [line.wallet_account_id for line in lines])
+    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
     for member in nodes:
         _check_concurrency(connection, member)
     allowance = 0
@@ -451,6 +451,12 @@ def _check_concurrency(connection: Connection, member: Node) -> None:
         active = store.count_active_below(connection, member.path)
     if active >= limit:
         raise _Refused("concurrent_calls_limit", member.login)
+
+
+def _account_ids(lines: Sequence[ChargeLine]) -> list[int]:
+    """Every account a call's reservations touch: locked all at once, in the ledger's one order (ascending
+    ids), so no transaction holding a wallet waits for a revenue account another holds while it waits back."""
+    return [account for line in lines for account in (line.wallet_account_id, line.revenue_account_id)]
 
 
 def _funds(line: ChargeLine, wallet: Account, allowance: int) -> LevelFunds:
@@ -612,7 +618,7 @@ def _update_answer(call: CallRecord) -> dict[str, Any]:
 def _extend(connection: Connection, call: CallRecord, settings: CallSettings, now: datetime) -> CallRecord:
     """One more quota at every level, or what the levels can still pay for, and then a final grant."""
     lines = store.lines_of(connection, call.id)
-    accounts = ledger_store.lock_accounts(connection, [line.wallet_account_id for line in lines])
+    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
     allowance = 0
     client = lines[0]
     if client.subscription_id is not None:
