@@ -102,6 +102,9 @@ def _send(order: Disconnect, notifiers: NotifierFactory, kind: str, url: str | N
 
 
 def _record(connection: Connection, pk: int, order: Disconnect, outcome: str | NotifyFailed) -> None:
+    call = store.find_call(connection, order.call_id, lock=True)
+    if call is None or call.disconnect_state != "due" or call.disconnect_attempts != order.attempt:
+        return  # the switch ended the call meanwhile, or another process took a later attempt: theirs stands
     if outcome == "sent":
         log.info("disconnect_sent", call_id=order.call_id, reason=order.reason, node=order.level)
         store.update_call(connection, pk, disconnect_state="sent", disconnect_next_at=None)

@@ -685,6 +685,9 @@ def end_call(
         call = _locked_call(connection, call_id, principal)
         if call.active:
             call = _close(connection, call, duration_seconds, reason[:48], instant)
+        elif call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
+            store.update_call(connection, call.id, disconnect_state=None, disconnect_next_at=None)
+            call = _reread(connection, call)
         return call_view(call, store.lines_of(connection, call.id))
 
     return database.run(use_case)
