@@ -35,6 +35,7 @@ from tollway.store.database import Database
 log = structlog.get_logger(__name__)
 
 KEEPER_INTERVAL_SECONDS = 1.0
+KEEPER_STEP_SECONDS = 0.5  # the most one duty may take of a tick before the others get their turn
 NotifierFactory = Callable[[str, str | None], Notifier]
 
 
@@ -126,15 +127,16 @@ def tick(
     settings: CallSettings = DEFAULT_SETTINGS,
     now: datetime | None = None,
     notifiers: NotifierFactory = notifier_for,
+    budget_seconds: float | None = None,
 ) -> TickReport:
     """One round of everything the keeper does, in the order that keeps money safe."""
     instant = now or utc_now()
     flagged = service.flag_blocked(database, now=instant)  # first: a blocked call gets no more time
     return TickReport(
-        extended=service.extend_due(database, settings=settings, now=instant),
+        extended=service.extend_due(database, settings=settings, now=instant, budget_seconds=budget_seconds),
         flagged=flagged,
         pushed=push_disconnects(database, now=instant, notifiers=notifiers),
-        swept=service.sweep_stale(database, settings=settings, now=instant),
+        swept=service.sweep_stale(database, settings=settings, now=instant, budget_seconds=budget_seconds),
     )
 
 
@@ -167,7 +169,12 @@ class Keeper:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                report = tick(self._database, settings=self._settings, notifiers=self._notifiers)
+                report = tick(
+                    self._database,
+                    settings=self._settings,
+                    notifiers=self._notifiers,
+                    budget_seconds=KEEPER_STEP_SECONDS,
+                )
                 if report.extended or report.flagged or report.pushed or report.swept:
                     log.info("keeper_tick", **_fields(report))
             except Exception:  # a keeper that dies silently would leave every call unextended

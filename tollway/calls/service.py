@@ -784,7 +784,13 @@ def get_call(database: Database, call_id: str, *, principal: Principal | None = 
 KEEPER_BATCH = 200
 
 
-def extend_due(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS, now: datetime | None = None) -> int:
+def extend_due(
+    database: Database,
+    *,
+    settings: CallSettings = DEFAULT_SETTINGS,
+    now: datetime | None = None,
+    budget_seconds: float | None = None,
+) -> int:
     """Extend every answered call whose grant runs out within the lead time. Safe in many processes."""
     instant = now or utc_now()
     until = instant + timedelta(seconds=settings.extend_lead_seconds)
@@ -796,11 +802,20 @@ def extend_due(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS,
         return _extend(connection, call, settings, instant)
 
     return _each_due(
-        database, lambda connection: store.due_for_extension(connection, until=until, limit=KEEPER_BATCH), extend
+        database,
+        lambda connection: store.due_for_extension(connection, until=until, limit=KEEPER_BATCH),
+        extend,
+        budget_seconds,
     )
 
 
-def sweep_stale(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS, now: datetime | None = None) -> int:
+def sweep_stale(
+    database: Database,
+    *,
+    settings: CallSettings = DEFAULT_SETTINGS,
+    now: datetime | None = None,
+    budget_seconds: float | None = None,
+) -> int:
     """Close calls the switch went silent about: charged for what was granted, or nothing if never answered."""
     instant = now or utc_now()
     before = instant - timedelta(seconds=settings.stale_margin_seconds)
@@ -812,17 +827,25 @@ def sweep_stale(database: Database, *, settings: CallSettings = DEFAULT_SETTINGS
             return _close(connection, call, 0, "unanswered", instant)
         return _close(connection, call, call.grant_seconds, "stale", instant)
 
-    return _each_due(database, lambda connection: store.stale(connection, before=before, limit=KEEPER_BATCH), close)
+    return _each_due(
+        database, lambda connection: store.stale(connection, before=before, limit=KEEPER_BATCH), close, budget_seconds
+    )
 
 
 def _each_due(
     database: Database,
     find: Callable[[Connection], list[int]],
     handle: Callable[[Connection, CallRecord], CallRecord | None],
+    budget_seconds: float | None = None,
 ) -> int:
-    """Handle each call ``find`` lists in its own transaction, skipping those another process holds."""
+    """Handle each call ``find`` lists in its own transaction, skipping those another process holds.
+
+    With ``budget_seconds`` (the keeper's ticks), at most that much work per step and tick: a keeper that
+    has fallen behind on one duty still does the others every tick, and picks up where it stopped.
+    """
     done = 0
-    while True:
+    deadline = time.monotonic() + (budget_seconds if budget_seconds is not None else 10.0**9)
+    while time.monotonic() < deadline:
         with database.reading() as connection:
             ids = find(connection)
         for pk in ids:
@@ -833,8 +856,11 @@ def _each_due(
 
             if database.run(use_case):
                 done += 1
+            if time.monotonic() >= deadline:
+                return done
         if len(ids) < KEEPER_BATCH:
             return done
+    return done
 
 
 def flag_blocked(database: Database, *, now: datetime | None = None) -> int:

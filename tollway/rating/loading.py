@@ -23,7 +23,7 @@ from tollway.rating.tariff import DERIVATION_DEPTH_MAX, Tariff
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind
 
-TABLE_CACHE_TARIFFS_MAX = 32
+TABLE_CACHE_TARIFFS_MAX = 512  # every tariff of a provider with hundreds of resellers stays loaded
 
 
 class NoTariff(Refusal):
