@@ -436,7 +436,7 @@ def _authorize_known(
         + timedelta(seconds=grant.total_seconds if request.answered else settings.ring_timeout_seconds),
         authorize_answer=_dumps(answer),
     )
-    reserved = _reserve(connection, pk, lines, grant.total_seconds, allowance, now)
+    reserved = _reserve(connection, pk, lines, grant.total_seconds, allowance, now, accounts)
     store.insert_lines(connection, pk, reserved)
     return answer
 
@@ -470,7 +470,13 @@ def _pending_id(pk: int, position: int, reservation: int) -> str:
 
 
 def _reserve(
-    connection: Connection, pk: int, lines: Sequence[ChargeLine], total_seconds: int, allowance: int, now: datetime
+    connection: Connection,
+    pk: int,
+    lines: Sequence[ChargeLine],
+    total_seconds: int,
+    allowance: int,
+    now: datetime,
+    locked: dict[int, Account],
 ) -> list[ChargeLine]:
     """Replace every level's reservation with one for ``total_seconds``, in one linked ledger batch.
 
@@ -502,7 +508,7 @@ def _reserve(
             replace(line, plan_seconds_reserved=plan_seconds, reserved_micros=amount, reservation=reservation)
         )
     if requests:
-        ledger_store.execute(connection, requests, now=now)
+        ledger_store.execute(connection, requests, now=now, locked=locked)
     return updated
 
 
@@ -626,7 +632,7 @@ def _extend(connection: Connection, call: CallRecord, settings: CallSettings, no
     funds = [_funds(line, accounts[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
     grant = next_grant(funds, granted=call.grant_seconds, quota=settings.grant_seconds, hard_max=call.max_seconds)
     if grant.total_seconds > call.grant_seconds:
-        reserved = _reserve(connection, call.id, lines, grant.total_seconds, allowance, now)
+        reserved = _reserve(connection, call.id, lines, grant.total_seconds, allowance, now, accounts)
         store.update_lines(
             connection,
             call.id,

@@ -160,11 +160,19 @@ def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dic
     return {pid: PendingView(transfer, states.get(pid, PendingState.OPEN)) for pid, transfer in pendings.items()}
 
 
-def execute(connection: Connection, requests: Sequence[TransferRequest], *, now: datetime) -> Applied:
+def execute(
+    connection: Connection,
+    requests: Sequence[TransferRequest],
+    *,
+    now: datetime,
+    locked: dict[int, Account] | None = None,
+) -> Applied:
     """Record a linked batch of transfers, all or none; raise ``TransferRefused`` on refusal.
 
     Round trips are what a hot account waits on, so the usual case takes few: lock, insert, update.
-    Earlier attempts with the batch's ids are rare, so they are not looked up first: the insert skips
+    ``locked``: accounts the caller already locked in this transaction, with nothing written to them
+    since (saves a round trip on a hot account). Earlier attempts with the batch's ids are rare, so they
+    are not looked up first: the insert skips
     taken ids (under the locks, like the lookup it replaces), and only then, or on a refusal, are they
     read and the batch decided again, where a repeat answers before any other check.
     """
@@ -175,7 +183,10 @@ def execute(connection: Connection, requests: Sequence[TransferRequest], *, now:
         account_ids.update(i for i in (request.debit_account_id, request.credit_account_id) if i is not None)
     for pending in pendings.values():
         account_ids.update((pending.debit_account_id, pending.credit_account_id))
-    accounts = lock_accounts(connection, account_ids)
+    if locked is not None and account_ids <= locked.keys():
+        accounts = {i: locked[i] for i in account_ids}  # locked earlier in this transaction: still current
+    else:
+        accounts = lock_accounts(connection, account_ids)
     # Only now, under the locks, are resolutions and earlier attempts with these ids current.
     views = _pending_views(connection, pendings)
     outcome = apply_batch(requests, accounts=accounts, pendings=views, existing={}, now=now)
