@@ -690,8 +690,8 @@ def end_call(
     def use_case(connection: Connection) -> dict[str, Any]:
         call = _locked_call(connection, call_id, principal)
         if call.active:
-            call = _close(connection, call, duration_seconds, reason[:48], instant)
-        elif call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
+            return call_view(*_close(connection, call, duration_seconds, reason[:48], instant))
+        if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
             store.update_call(connection, call.id, disconnect_state=None, disconnect_next_at=None)
             call = _reread(connection, call)
         return call_view(call, store.lines_of(connection, call.id))
@@ -699,7 +699,9 @@ def end_call(
     return database.run(use_case)
 
 
-def _close(connection: Connection, call: CallRecord, duration: int, end_reason: str, now: datetime) -> CallRecord:
+def _close(
+    connection: Connection, call: CallRecord, duration: int, end_reason: str, now: datetime
+) -> tuple[CallRecord, list[ChargeLine]]:
     """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch."""
     lines = store.lines_of(connection, call.id)
     client = lines[0]
@@ -743,9 +745,7 @@ def _close(connection: Connection, call: CallRecord, duration: int, end_reason: 
     if requests:
         ledger_store.execute(connection, requests, now=now)
     answered = call.answered_at is not None or duration > 0
-    store.update_call(
-        connection,
-        call.id,
+    values: dict[str, Any] = dict(
         state="ended",
         ended_at=now,
         answered_at=call.answered_at or (now - timedelta(seconds=duration) if duration else None),
@@ -757,7 +757,12 @@ def _close(connection: Connection, call: CallRecord, duration: int, end_reason: 
         disconnect_state=None if call.disconnect_state == "due" and end_reason != "stale" else call.disconnect_state,
         disconnect_next_at=call.disconnect_next_at if end_reason == "stale" else None,
     )
-    return _reread(connection, call)
+    store.update_call(connection, call.id, **values)
+    ended = [
+        replace(line, **{k: v for k, v in change.items() if k != "position"})
+        for line, change in zip(lines, changes, strict=True)
+    ]
+    return replace(call, **values), ended
 
 
 def _resolve(pk: int, pending_id: str, phase: Phase, amount: int | None) -> TransferRequest:
@@ -830,8 +835,8 @@ def sweep_stale(
         if not call.active or call.grant_expires_at is None or call.grant_expires_at > before:
             return None
         if call.state == "authorized":
-            return _close(connection, call, 0, "unanswered", instant)
-        return _close(connection, call, call.grant_seconds, "stale", instant)
+            return _close(connection, call, 0, "unanswered", instant)[0]
+        return _close(connection, call, call.grant_seconds, "stale", instant)[0]
 
     return _each_due(
         database, lambda connection: store.stale(connection, before=before, limit=KEEPER_BATCH), close, budget_seconds
