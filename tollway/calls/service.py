@@ -41,7 +41,7 @@ from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
 from tollway.rating.loading import TABLES, Chain, NoTariff, TableCache, chain_of
 from tollway.rating.plans import split_cost
-from tollway.store.database import Database
+from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind, Status
 
@@ -187,10 +187,6 @@ def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
 CHAIN_TTL_SECONDS = 2.0  # a tariff change reaches credit control within this long
 
 
-def database_key(connection: Connection) -> str:
-    return str(connection.engine.url)
-
-
 class ChainCache:
     """Each account's chain of levels (tariffs, dial plan, plan), reused for a couple of seconds.
 
@@ -235,7 +231,7 @@ class AccountIds:
         self._lock = threading.Lock()
 
     def id(self, connection: Connection, node: Node, purpose: AccountPurpose, currency: str) -> int:
-        key = (database_key(connection), node.id, str(purpose), currency)
+        key = (identity(connection), node.id, str(purpose), currency)
         with self._lock:
             found = self._ids.get(key)
         if found is None:
@@ -361,7 +357,7 @@ def _authorize_known(
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = CHAINS.chain(connection, database_key(connection), node, tables)
+        chain = CHAINS.chain(connection, identity(connection), node, tables)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
     except Refusal as refusal:  # an agent or the provider is not an account that calls

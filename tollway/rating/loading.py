@@ -20,6 +20,7 @@ from tollway.rating.dialplan import INTERNATIONAL, DialPlan
 from tollway.rating.rates import RateTable
 from tollway.rating.service import effective_rows
 from tollway.rating.tariff import DERIVATION_DEPTH_MAX, Tariff
+from tollway.store.database import identity
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind
 
@@ -47,20 +48,21 @@ class TableCache:
 
     def __init__(self, size: int = TABLE_CACHE_TARIFFS_MAX) -> None:
         self._size = size
-        self._tables: OrderedDict[int, tuple[tuple[tuple[int, int], ...], RateTable]] = OrderedDict()
+        self._tables: OrderedDict[tuple[str, int], tuple[tuple[tuple[int, int], ...], RateTable]] = OrderedDict()
         self._lock = threading.Lock()
 
     def table(self, connection: Connection, tariff: Tariff) -> RateTable:
         key = _revision_key(connection, tariff)
+        slot = (identity(connection), tariff.id)  # tariff ids mean something else in another database
         with self._lock:
-            cached = self._tables.get(tariff.id)
+            cached = self._tables.get(slot)
             if cached is not None and cached[0] == key:
-                self._tables.move_to_end(tariff.id)
+                self._tables.move_to_end(slot)
                 return cached[1]
         table = RateTable(effective_rows(connection, tariff), time_zone=tariff.time_zone)
         with self._lock:
-            self._tables[tariff.id] = (key, table)
-            self._tables.move_to_end(tariff.id)
+            self._tables[slot] = (key, table)
+            self._tables.move_to_end(slot)
             while len(self._tables) > self._size:
                 self._tables.popitem(last=False)
         return table

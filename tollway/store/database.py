@@ -7,6 +7,8 @@ normally and rolls back otherwise, so a use case happens whole or not at all.
 from __future__ import annotations
 
 import time
+import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,22 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, de
 
 READ_ONLY_OPTION = "tollway_read_only"
 T = TypeVar("T")
+
+
+_IDENTITIES: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def identity(connection: Connection) -> str:
+    """A token unique to the database object this connection comes from, for process caches.
+
+    Not the URL: two databases made one after the other at the same URL (tests, a restored backup)
+    must never share cached rows keyed by ids that mean something else in each.
+    """
+    engine = connection.engine
+    found = _IDENTITIES.get(engine)
+    if found is None:
+        found = _IDENTITIES.setdefault(engine, uuid.uuid4().hex)
+    return found
 
 
 def normalize_url(url: str) -> str:
