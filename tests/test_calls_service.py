@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from tests.calls_world import UK, available, balance, build_world, micros
 from tollway.access import service as access
+from tollway.balances import service as balances
 from tollway.calls import keeper
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
@@ -191,6 +192,18 @@ def test_a_level_that_cannot_fund_a_whole_quota_gets_what_it_can_and_the_call_is
     for other in ("bob-1", "bob-2"):
         calls.end_call(database, other, duration_seconds=60, now=at(60))
     assert balance(database, "atlas-north") == 0  # three minutes, exactly what it had; never below
+
+
+def test_a_top_up_reversed_mid_call_leaves_the_call_its_grant_and_then_ends_it(database: Database) -> None:
+    build_world(database, balances_of={"alice": "1"})
+    call(database, "c1")  # 0.10 of alice's 1.00 reserved for the first minute
+    balances.adjust(database, login="alice", amount_micros=-micros("0.90"), reason="chargeback", transfer_id="cb-1")
+    assert available(database, "alice") == 0  # all that is left is what the call holds
+    assert calls.extend_due(database, settings=MINUTE, now=at(31)) == 1
+    view = calls.get_call(database, "c1")
+    assert (view["grant_seconds"], view["final"], view["level"], view["disconnect"]) == (60, True, "alice", "due")
+    assert charges(calls.end_call(database, "c1", duration_seconds=60, now=at(60))) == [100_000, 60_000, 50_000, 90_000]
+    assert balance(database, "alice") == 0
 
 
 def test_an_interim_update_extends_the_grant_and_a_repeat_gets_the_first_answer(database: Database) -> None:
