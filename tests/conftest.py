@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tollway.demo import load_demo
 from tollway.ledger.service import check
 from tollway.store import migrate
 from tollway.store.database import Database
@@ -101,12 +102,87 @@ class BackendTemplate:
             admin.dispose()
 
 
+class DemoTemplate:
+    """The demo data loaded once per backend; each test that asks for it gets its own copy at once.
+
+    SQLite copies a file; PostgreSQL makes each copy with ``CREATE DATABASE ... TEMPLATE``.
+    """
+
+    def __init__(self, base: BackendTemplate, directory: Path) -> None:
+        self.base = base
+        self.directory = directory
+        self._name = ""
+        self._copies: list[str] = []
+
+    def start(self) -> None:
+        if self.base.backend == "sqlite":
+            shutil.copyfile(self.base.directory / "template.db", self.directory / "demo.db")
+            url = f"sqlite:///{self.directory / 'demo.db'}"
+        else:
+            self._name = f"tollway_demo_{uuid.uuid4().hex[:12]}"
+            self._admin(f'CREATE DATABASE "{self._name}"')
+            url = self.base.url.rsplit("/", 1)[0] + f"/{self._name}"
+        demo = Database(url)
+        if self.base.backend != "sqlite":
+            migrate.upgrade(demo)
+        load_demo(demo)
+        demo.dispose()  # a template copies only while nobody is connected to it
+
+    def _admin(self, statement: str) -> None:
+        admin = create_engine(Database(postgresql_admin_url()).url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(statement))
+        finally:
+            admin.dispose()
+
+    def fresh(self, tmp_path: Path) -> Database:
+        if self.base.backend == "sqlite":
+            target = tmp_path / "tollway.db"
+            shutil.copyfile(self.directory / "demo.db", target)
+            return Database(f"sqlite:///{target}")
+        name = f"tollway_demo_copy_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self._name}"')
+        self._copies.append(name)
+        return Database(self.base.url.rsplit("/", 1)[0] + f"/{name}")
+
+    def drop_copies(self) -> None:
+        while self._copies:
+            self._admin(f'DROP DATABASE IF EXISTS "{self._copies.pop()}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        self.drop_copies()
+        if self._name:
+            self._admin(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def backend_template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendTemplate]:
     template = BackendTemplate(backend, tmp_path_factory.mktemp(f"{backend}-template"))
     template.start()
     yield template
     template.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_template(
+    backend_template: BackendTemplate, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoTemplate]:
+    template = DemoTemplate(backend_template, tmp_path_factory.mktemp(f"{backend_template.backend}-demo"))
+    template.start()
+    yield template
+    template.stop()
+
+
+@pytest.fixture
+def demo_database(demo_template: DemoTemplate, tmp_path: Path) -> Iterator[Database]:
+    """A database holding the demo data (``tollway demo``), copied from one loaded once per backend."""
+    db = demo_template.fresh(tmp_path)
+    yield db
+    report = check(db)
+    db.dispose()
+    demo_template.drop_copies()
+    assert report.ok, "ledger check failed after the test:\n" + "\n".join(report.problems)
 
 
 @pytest.fixture

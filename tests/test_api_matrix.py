@@ -207,8 +207,8 @@ CASES = [(key, actor) for key in MATRIX for actor in (*ACTORS, "anon")]
 
 
 @pytest.mark.parametrize(("route", "actor"), CASES, ids=[f"{m} {p} as {a}" for (m, p), a in CASES])
-def test_the_answer_for_each_caller(database: Database, route: tuple[str, str], actor: str) -> None:
-    load_demo(database)
+def test_the_answer_for_each_caller(demo_database: Database, route: tuple[str, str], actor: str) -> None:
+    database = demo_database
     method, _ = route
     row = MATRIX[route]
     if row.setup is not None:

@@ -43,7 +43,7 @@ MINUTE = CallSettings(grant_seconds=60, extend_lead_seconds=30, stale_margin_sec
 @pytest.fixture(autouse=True)
 def _fresh_tables() -> None:
     TABLES.clear()
-    calls.CHAINS.clear()
+    calls.LEVELS.clear()
 
 
 def at(seconds: float) -> datetime:

@@ -34,13 +34,15 @@ from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds,
 from tollway.calls.model import authorize as longest_call
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
-from tollway.rating.chain import NoRate
+from tollway.rating import store as rating_store
+from tollway.rating.chain import Level, NoRate
 from tollway.rating.cost import billed_seconds
-from tollway.rating.loading import TABLES, Chain, NoTariff, TableCache, chain_of
+from tollway.rating.loading import TABLES, Chain, NoTariff, TableCache, allowance_of, dial_plan_of
 from tollway.rating.plans import split_cost
+from tollway.rating.rates import RateTable
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind, Status
@@ -187,40 +189,54 @@ def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
 CHAIN_TTL_SECONDS = 2.0  # a tariff change reaches credit control within this long
 
 
-class ChainCache:
-    """Each account's chain of levels (tariffs, dial plan, plan), reused for a couple of seconds.
+class LevelCache:
+    """What each tariff prices at, by tariff id, reused for a couple of seconds.
 
-    Building a chain checks every tariff's revision and its bases' (a dozen queries); at a thousand
-    calls a second that is most of an authorization. Balances, statuses and limits are never cached:
-    they are read under the locks of every call.
+    Every client of a reseller pays at one of a few tariffs, and every reseller above it at one more:
+    a level is shared by thousands of accounts. Checking a tariff's revisions (and its bases') costs
+    a few queries, so it happens once per tariff every ``CHAIN_TTL_SECONDS``, not once per call. Which
+    tariff each account pays at, balances, statuses and limits are read on every call.
     """
 
     def __init__(self, ttl_seconds: float = CHAIN_TTL_SECONDS) -> None:
         self._ttl = ttl_seconds
-        self._chains: dict[tuple[str, int], tuple[float, Chain]] = {}
+        self._levels: dict[tuple[str, int], tuple[float, str, str, RateTable]] = {}
         self._lock = threading.Lock()
 
-    def chain(self, connection: Connection, database: str, node: Node, tables: TableCache) -> Chain:
-        key = (database, node.id)
+    def level(self, connection: Connection, login: str, tariff_id: int, tables: TableCache) -> Level:
+        key = (identity(connection), tariff_id)
         now = time.monotonic()
         with self._lock:
-            cached = self._chains.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        chain = chain_of(connection, node, tables=tables)
-        with self._lock:
-            if len(self._chains) > CHAIN_CACHE_SIZE_MAX:
-                self._chains.clear()
-            self._chains[key] = (now, chain)
-        return chain
+            cached = self._levels.get(key)
+        if cached is None or now - cached[0] >= self._ttl:
+            tariff = present(rating_store.get_tariff(connection, tariff_id), f"tariff {tariff_id}")
+            cached = (now, tariff.name, tariff.currency, tables.table(connection, tariff))
+            with self._lock:
+                if len(self._levels) > CHAIN_CACHE_SIZE_MAX:
+                    self._levels.clear()
+                self._levels[key] = cached
+        return Level(login, cached[1], cached[2], cached[3])
 
     def clear(self) -> None:
         with self._lock:
-            self._chains.clear()
+            self._levels.clear()
 
 
 CHAIN_CACHE_SIZE_MAX = 100_000
-CHAINS = ChainCache()
+LEVELS = LevelCache()
+
+
+def _chain(connection: Connection, account: Node, nodes: Sequence[Node], tables: TableCache) -> Chain:
+    """The levels that pay for ``account``'s calls (``nodes``: it and its owners), its dial plan and plan."""
+    payers = [member for member in nodes if member.position.kind is not NodeKind.PROVIDER]
+    assigned = rating_store.assigned_tariff_ids(connection, [member.id for member in payers])
+    levels: list[Level] = []
+    for payer in payers:
+        tariff_id = assigned.get(payer.id)
+        if tariff_id is None:
+            raise NoTariff(payer.login)
+        levels.append(LEVELS.level(connection, payer.login, tariff_id, tables))
+    return Chain(account.login, tuple(levels), dial_plan_of(connection, payers), allowance_of(connection, account))
 
 
 class AccountIds:
@@ -357,7 +373,7 @@ def _authorize_known(
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = CHAINS.chain(connection, identity(connection), node, tables)
+        chain = _chain(connection, node, nodes, tables)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
     except Refusal as refusal:  # an agent or the provider is not an account that calls

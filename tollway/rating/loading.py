@@ -99,16 +99,16 @@ def chain_of(connection: Connection, account: Node, *, tables: TableCache = TABL
             raise NoTariff(node.login)
         tariff = present(store.get_tariff(connection, tariff_id), f"tariff of {node.login}")
         levels.append(Level(node.login, tariff.name, tariff.currency, tables.table(connection, tariff)))
-    return Chain(account.login, tuple(levels), _dial_plan(connection, nodes), _allowance(connection, account))
+    return Chain(account.login, tuple(levels), dial_plan_of(connection, nodes), allowance_of(connection, account))
 
 
-def _dial_plan(connection: Connection, nodes: list[Node]) -> DialPlan:
+def dial_plan_of(connection: Connection, nodes: list[Node]) -> DialPlan:
     """The account's own dial plan, or the nearest owner's, or international numbers only."""
     plans = store.dial_plans_of(connection, [n.id for n in nodes])
     return next((plans[n.id] for n in nodes if n.id in plans), INTERNATIONAL)
 
 
-def _allowance(connection: Connection, account: Node) -> Allowance | None:
+def allowance_of(connection: Connection, account: Node) -> Allowance | None:
     for _node_id, plan, status, seconds_left in store.subscriptions_of(connection, [account.id]):
         if status == "active":
             return Allowance(plan, seconds_left)
