@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -176,16 +176,7 @@ class Keeper:
                     budget_seconds=KEEPER_STEP_SECONDS,
                 )
                 if report.extended or report.flagged or report.pushed or report.swept:
-                    log.info("keeper_tick", **_fields(report))
+                    log.info("keeper_tick", **asdict(report))
             except Exception:  # a keeper that dies silently would leave every call unextended
                 log.exception("keeper_tick_failed")
             self._stop.wait(self._interval)
-
-
-def _fields(report: TickReport) -> dict[str, int]:
-    return {
-        "extended": report.extended,
-        "flagged": report.flagged,
-        "pushed": report.pushed,
-        "swept": report.swept,
-    }

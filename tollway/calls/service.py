@@ -34,15 +34,13 @@ from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds,
 from tollway.calls.model import authorize as longest_call
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal, present
+from tollway.errors import NotFound, Refusal
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
-from tollway.rating import store as rating_store
-from tollway.rating.chain import Level, NoRate
+from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
-from tollway.rating.loading import TABLES, Chain, NoTariff, TableCache, allowance_of, dial_plan_of
+from tollway.rating.loading import TABLES, LevelCache, NoTariff, TableCache, chain_of
 from tollway.rating.plans import split_cost
-from tollway.rating.rates import RateTable
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind, Status
@@ -186,57 +184,8 @@ def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
 
 # -- what authorization reads on every call, cached per process ----------------------------------
 
-CHAIN_TTL_SECONDS = 2.0  # a tariff change reaches credit control within this long
-
-
-class LevelCache:
-    """What each tariff prices at, by tariff id, reused for a couple of seconds.
-
-    Every client of a reseller pays at one of a few tariffs, and every reseller above it at one more:
-    a level is shared by thousands of accounts. Checking a tariff's revisions (and its bases') costs
-    a few queries, so it happens once per tariff every ``CHAIN_TTL_SECONDS``, not once per call. Which
-    tariff each account pays at, balances, statuses and limits are read on every call.
-    """
-
-    def __init__(self, ttl_seconds: float = CHAIN_TTL_SECONDS) -> None:
-        self._ttl = ttl_seconds
-        self._levels: dict[tuple[str, int], tuple[float, str, str, RateTable]] = {}
-        self._lock = threading.Lock()
-
-    def level(self, connection: Connection, login: str, tariff_id: int, tables: TableCache) -> Level:
-        key = (identity(connection), tariff_id)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._levels.get(key)
-        if cached is None or now - cached[0] >= self._ttl:
-            tariff = present(rating_store.get_tariff(connection, tariff_id), f"tariff {tariff_id}")
-            cached = (now, tariff.name, tariff.currency, tables.table(connection, tariff))
-            with self._lock:
-                if len(self._levels) > CHAIN_CACHE_SIZE_MAX:
-                    self._levels.clear()
-                self._levels[key] = cached
-        return Level(login, cached[1], cached[2], cached[3])
-
-    def clear(self) -> None:
-        with self._lock:
-            self._levels.clear()
-
-
-CHAIN_CACHE_SIZE_MAX = 100_000
-LEVELS = LevelCache()
-
-
-def _chain(connection: Connection, account: Node, nodes: Sequence[Node], tables: TableCache) -> Chain:
-    """The levels that pay for ``account``'s calls (``nodes``: it and its owners), its dial plan and plan."""
-    payers = [member for member in nodes if member.position.kind is not NodeKind.PROVIDER]
-    assigned = rating_store.assigned_tariff_ids(connection, [member.id for member in payers])
-    levels: list[Level] = []
-    for payer in payers:
-        tariff_id = assigned.get(payer.id)
-        if tariff_id is None:
-            raise NoTariff(payer.login)
-        levels.append(LEVELS.level(connection, payer.login, tariff_id, tables))
-    return Chain(account.login, tuple(levels), dial_plan_of(connection, payers), allowance_of(connection, account))
+LEVELS = LevelCache()  # tariffs, re-checked every 2 s: a tariff change reaches credit control that fast
+ACCOUNT_IDS_MAX = 100_000
 
 
 class AccountIds:
@@ -253,7 +202,7 @@ class AccountIds:
         if found is None:
             found = account_id(connection, node, purpose, currency)
             with self._lock:
-                if len(self._ids) > CHAIN_CACHE_SIZE_MAX:
+                if len(self._ids) > ACCOUNT_IDS_MAX:
                     self._ids.clear()
                 self._ids[key] = found
         return found
@@ -373,24 +322,20 @@ def _authorize_known(
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = _chain(connection, node, nodes, tables)
+        chain = chain_of(connection, node, tables=tables, nodes=nodes, levels=LEVELS)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
-    except Refusal as refusal:  # an agent or the provider is not an account that calls
-        raise _Refused(refusal.reason, node.login) from None
     try:
         number = chain.dial_plan.normalize(request.callee)
     except Refusal:
         raise _Refused("number_invalid", None) from None
-    by_login = {member.login: member for member in nodes}
     lines: list[ChargeLine] = []
     for position, level in enumerate(chain.levels):
         match = level.table.select(number, now)
         if match is None:
             raise _Refused(NoRate(level.account, level.tariff, number).reason, level.account)
         prefix, rate = match
-        payer = by_login[level.account]
-        owner = next(n for n in nodes if n.id == payer.parent_id)
+        payer, owner = nodes[position], nodes[position + 1]  # levels follow the chain, account first
         lines.append(
             ChargeLine(
                 position=position,
@@ -525,14 +470,7 @@ def _reserve(
 
 
 def _void(pk: int, line: ChargeLine) -> TransferRequest:
-    return TransferRequest(
-        id=_pending_id(pk, line.position, line.reservation) + ":void",
-        amount_micros=None,
-        kind=TransferKind.CALL_CHARGE,
-        reference=f"call:{pk}",
-        phase=Phase.VOID,
-        pending_id=_pending_id(pk, line.position, line.reservation),
-    )
+    return _resolve(pk, _pending_id(pk, line.position, line.reservation), Phase.VOID, None)
 
 
 # -- answer, update, end ------------------------------------------------------------------------
@@ -560,23 +498,16 @@ def answer_call(
     def use_case(connection: Connection) -> dict[str, Any]:
         call = _locked_call(connection, call_id, principal)
         if call.state == "authorized":
-            store.update_call(
-                connection,
-                call.id,
+            changed: dict[str, Any] = dict(
                 state="answered",
                 answered_at=instant,
                 grant_expires_at=instant + timedelta(seconds=call.grant_seconds),
             )
-            call = _reread(connection, call)
+            store.update_call(connection, call.id, **changed)
+            call = replace(call, **changed)
         return call_view(call)
 
     return database.run(use_case)
-
-
-def _reread(connection: Connection, call: CallRecord) -> CallRecord:
-    fresh = store.find_call(connection, call.call_id)
-    assert fresh is not None
-    return fresh
 
 
 def update_call(
@@ -604,14 +535,13 @@ def update_call(
             return _update_answer(call)
         if call.state == "authorized":  # an update means the call is up: it was answered, elapsed seconds ago
             answered_at = max(call.created_at, instant - timedelta(seconds=max(0, elapsed_seconds)))
-            store.update_call(
-                connection,
-                call.id,
+            changed: dict[str, Any] = dict(
                 state="answered",
                 answered_at=answered_at,
                 grant_expires_at=answered_at + timedelta(seconds=call.grant_seconds),
             )
-            call = _reread(connection, call)
+            store.update_call(connection, call.id, **changed)
+            call = replace(call, **changed)
         if not call.final and call.grant_seconds - elapsed_seconds <= settings.extend_lead_seconds:
             call = _extend(connection, call, settings, instant)
         answer = _update_answer(call)
@@ -671,7 +601,7 @@ def _extend(connection: Connection, call: CallRecord, settings: CallSettings, no
             "insufficient_funds", grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
         )
     store.update_call(connection, call.id, **values)
-    return _reread(connection, call)
+    return replace(call, **values)
 
 
 def _disconnect_values(reason: str, level: str | None, at: datetime) -> dict[str, Any]:
@@ -704,8 +634,9 @@ def end_call(
         if call.active:
             return call_view(*_close(connection, call, duration_seconds, reason[:48], instant))
         if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
-            store.update_call(connection, call.id, disconnect_state=None, disconnect_next_at=None)
-            call = _reread(connection, call)
+            changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
+            store.update_call(connection, call.id, **changed)
+            call = replace(call, **changed)
         return call_view(call, store.lines_of(connection, call.id))
 
     return database.run(use_case)

@@ -180,12 +180,6 @@ def lines_of(connection: Connection, pk: int) -> list[ChargeLine]:
     return [_line(row) for row in rows]
 
 
-def update_line(connection: Connection, pk: int, position: int, **values: Any) -> None:
-    connection.execute(
-        update(call_charges).where(call_charges.c.call_id == pk, call_charges.c.position == position).values(**values)
-    )
-
-
 def update_lines(connection: Connection, pk: int, changes: Sequence[dict[str, Any]]) -> None:
     """Change several lines of one call in one statement; each dict has ``position`` and the same keys."""
     if not changes:

@@ -8,7 +8,9 @@ query that checks the revisions.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -85,24 +87,78 @@ def _revision_key(connection: Connection, tariff: Tariff) -> tuple[tuple[int, in
     return tuple((i, revisions[i]) for i in ids)
 
 
-def chain_of(connection: Connection, account: Node, *, tables: TableCache = TABLES) -> Chain:
-    """The levels that pay for a call of ``account``: itself, then each owner up to the provider's child."""
-    nodes = [n for n in tree_store.chain(connection, account) if n.position.kind is not NodeKind.PROVIDER]
+LEVEL_TTL_SECONDS = 2.0  # with a LevelCache, a tariff change is seen within this long
+LEVEL_CACHE_SIZE_MAX = 100_000
+
+
+class LevelCache:
+    """What each tariff prices at (name, currency, table), by tariff id, reused for a couple of seconds.
+
+    Every client of a reseller pays at one of a few tariffs, and every reseller above it at one more:
+    a tariff is shared by thousands of accounts. Checking its revisions (and its bases') costs a few
+    queries, so with this cache it happens once per tariff every ``LEVEL_TTL_SECONDS``, not per call.
+    Credit control uses it; quotes and batch rating read the tariffs fresh.
+    """
+
+    def __init__(self, ttl_seconds: float = LEVEL_TTL_SECONDS) -> None:
+        self._ttl = ttl_seconds
+        self._tariffs: dict[tuple[str, int], tuple[float, str, str, RateTable]] = {}
+        self._lock = threading.Lock()
+
+    def level(self, connection: Connection, login: str, tariff_id: int, tables: TableCache) -> Level:
+        key = (identity(connection), tariff_id)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._tariffs.get(key)
+        if cached is None or now - cached[0] >= self._ttl:
+            cached = (now, *_loaded(connection, tariff_id, login, tables))
+            with self._lock:
+                if len(self._tariffs) > LEVEL_CACHE_SIZE_MAX:
+                    self._tariffs.clear()
+                self._tariffs[key] = cached
+        return Level(login, cached[1], cached[2], cached[3])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tariffs.clear()
+
+
+def _loaded(connection: Connection, tariff_id: int, login: str, tables: TableCache) -> tuple[str, str, RateTable]:
+    tariff = present(store.get_tariff(connection, tariff_id), f"tariff of {login}")
+    return tariff.name, tariff.currency, tables.table(connection, tariff)
+
+
+def chain_of(
+    connection: Connection,
+    account: Node,
+    *,
+    tables: TableCache = TABLES,
+    nodes: Sequence[Node] | None = None,
+    levels: LevelCache | None = None,
+) -> Chain:
+    """The levels that pay for a call of ``account``: itself, then each owner up to the provider's child.
+
+    ``nodes``: the account and its owners, when the caller has read them already; ``levels``: a cache
+    of tariffs to take them from (credit control), instead of reading each tariff now.
+    """
     if account.position.kind in (NodeKind.PROVIDER, NodeKind.AGENT):
         raise Refusal("account_not_rated", f"{account.login} does not make calls")
-    ids = [n.id for n in nodes]
-    assigned = store.assigned_tariff_ids(connection, ids)
-    levels: list[Level] = []
-    for node in nodes:
-        tariff_id = assigned.get(node.id)
+    chain = tree_store.chain(connection, account) if nodes is None else nodes
+    payers = [n for n in chain if n.position.kind is not NodeKind.PROVIDER]
+    assigned = store.assigned_tariff_ids(connection, [n.id for n in payers])
+    found: list[Level] = []
+    for payer in payers:
+        tariff_id = assigned.get(payer.id)
         if tariff_id is None:
-            raise NoTariff(node.login)
-        tariff = present(store.get_tariff(connection, tariff_id), f"tariff of {node.login}")
-        levels.append(Level(node.login, tariff.name, tariff.currency, tables.table(connection, tariff)))
-    return Chain(account.login, tuple(levels), dial_plan_of(connection, nodes), allowance_of(connection, account))
+            raise NoTariff(payer.login)
+        if levels is not None:
+            found.append(levels.level(connection, payer.login, tariff_id, tables))
+        else:
+            found.append(Level(payer.login, *_loaded(connection, tariff_id, payer.login, tables)))
+    return Chain(account.login, tuple(found), dial_plan_of(connection, payers), allowance_of(connection, account))
 
 
-def dial_plan_of(connection: Connection, nodes: list[Node]) -> DialPlan:
+def dial_plan_of(connection: Connection, nodes: Sequence[Node]) -> DialPlan:
     """The account's own dial plan, or the nearest owner's, or international numbers only."""
     plans = store.dial_plans_of(connection, [n.id for n in nodes])
     return next((plans[n.id] for n in nodes if n.id in plans), INTERNATIONAL)
