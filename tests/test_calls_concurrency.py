@@ -20,9 +20,7 @@ ended call posted exactly its cost per level and holds nothing; no other call ch
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 import random
 import signal
 import socket
@@ -30,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +42,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.calls_world import UK, available, balance, build_world, micros
+from tests.processes import START_SECONDS_MAX, race, unexpected
 from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
@@ -59,8 +57,6 @@ from tollway.tree import model as tree_model
 from tollway.tree import service as tree
 from tollway.tree.model import ClientType
 
-WORKERS_SECONDS_MAX = 45  # a run that takes longer is stuck: the test fails and the workers are killed
-START_SECONDS_MAX = 30  # spawning a Python process that imports Tollway takes about a second
 TEST_SECONDS_MAX = 120  # pytest-timeout's last resort
 LEVELS = ("client", "north-city", "atlas-north", "atlas")  # who pays, position by position
 ACTIVE = ("authorized", "answered")
@@ -80,16 +76,12 @@ class Report:
     finished: float = 0.0
 
 
-def unexpected(label: str, error: BaseException) -> str:
-    summary = f"{label}: {error.__class__.__name__}: {error}".splitlines()[0]
-    return summary + "\n" + traceback.format_exc()
-
-
 Job = tuple[Callable[..., None], tuple[Any, ...]]  # a worker and its arguments, the first its index
 
 
-def _harness(worker: Callable[..., None], url: str, arguments: tuple[Any, ...], start: Any, results: Any) -> None:
-    index = arguments[0]
+def _harness(
+    start: Any, results: Any, index: int, worker: Callable[..., None], url: str, arguments: tuple[Any, ...]
+) -> None:
     try:
         database = Database(url, pool_size=1)
         try:
@@ -113,34 +105,7 @@ def _harness(worker: Callable[..., None], url: str, arguments: tuple[Any, ...], 
 
 def run_workers(url: str, jobs: Sequence[Job]) -> list[Report]:
     """Run each ``worker(database, report, *arguments)`` in a spawned process of its own, all at once."""
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(len(jobs))
-    results = context.Queue()
-    processes = [
-        context.Process(target=_harness, args=(worker, url, arguments, start, results), daemon=True)
-        for worker, arguments in jobs
-    ]
-    for process in processes:
-        process.start()
-    reports: dict[int, Report] = {}
-    deadline = time.monotonic() + WORKERS_SECONDS_MAX
-    try:
-        while len(reports) < len(processes):
-            try:
-                index, report = results.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"workers still running after {WORKERS_SECONDS_MAX} s: stuck (deadlock?)")
-            reports[index] = report
-    finally:
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
-    assert [p.exitcode for p in processes] == [0] * len(processes)
-    return [reports[arguments[0]] for _, arguments in jobs]
+    return race(_harness, [(worker, url, arguments) for worker, arguments in jobs])
 
 
 def errors_of(reports: Sequence[Report]) -> list[str]:

@@ -11,10 +11,7 @@ SQLite ``BEGIN IMMEDIATE`` serializes writers. Both must give the same, exact re
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from tests.processes import START_SECONDS_MAX, race, unexpected
 from tollway.balances import service as balances
 from tollway.clock import utc_now
 from tollway.ledger import service as ledger
@@ -34,8 +32,6 @@ from tollway.tree import service as tree
 from tollway.tree.model import ClientType
 
 WORKERS = 4
-WORKERS_SECONDS_MAX = 45  # a run that takes longer is stuck: the test fails and the workers are killed
-START_SECONDS_MAX = 30  # spawning a Python process that imports Tollway takes about a second
 TEST_SECONDS_MAX = 90  # pytest-timeout's last resort, after the runner's own deadline
 
 
@@ -54,7 +50,7 @@ class WorkerReport:
 
 
 def _harness(
-    worker: Callable[..., WorkerReport], url: str, arguments: tuple[Any, ...], start: Any, results: Any, index: int
+    start: Any, results: Any, index: int, worker: Callable[..., WorkerReport], url: str, arguments: tuple[Any, ...]
 ) -> None:
     """Run one worker in a child process; anything it raises becomes an error in its report."""
     try:
@@ -70,44 +66,11 @@ def _harness(
     results.put((index, report))
 
 
-def unexpected(label: str, error: BaseException) -> str:
-    """One line that says what went wrong, then where: assertion diffs show the start of it."""
-    summary = f"{label}: {error.__class__.__name__}: {error}".splitlines()[0]
-    return summary + "\n" + traceback.format_exc()
-
-
 def run_workers(
     worker: Callable[..., WorkerReport], url: str, arguments_per_worker: Sequence[tuple[Any, ...]]
 ) -> list[WorkerReport]:
     """Run ``worker(database, *arguments)`` in one spawned process per argument tuple, all at once."""
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(len(arguments_per_worker))
-    results = context.Queue()
-    processes = [
-        context.Process(target=_harness, args=(worker, url, arguments, start, results, index), daemon=True)
-        for index, arguments in enumerate(arguments_per_worker)
-    ]
-    for process in processes:
-        process.start()
-    reports: dict[int, WorkerReport] = {}
-    deadline = time.monotonic() + WORKERS_SECONDS_MAX
-    try:
-        while len(reports) < len(processes):
-            try:
-                index, report = results.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"workers still running after {WORKERS_SECONDS_MAX} s: stuck (deadlock?)")
-            reports[index] = report
-    finally:
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
-    assert [p.exitcode for p in processes] == [0] * len(processes)
-    return [reports[index] for index in range(len(processes))]
+    return race(_harness, [(worker, url, arguments) for arguments in arguments_per_worker])
 
 
 def errors_of(reports: Sequence[WorkerReport]) -> list[str]:
