@@ -80,7 +80,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import Connection, create_engine, text
+from scratch_database import bench_database, server_facts, settle
+from sqlalchemy import Connection, text
 
 from tollway.access import service as access
 from tollway.access.model import Action, Role
@@ -95,7 +96,7 @@ from tollway.rating import store as rating_store
 from tollway.rating.sheets import Layout
 from tollway.rating.tariff import Derivation, Tariff
 from tollway.store import migrate, schema
-from tollway.store.database import Database, normalize_url
+from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
 from tollway.tree import store as tree_store
@@ -1269,40 +1270,6 @@ async def drive_held(
 # --- the database, the yardstick -------------------------------------------------------------------
 
 
-@contextmanager
-def bench_database(admin_url: str, label: str = "") -> Iterator[str]:
-    """A fresh database for the run, dropped at the end whatever happens."""
-    admin_url = normalize_url(admin_url)
-    name = f"tollway_bench_{uuid.uuid4().hex[:10]}{label}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        console.print(f"dropped database {name}")
-
-
-def settle(url: str) -> None:
-    """Start the timed runs from a quiet state: statistics fresh, dirty pages written."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text("VACUUM ANALYZE"))
-        connection.execute(text("CHECKPOINT"))
-    engine.dispose()
-
-
-def server_facts(database: Database) -> dict[str, str]:
-    with database.reading() as connection:
-        facts = {"version": str(connection.execute(text("SHOW server_version")).scalar_one())}
-        for setting in ("synchronous_commit", "fsync", "shared_buffers", "max_connections"):
-            facts[setting] = str(connection.execute(text(f"SHOW {setting}")).scalar_one())
-    return facts
-
-
 @dataclass(frozen=True)
 class Yardstick:
     scale: int
@@ -1321,7 +1288,7 @@ def run_pgbench(admin_url: str, scale: int, seconds: int) -> Yardstick | None:
             "(Debian has it in postgresql-contrib and postgresql-client)"
         )
         return None
-    with bench_database(admin_url, "_pgbench") as url:
+    with bench_database(admin_url, "_pgbench", say=console.print) as url:
         plain_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with console.status(f"pgbench -i -s {scale}"):
             initialize = [binary, "-i", "-q", "-s", str(scale), plain_url]
@@ -1586,7 +1553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     began = time.monotonic()
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="tollway-bench-calls-") as scratch, bench_database(options.url) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="tollway-bench-calls-") as scratch,
+        bench_database(options.url, say=console.print) as url,
+    ):
         database = Database(url)
         try:
             migrate.upgrade(database)

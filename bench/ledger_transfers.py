@@ -35,8 +35,8 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import create_engine, text
+from scratch_database import bench_database, server_facts, settle
 from sqlalchemy.engine import make_url
 
 from tollway.balances import service as balances
@@ -52,7 +52,7 @@ from tollway.ledger import service as ledger
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose, TransferKind, TransferRequest
 from tollway.store import migrate
-from tollway.store.database import Database, normalize_url
+from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
 
@@ -204,40 +204,6 @@ def count_round_trips(url: str, wallets: Sequence[int]) -> float:
 
 
 # --- the parent: database, runs, report ------------------------------------------------------------
-
-
-@contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    """A fresh database for the run, dropped at the end whatever happens."""
-    admin_url = normalize_url(admin_url)
-    name = f"tollway_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        console.print(f"dropped database {name}")
-
-
-def settle(url: str) -> None:
-    """Start every configuration from the same quiet state: statistics fresh, dirty pages written."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text("VACUUM ANALYZE"))
-        connection.execute(text("CHECKPOINT"))
-    engine.dispose()
-
-
-def server_facts(database: Database) -> dict[str, str]:
-    with database.reading() as connection:
-        facts = {"version": str(connection.execute(text("SHOW server_version")).scalar_one())}
-        for setting in ("synchronous_commit", "fsync", "shared_buffers", "max_connections"):
-            facts[setting] = str(connection.execute(text(f"SHOW {setting}")).scalar_one())
-    return facts
 
 
 def create_wallets(database: Database, count: int, progress: Progress) -> list[int]:
@@ -435,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker_counts = [int(n) for n in options.workers.split(",")]
     variants = [v for v in options.variants.split(",") if v in VARIANTS]
     began = time.monotonic()
-    with bench_database(options.url) as url:
+    with bench_database(options.url, say=console.print) as url:
         database = Database(url)
         migrate.upgrade(database)
         facts = server_facts(database)

@@ -51,9 +51,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as clock
@@ -62,7 +60,8 @@ from typing import NamedTuple
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, text
+from scratch_database import bench_database
+from sqlalchemy import text
 
 from tollway.rating import service as rating
 from tollway.rating.batch import INPUT_COLUMNS, rate_file
@@ -72,7 +71,7 @@ from tollway.rating.loading import TableCache, chain_of
 from tollway.rating.rates import ALWAYS, RateRow, RateTable, WeeklyWindow
 from tollway.rating.sheets import NATIVE_COLUMNS, Layout, amount_text, time_text
 from tollway.store import migrate
-from tollway.store.database import Database, normalize_url
+from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
 from tollway.tree import store as tree_store
@@ -783,23 +782,6 @@ class ImportResult:
     server_version: str
 
 
-@contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    """A fresh database for the run, dropped at the end whatever happens."""
-    admin_url = normalize_url(admin_url)
-    name = f"tollway_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        console.print(f"import: dropped database {name}")
-
-
 def run_import(admin_url: str, row_count: int, directory: Path) -> ImportResult:
     path = directory / "import-sheet.csv"
     with console.status(f"import: writing a sheet of {row_count:,} rows"):
@@ -807,7 +789,7 @@ def run_import(admin_url: str, row_count: int, directory: Path) -> ImportResult:
         written = write_sheet_file(path, level_rows(plan, LEVELS[0]), limit=row_count)
         del plan
         gc.collect()
-    with bench_database(admin_url) as url:
+    with bench_database(admin_url, say=lambda line: console.print(f"import: {line}")) as url:
         database = Database(url)
         try:
             migrate.upgrade(database)
