@@ -27,13 +27,16 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tollway.access.model import Action, Forbidden, Principal, authorize, scope_of
+from tollway.access import service as access
+from tollway.access.model import Action, Forbidden, Principal, Role, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
 from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds, next_grant
 from tollway.calls.model import authorize as longest_call
+from tollway.calls.notify import notifier_for
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
+from tollway.config import Settings
 from tollway.errors import NotFound, Refusal
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
@@ -83,6 +86,17 @@ class CallSettings:
     stale_margin_seconds: int = 30  # how long past its grant a silent call is left before it is closed
     ring_timeout_seconds: int = 180  # how long an authorized call may ring before it is closed unanswered
     max_call_seconds: int = CALL_SECONDS_MAX
+
+    @classmethod
+    def of(cls, settings: Settings) -> CallSettings:
+        """From the configuration; the lead is at most half a grant, so a grant is extended in time."""
+        return cls(
+            grant_seconds=settings.call_grant_seconds,
+            extend_lead_seconds=min(settings.call_extend_lead_seconds, settings.call_grant_seconds // 2),
+            stale_margin_seconds=settings.call_stale_margin_seconds,
+            ring_timeout_seconds=settings.call_ring_timeout_seconds,
+            max_call_seconds=settings.call_max_seconds,
+        )
 
 
 DEFAULT_SETTINGS = CallSettings()
@@ -893,9 +907,6 @@ def create_switch(
 
     Answers (switch name, API key plaintext); the plaintext is shown this once and stored only hashed.
     """
-    from tollway.access import service as access
-    from tollway.access.model import Role
-    from tollway.calls.notify import notifier_for
 
     try:
         notifier_for(notify_kind, notify_url).close()  # an unknown kind or a missing URL is refused now

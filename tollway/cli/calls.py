@@ -9,7 +9,9 @@ from rich.table import Table
 
 from tollway.calls import keeper
 from tollway.calls import service as calls
+from tollway.calls.service import CallSettings
 from tollway.cli.common import database, err, one_line_errors, out
+from tollway.config import Settings
 
 switch_app = typer.Typer(help="Switches that ask Tollway to authorize calls.", no_args_is_help=True)
 calls_app = typer.Typer(help="Calls under credit control.", no_args_is_help=True)
@@ -58,10 +60,7 @@ def calls_list(
 @one_line_errors
 def calls_keep() -> None:
     """Run the keeper once: extend grants running low, flag blocked calls, push disconnects, sweep stale calls."""
-    from tollway.config import Settings
-    from tollway.http.main import call_settings
-
-    report = keeper.tick(database(), settings=call_settings(Settings()))
+    report = keeper.tick(database(), settings=CallSettings.of(Settings()))
     out.print(
         f"extended {report.extended}, flagged {report.flagged}, disconnects pushed {report.pushed}, "
         f"swept {report.swept}"

@@ -17,16 +17,6 @@ def app_factory() -> FastAPI:
     return create_app(
         Database(settings.database_url, pool_size=settings.database_pool_size),
         cookie_secure=settings.cookie_secure,
-        call_settings=call_settings(settings),
+        call_settings=CallSettings.of(settings),
         keeper=settings.keeper,
-    )
-
-
-def call_settings(settings: Settings) -> CallSettings:
-    return CallSettings(
-        grant_seconds=settings.call_grant_seconds,
-        extend_lead_seconds=min(settings.call_extend_lead_seconds, settings.call_grant_seconds // 2),
-        stale_margin_seconds=settings.call_stale_margin_seconds,
-        ring_timeout_seconds=settings.call_ring_timeout_seconds,
-        max_call_seconds=settings.call_max_seconds,
     )
