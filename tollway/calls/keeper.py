@@ -10,6 +10,7 @@ PostgreSQL database: a call is only ever handled by one of them at a time, and n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -168,6 +169,7 @@ class Keeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 report = tick(
                     self._database,
@@ -179,4 +181,7 @@ class Keeper:
                     log.info("keeper_tick", **asdict(report))
             except Exception:  # a keeper that dies silently would leave every call unextended
                 log.exception("keeper_tick_failed")
-            self._stop.wait(self._interval)
+            if time.monotonic() - started < KEEPER_STEP_SECONDS:
+                self._stop.wait(self._interval)
+            # else a duty used its whole budget and has more to do: the next tick starts at once
+            # (the others still get their turn in it), so a backlog is worked off at full speed.
