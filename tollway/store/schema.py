@@ -48,6 +48,11 @@ nodes = Table(
     Column("clients_limit", Integer, nullable=True),
     Column("concurrent_calls_limit", Integer, nullable=True),
     Column("max_call_seconds", Integer, nullable=True),  # NULL: the engine's own maximum
+    Column("email", String(254), nullable=True),  # where the account's notices go
+    Column("low_balance_threshold_micros", BigInteger, nullable=True),  # NULL: the owner's default for children
+    Column("low_balance_default_micros", BigInteger, nullable=True),  # resellers: the threshold of their children
+    Column("brand_name", String(200), nullable=True),  # resellers: the name their clients' notices are signed with
+    Column("email_from", String(254), nullable=True),  # resellers: the sender of their clients' notices
     Column("managed_by_agent_id", Integer, ForeignKey("nodes.id"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -285,6 +290,8 @@ subscriptions = Table(
     Column("status", String(16), nullable=False),
     Column("period_start", UtcDateTime, nullable=False),
     Column("seconds_left", Integer, nullable=False),
+    Column("period_end", UtcDateTime, nullable=True),  # NULL: the first period's fee is not charged yet
+    Column("status_reason", String(48), nullable=True),  # why the plan is suspended (plan_unpaid)
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("status IN ('active', 'suspended', 'ended')", name="status"),
     CheckConstraint("seconds_left >= 0", name="seconds_left_not_negative"),
@@ -392,3 +399,80 @@ call_charges = Table(
     Column("amount_micros", BigInteger, nullable=True),
     Column("overshoot_micros", BigInteger, nullable=False, default=0),
 )
+
+# What an agent's reseller (or the provider) agreed with it: commission on its clients' deposits, and
+# the fees it pays per deposit and per new account. Agents are never charged per call.
+agent_terms = Table(
+    "agent_terms",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the agent
+    Column("commission_ppm", Integer, nullable=False),  # parts per million of each deposit: 10 % = 100000
+    Column("topup_fee_micros", BigInteger, nullable=False),
+    Column("account_fee_micros", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("commission_ppm BETWEEN 0 AND 1000000", name="commission_in_range"),
+    CheckConstraint("topup_fee_micros >= 0 AND account_fee_micros >= 0", name="fees_not_negative"),
+)
+
+# A template for new client accounts, owned by a reseller (or the provider): what batch creation and
+# agents create from. Agents may use only the profiles their terms list.
+customer_profiles = Table(
+    "customer_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("client_type", String(16), nullable=False),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
+    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=True),
+    Column("language", String(8), nullable=True),  # NULL: the owner's
+    Column("time_zone", String(64), nullable=True),
+    Column("credit_limit_micros", BigInteger, nullable=False),
+    Column("concurrent_calls_limit", Integer, nullable=True),
+    Column("max_call_seconds", Integer, nullable=True),
+    Column("login_prefix", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("owner_id", "name"),
+)
+
+agent_profiles = Table(
+    "agent_profiles",
+    metadata,
+    Column("agent_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("profile_id", Integer, ForeignKey("customer_profiles.id"), primary_key=True),
+)
+
+# Low-balance notices: armed until the balance falls below the threshold (one notice), re-armed when
+# it rises back above it. No row: armed.
+low_balance_alerts = Table(
+    "low_balance_alerts",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("armed", Boolean, nullable=False),
+    Column("crossings", Integer, nullable=False),  # how many times it fell below: the notice's key
+    Column("changed_at", UtcDateTime, nullable=False),
+)
+
+# Outgoing email, kept: what was sent, to whom, when, and the attempts. ``key`` makes queuing idempotent.
+emails = Table(
+    "emails",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UtcDateTime, nullable=True),
+    Column("last_error", String(400), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    CheckConstraint("state IN ('due', 'sent', 'failed')", name="state"),
+)
+Index("ix_emails_due", emails.c.next_at, sqlite_where=emails.c.state == "due", postgresql_where=emails.c.state == "due")
+Index("ix_emails_node_id_created_at", emails.c.node_id, emails.c.created_at)
