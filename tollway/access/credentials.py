@@ -6,9 +6,11 @@ An API key reads ``tw_<key id>_<secret>``; only a SHA-256 of the secret is store
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
+import string
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -35,15 +37,38 @@ def hash_password(password: str) -> str:
     return _hasher.hash(check_password_strength(password))
 
 
+GENERATED_SCHEME = "sha256$"  # a generated secret's hash, until its first login rehashes it with argon2id
+GENERATED_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_secret(length: int) -> str:
+    """A password from a cryptographic source, for accounts made in batches (shown once)."""
+    return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(length))
+
+
+def hash_generated_secret(secret: str) -> str:
+    """Generated secrets carry ~95 bits of entropy: a fast hash is enough for them, as for API keys, so
+    ten thousand accounts are made in seconds. The first login replaces it with argon2id."""
+    return GENERATED_SCHEME + hash_secret(secret)
+
+
 def verify_password(password_hash: str, password: str) -> bool:
+    if password_hash.startswith(GENERATED_SCHEME):
+        _spend_a_check(password)  # as long as any other login's check: timing tells nothing
+        return secret_matches(password, password_hash.removeprefix(GENERATED_SCHEME))
     try:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
+def _spend_a_check(password: str) -> None:
+    with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
+        _hasher.verify(DUMMY_PASSWORD_HASH, password)
+
+
 def password_needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return password_hash.startswith(GENERATED_SCHEME) or _hasher.check_needs_rehash(password_hash)
 
 
 # Verifying against this when a login does not exist costs the same time as a real check,

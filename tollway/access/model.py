@@ -44,6 +44,7 @@ class Action(StrEnum):
     CALLS_READ = "calls:read"  # call details (agents see totals only)
     CALLS_CONTROL = "calls:control"  # a switch: authorize, answer, update and end calls below its node
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
+    COMMISSION_WITHDRAW = "commission:withdraw"  # an agent moves its accrued commission to its wallet
 
 
 class Decision(StrEnum):
@@ -69,7 +70,8 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.NODE_READ,
             Action.NODE_CREATE,
             Action.BALANCE_READ,
-            Action.MONEY_TOPUP,
+            Action.MONEY_TOPUP,  # for an agent, a top-up is a deposit from its own wallet
+            Action.COMMISSION_WITHDRAW,
             Action.EXCHANGE_RATES_READ,
             Action.TARIFFS_READ,
         }

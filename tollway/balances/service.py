@@ -15,13 +15,21 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Principal, authorize
+from tollway.access.model import Action, Principal, Role, authorize
 from tollway.clock import utc_now
-from tollway.errors import Refusal, present
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import exchange
 from tollway.ledger import store as ledger_store
 from tollway.ledger.exchange import ExchangeRate
-from tollway.ledger.model import AccountPurpose, Applied, Transfer, TransferKind, TransferRequest
+from tollway.ledger.model import (
+    REFERENCE_LENGTH_MAX,
+    AccountPurpose,
+    Applied,
+    Phase,
+    Transfer,
+    TransferKind,
+    TransferRequest,
+)
 from tollway.money import convert_micros
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -80,7 +88,7 @@ def get_balance(database: Database, *, login: str, principal: Principal | None =
         return balance_of(connection, node)
 
 
-def _audit_transfers(
+def audit_transfers(
     connection: Connection, principal: Principal | None, action: str, node: Node, applied: Applied
 ) -> Applied:
     """Audit a money movement once: an idempotent repeat changed nothing, so it records nothing."""
@@ -114,6 +122,9 @@ def topup(
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
         authorize(principal, Action.MONEY_TOPUP, node)
+        if principal is not None and principal.role is Role.AGENT:
+            # An agent creates no credit: its top-ups are deposits from its own wallet (tollway.agents).
+            raise Refusal("agent_deposits_from_wallet", "an agent's top-up is a deposit from its wallet")
         owner = _owner(connection, node)
         request = TransferRequest(
             id=transfer_id,
@@ -123,7 +134,7 @@ def topup(
             kind=kind,
             reference=reference,
         )
-        return _audit_transfers(
+        return audit_transfers(
             connection, principal, "money.topup", node, ledger_store.execute(connection, [request], now=utc_now())
         )
 
@@ -160,8 +171,102 @@ def adjust(
             kind=TransferKind.ADJUSTMENT,
             reference=reason,
         )
-        return _audit_transfers(
+        return audit_transfers(
             connection, principal, "money.adjust", node, ledger_store.execute(connection, [request], now=utc_now())
+        )
+
+    return database.run(use_case)
+
+
+def refund(
+    database: Database,
+    *,
+    login: str,
+    amount_micros: int,
+    reason: str,
+    transfer_id: str,
+    principal: Principal | None = None,
+) -> Applied:
+    """Money given back to the node outside Tollway: its wallet is debited (floor respected), kind ``refund``."""
+    if not reason.strip():
+        raise Refusal("reason_required", "a refund needs a reason")
+
+    def use_case(connection: Connection) -> Applied:
+        node = require_node(connection, login)
+        authorize(principal, Action.MONEY_ADJUST, node)
+        owner = _owner(connection, node)
+        request = TransferRequest(
+            id=transfer_id,
+            amount_micros=amount_micros,
+            debit_account_id=account_id(connection, node, AccountPurpose.WALLET),
+            credit_account_id=account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency),
+            kind=TransferKind.REFUND,
+            reference=reason,
+        )
+        return audit_transfers(
+            connection, principal, "money.refund", node, ledger_store.execute(connection, [request], now=utc_now())
+        )
+
+    return database.run(use_case)
+
+
+REVERSIBLE_KINDS = frozenset(
+    {
+        TransferKind.TOPUP,
+        TransferKind.PAYMENT,
+        TransferKind.ADJUSTMENT,
+        TransferKind.REFUND,
+        TransferKind.FEE,
+        TransferKind.TRANSFER,
+        TransferKind.SUBSCRIPTION,
+    }
+)
+# Transfers linked to a movement by their ids: an agent's fee and commission, a conversion's second leg.
+LINKED_SUFFIXES = (":fee", ":commission", CONVERSION_LEG_SUFFIX)
+REVERSAL_SUFFIX = ":reversal"
+
+
+def reverse(
+    database: Database,
+    *,
+    login: str,
+    transfer_id: str,
+    reason: str,
+    principal: Principal | None = None,
+) -> Applied:
+    """Undo a movement of the node's wallet with new transfers the other way, never by editing it.
+
+    The transfers linked to it (an agent's fee and commission, a conversion's other leg) are reversed
+    with it, in one linked batch; floors hold, so money already spent cannot be taken back. Reversing
+    twice answers the first reversal: its ids are the originals' with ``:reversal``.
+    """
+    if not reason.strip():
+        raise Refusal("reason_required", "a reversal needs a reason")
+
+    def use_case(connection: Connection) -> Applied:
+        node = require_node(connection, login)
+        authorize(principal, Action.MONEY_ADJUST, node)
+        wallet = account_id(connection, node, AccountPurpose.WALLET)
+        ids = [transfer_id, *(transfer_id + suffix for suffix in LINKED_SUFFIXES)]
+        found = ledger_store.get_transfers(connection, ids)
+        original = found.get(transfer_id)
+        if original is None or wallet not in (original.debit_account_id, original.credit_account_id):
+            raise NotFound("transfer", transfer_id)
+        if original.kind not in REVERSIBLE_KINDS or original.phase is not Phase.SINGLE:
+            raise Refusal("transfer_not_reversible", f"a {original.kind} transfer is not reversed by hand")
+        requests = [
+            TransferRequest(
+                id=t.id + REVERSAL_SUFFIX,
+                amount_micros=t.amount_micros,
+                debit_account_id=t.credit_account_id,
+                credit_account_id=t.debit_account_id,
+                kind=t.kind,
+                reference=f"reversal of {t.id}: {reason}"[:REFERENCE_LENGTH_MAX],
+            )
+            for t in (found[i] for i in ids if i in found)
+        ]
+        return audit_transfers(
+            connection, principal, "money.reverse", node, ledger_store.execute(connection, requests, now=utc_now())
         )
 
     return database.run(use_case)
@@ -282,7 +387,7 @@ def move_between_wallets(
                 kind=kind,
                 reference=reference,
             )
-        return _audit_transfers(
+        return audit_transfers(
             connection, principal, "money.move", source, ledger_store.execute(connection, requests, now=now)
         )
 

@@ -14,7 +14,7 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, calls, money, nodes, plans, rates, tariffs
+from tollway.http.api import access, agents, calls, money, nodes, plans, rates, tariffs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.store import migrate
@@ -57,7 +57,16 @@ def create_app(
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)
-    for router in (nodes.router, money.router, access.router, rates.router, tariffs.router, plans.router, calls.router):
+    for router in (
+        nodes.router,
+        money.router,
+        access.router,
+        rates.router,
+        tariffs.router,
+        plans.router,
+        calls.router,
+        agents.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.middleware("http")

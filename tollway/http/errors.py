@@ -21,6 +21,7 @@ CONFLICTS = frozenset(
         "tariff_exists",
         "tariff_in_use",
         "plan_exists",
+        "batch_exists",
     }
 )
 

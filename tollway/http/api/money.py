@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tollway.access.model import Role
+from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.balances.service import Balance
 from tollway.http.api.nodes import ERRORS
@@ -63,8 +65,13 @@ def get_balance(login: str, database: DatabaseDep, principal: PrincipalDep) -> B
     return balance_out(balances.get_balance(database, login=login, principal=principal))
 
 
-@router.post("/topups", summary="Top up a wallet below you (idempotent by id)")
+@router.post("/topups", summary="Top up a wallet below you (an agent: a deposit from its own wallet)")
 def topup(login: str, body: TopupIn, database: DatabaseDep, principal: PrincipalDep) -> MoneyResult:
+    if principal.role is Role.AGENT:
+        deposited = agents.deposit(
+            database, client_login=login, amount_micros=to_micros(body.amount), transfer_id=body.id, principal=principal
+        )
+        return result(deposited, balances.get_balance(database, login=login, principal=principal))
     applied = balances.topup(
         database,
         login=login,
