@@ -20,6 +20,9 @@ from fastapi.testclient import TestClient
 
 from tollway.access import service as access
 from tollway.access.model import Role
+from tollway.agents import service as agents
+from tollway.agents.model import AgentTerms, CustomerProfile
+from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
 from tollway.demo import load_demo
@@ -50,6 +53,22 @@ def call_up(database: Database) -> object:
     """alice's call m1 to London, answered: the target of the call routes."""
     request = CallRequest("m1", "alice", "+1 212 555 0100", "+44 20 7946 0000", answered=True)
     return calls.authorize_call(database, request)
+
+
+def ana_earned_commission(database: Database) -> object:
+    """agent-ana at 10 %, and alice's own payment of 10.00: 1.00 of commission to withdraw."""
+    agents.set_terms(database, agent_login="agent-ana", terms=AgentTerms(commission_ppm=100_000))
+    return agents.record_payment(database, login="alice", amount_micros=10_000_000, transfer_id="alice-pays")
+
+
+def basic_profile_for_ana(database: Database) -> object:
+    profile = CustomerProfile(name="basic", client_type="retail", login_prefix="nc")
+    agents.put_profile(database, owner_login="north-city", profile=profile)
+    return agents.set_terms(database, agent_login="agent-ana", terms=AgentTerms(), profiles=["basic"])
+
+
+def alice_topped_up(database: Database) -> object:
+    return balances.topup(database, login="alice", amount_micros=1_000_000, transfer_id="to-reverse")
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -188,6 +207,56 @@ MATRIX: dict[tuple[str, str], Row] = {
         "/api/v1/calls/m1", None, expect(200, 200, 404, 403, 200, 404), setup=call_up
     ),
     ("GET", "/api/v1/calls"): Row("/api/v1/calls?active=true", None, expect(200, 200, 200, 403, 200, 200)),
+    # Agents: the agent reads its terms but does not set them; alice does not even see her agent.
+    ("PUT", "/api/v1/agents/{login}/terms"): Row(
+        "/api/v1/agents/agent-ana/terms", {"commission_percent": "5"}, expect(200, 200, 404, 403, 404, 404)
+    ),
+    ("GET", "/api/v1/agents/{login}/terms"): Row(
+        "/api/v1/agents/agent-ana/terms", None, expect(200, 200, 404, 200, 404, 404)
+    ),
+    ("POST", "/api/v1/agents/{login}/deposits"): Row(
+        "/api/v1/agents/agent-ana/deposits",
+        {"id": "d-1", "client": "alice", "amount": "1"},
+        expect(200, 200, 404, 200, 403, 404),
+    ),
+    ("POST", "/api/v1/agents/{login}/commission/withdrawals"): Row(
+        "/api/v1/agents/agent-ana/commission/withdrawals",
+        {"id": "w-1"},
+        expect(200, 200, 404, 200, 404, 404),
+        setup=ana_earned_commission,
+    ),
+    ("GET", "/api/v1/agents/{login}/commissions"): Row(
+        "/api/v1/agents/agent-ana/commissions?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z",
+        None,
+        expect(200, 200, 404, 200, 404, 404),
+    ),
+    ("PUT", "/api/v1/nodes/{login}/profiles/{name}"): Row(
+        "/api/v1/nodes/north-city/profiles/basic", {"login_prefix": "nc"}, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/profiles"): Row(
+        "/api/v1/nodes/north-city/profiles", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("POST", "/api/v1/nodes/{login}/batches"): Row(
+        "/api/v1/nodes/north-city/batches",
+        {"id": "b-1", "profile": "basic", "count": 10},
+        expect(201, 201, 404, 201, 404, 404),
+        setup=basic_profile_for_ana,
+    ),
+    # Payments are recorded by owners; an agent deposits from its wallet instead.
+    ("POST", "/api/v1/nodes/{login}/payments"): Row(
+        "/api/v1/nodes/alice/payments", {"id": "p-1", "amount": "1"}, expect(200, 200, 404, 422, 403, 404)
+    ),
+    ("POST", "/api/v1/nodes/{login}/refunds"): Row(
+        "/api/v1/nodes/alice/refunds",
+        {"id": "r-1", "amount": "1", "reason": "unused"},
+        expect(200, 200, 404, 403, 403, 404),
+    ),
+    ("POST", "/api/v1/nodes/{login}/transfers/{transfer_id}/reversal"): Row(
+        "/api/v1/nodes/alice/transfers/to-reverse/reversal",
+        {"reason": "entered twice"},
+        expect(200, 200, 404, 403, 403, 404),
+        setup=alice_topped_up,
+    ),
 }
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}
