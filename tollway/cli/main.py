@@ -18,6 +18,7 @@ from tollway import __version__
 from tollway.access import service as access
 from tollway.access.model import Action, Role
 from tollway.balances import service as balances
+from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
@@ -50,6 +51,10 @@ app.add_typer(rating_cli.plan_app, name="plan")
 app.command("rate")(rating_cli.rate)
 app.add_typer(calls_cli.switch_app, name="switch")
 app.add_typer(calls_cli.calls_app, name="calls")
+app.add_typer(agents_cli.agent_app, name="agent")
+app.add_typer(agents_cli.profile_app, name="profile")
+app.add_typer(agents_cli.accounts_app, name="accounts")
+app.add_typer(agents_cli.money_app, name="money")
 
 
 @app.command()
