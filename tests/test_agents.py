@@ -12,11 +12,13 @@ import io
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tollway.access import service as access
@@ -25,9 +27,12 @@ from tollway.agents import batch as batches
 from tollway.agents import service as agents
 from tollway.agents.model import AgentTerms, CustomerProfile, commission_micros, commission_ppm_of
 from tollway.balances import service as balances
+from tollway.balances.service import account_id
 from tollway.clock import utc_now
 from tollway.errors import Refusal
 from tollway.http.app import create_app
+from tollway.ledger import store as ledger_store
+from tollway.ledger.model import AccountPurpose
 from tollway.money import to_micros
 from tollway.rating import service as rating
 from tollway.store.database import Database
@@ -85,10 +90,6 @@ def balance(database: Database, login: str) -> Decimal:
 
 def commission(database: Database, login: str) -> Decimal:
     with database.reading() as connection:
-        from tollway.balances.service import account_id
-        from tollway.ledger import store as ledger_store
-        from tollway.ledger.model import AccountPurpose
-
         node = tree.require_node(connection, login)
         account = ledger_store.get_account(connection, account_id(connection, node, AccountPurpose.COMMISSION))
         assert account is not None
@@ -97,10 +98,6 @@ def commission(database: Database, login: str) -> Decimal:
 
 def revenue(database: Database, login: str) -> Decimal:
     with database.reading() as connection:
-        from tollway.balances.service import account_id
-        from tollway.ledger import store as ledger_store
-        from tollway.ledger.model import AccountPurpose
-
         node = tree.require_node(connection, login)
         account = ledger_store.get_account(connection, account_id(connection, node, AccountPurpose.REVENUE))
         assert account is not None
@@ -188,7 +185,9 @@ def test_an_agent_cannot_create_money_nor_reach_other_clients(database: Database
     tree.create_node(
         database,
         owner_login="city",
-        new=tree.NewNode(position=client(ClientType.RETAIL), login="bens-client", name="B", managed_by_agent_login="ben"),
+        new=tree.NewNode(
+            position=client(ClientType.RETAIL), login="bens-client", name="B", managed_by_agent_login="ben"
+        ),
     )
     # Her top-up of a client is a deposit from her own (empty) wallet, never credit from her reseller.
     made = city.post("/nodes/city/batches", {"id": "b", "profile": "prepaid", "count": 1, "agent": "ana"}, 201)
@@ -211,7 +210,12 @@ def test_an_agent_cannot_create_money_nor_reach_other_clients(database: Database
 def test_a_reseller_batch_tops_up_from_issuance_and_is_never_made_twice(database: Database) -> None:
     build(database)
     made = batches.create_batch(
-        database, owner_login="city", profile_name="prepaid", count=25, batch_id="spring", initial_balance_micros=2_500_000
+        database,
+        owner_login="city",
+        profile_name="prepaid",
+        count=25,
+        batch_id="spring",
+        initial_balance_micros=2_500_000,
     )
     assert len({a.login for a in made.accounts}) == 25
     assert all(balance(database, a.login) == Decimal("2.5") for a in made.accounts)
@@ -330,3 +334,20 @@ def test_commission_rounds_half_up_to_the_micro_unit() -> None:
         commission_ppm_of("100.5")
     with pytest.raises(Refusal):
         commission_ppm_of("1.00001")
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=10**15),
+    ppm=st.integers(min_value=0, max_value=1_000_000),
+)
+def test_commission_is_the_exact_share_rounded_half_up(amount: int, ppm: int) -> None:
+    exact = Decimal(amount) * Decimal(ppm) / Decimal(1_000_000)
+    expected = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    assert commission_micros(amount, ppm) == expected
+    assert 0 <= commission_micros(amount, ppm) <= amount
+
+
+@given(percent=st.decimals(min_value=0, max_value=100, places=4, allow_nan=False, allow_infinity=False))
+def test_every_percentage_with_four_decimals_round_trips(percent: Decimal) -> None:
+    terms = AgentTerms(commission_ppm=commission_ppm_of(percent))
+    assert terms.commission_percent == percent

@@ -19,6 +19,7 @@ from tollway.store.schema import (
     nodes,
     tariffs,
     transfers,
+    users,
 )
 
 
@@ -140,8 +141,10 @@ def put_profile(
 
 
 def logins_taken(connection: Connection, logins: list[str]) -> set[str]:
-    rows = connection.execute(select(nodes.c.login).where(nodes.c.login.in_(logins)))
-    return {row.login for row in rows}
+    """The logins already used by a node or by a user (a batch account gets both)."""
+    taken = connection.execute(select(nodes.c.login).where(nodes.c.login.in_(logins))).scalars().all()
+    used = connection.execute(select(users.c.login).where(users.c.login.in_(logins))).scalars().all()
+    return set(taken) | set(used)
 
 
 def batch_recorded(connection: Connection, batch_id: str) -> bool:
