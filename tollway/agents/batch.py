@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, String, cast, insert, literal, update
+from sqlalchemy import Connection, String, cast, literal, update
 
 from tollway.access import credentials
 from tollway.access.audit import audit
@@ -40,6 +40,7 @@ from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, TransferKind, TransferRequest
 from tollway.money import to_decimal
+from tollway.store.bulk import insert_rows
 from tollway.store.database import Database
 from tollway.store.schema import ledger_accounts, nodes, tariff_assignments, users
 from tollway.tree import model as tree_model
@@ -122,12 +123,14 @@ def create_batch(
         node_ids = _insert_nodes(connection, owner, profile, accounts, agent, now, progress)
         wallets = _open_accounts(connection, owner, profile, node_ids, now, progress)
         if tariff_id is not None:
-            connection.execute(
-                insert(tariff_assignments),
+            insert_rows(
+                connection,
+                tariff_assignments,
                 [{"node_id": i, "tariff_id": tariff_id, "assigned_at": now} for i in node_ids],
             )
-        connection.execute(
-            insert(users),
+        insert_rows(
+            connection,
+            users,
             [
                 {
                     "node_id": node_id,
@@ -260,8 +263,10 @@ def _insert_nodes(
     for start in range(0, len(accounts), CHUNK_ACCOUNTS):
         chunk = accounts[start : start + CHUNK_ACCOUNTS]
         rows = [common | {"login": a.login, "name": a.login, "path": f"/new/{a.login}/"} for a in chunk]
-        result = connection.execute(insert(nodes).returning(nodes.c.id, sort_by_parameter_order=True), rows)
-        ids += [int(row.id) for row in result]
+        by_login = dict(
+            (login, i) for i, login in insert_rows(connection, nodes, rows, returning=[nodes.c.id, nodes.c.login])
+        )
+        ids += [int(by_login[a.login]) for a in chunk]
         _advance(progress, len(chunk))
     connection.execute(
         update(nodes)
@@ -285,8 +290,9 @@ def _open_accounts(
         chunk = node_ids[start : start + CHUNK_ACCOUNTS]
         base = {"currency": owner.currency, "created_at": now, "debits_posted": 0, "credits_posted": 0}
         base |= {"debits_pending": 0, "credits_pending": 0}
-        result = connection.execute(
-            insert(ledger_accounts).returning(ledger_accounts.c.id, sort_by_parameter_order=True),
+        opened = insert_rows(
+            connection,
+            ledger_accounts,
             [
                 base
                 | {
@@ -297,11 +303,14 @@ def _open_accounts(
                 }
                 for i in chunk
             ],
+            returning=[ledger_accounts.c.node_id, ledger_accounts.c.id],
         )
-        wallets += [int(row.id) for row in result]
+        by_node = dict(opened)
+        wallets += [int(by_node[i]) for i in chunk]
         _advance(progress, len(chunk))
-        connection.execute(
-            insert(ledger_accounts),
+        insert_rows(
+            connection,
+            ledger_accounts,
             [
                 base | {"node_id": i, "purpose": str(purpose), "floor": False, "credit_limit_micros": 0}
                 for i in chunk

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.errors import Refusal, require
 from tollway.ledger.model import (
@@ -30,6 +29,7 @@ from tollway.ledger.model import (
     TransferRequest,
     apply_batch,
 )
+from tollway.store.bulk import insert_rows
 from tollway.store.schema import ledger_accounts, transfers
 
 
@@ -210,8 +210,6 @@ def _insert_new(connection: Connection, new: Sequence[Transfer]) -> set[str]:
 
     Only the primary key may conflict quietly: a second resolution of a pending transfer still fails.
     """
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(transfers).on_conflict_do_nothing(index_elements=[transfers.c.id])
     rows = [
         {
             "id": t.id,
@@ -230,7 +228,8 @@ def _insert_new(connection: Connection, new: Sequence[Transfer]) -> set[str]:
         }
         for t in new
     ]
-    return set(connection.execute(statement.returning(transfers.c.id), rows).scalars())
+    inserted = insert_rows(connection, transfers, rows, returning=[transfers.c.id], skip_conflicts_on=transfers.c.id)
+    return {transfer_id for (transfer_id,) in inserted}
 
 
 def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> None:
