@@ -198,7 +198,8 @@ def test_the_audit_log_is_queried_by_action_target_and_actor(demo: Database) -> 
     key, _ = access.create_api_key(demo, city, node_login="bob", name="bob's app", role=Role.CLIENT)
 
     topups_of_alice = access.read_audit(demo, city, limit=10, action="money.topup", target_id="alice")
-    assert [(e.action, e.target_id, e.actor) for e in topups_of_alice] == [("money.topup", "alice", "cli")]
+    # The demo tops alice up twice: her opening balance, then her plan's first fee (subscribing charges it).
+    assert [(e.action, e.target_id, e.actor) for e in topups_of_alice] == [("money.topup", "alice", "cli")] * 2
     by_city = access.read_audit(demo, city, limit=10, actor=city.label)
     assert [(e.action, e.target_id) for e in by_city] == [("api_key.create", key.key_id)]
     assert access.read_audit(demo, city, limit=10, action="money.topup", target_id="carol") == []

@@ -6,9 +6,10 @@ import pytest
 
 from tollway.access import service as access
 from tollway.access.model import Forbidden, Principal, Role
+from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.demo import load_demo
-from tollway.errors import NotFound
+from tollway.errors import NotFound, Refusal
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import service as tree
@@ -49,8 +50,12 @@ def test_an_agent_creates_clients_for_its_reseller_and_manages_them(demo: Databa
         principal=ana,
     )
     assert frank.parent_id is not None and frank.managed_by_agent_id == ana.place.node_id
-    balances.topup(demo, login="frank", amount_micros=5_000_000, transfer_id="ana-1", principal=ana)
+    # Her top-up is a deposit from her own wallet (100.00 in the demo), never credit from north-city.
+    with pytest.raises(Refusal, match="agent_deposits_from_wallet"):
+        balances.topup(demo, login="frank", amount_micros=5_000_000, transfer_id="ana-1", principal=ana)
+    agents.deposit(demo, client_login="frank", amount_micros=5_000_000, transfer_id="ana-1", principal=ana)
     assert balances.get_balance(demo, login="frank", principal=ana).balance_micros == 5_000_000
+    assert balances.get_balance(demo, login="agent-ana", principal=ana).balance_micros == 95_000_000
 
 
 def test_an_agent_never_creates_resellers_nor_acts_outside_its_clients(demo: Database) -> None:

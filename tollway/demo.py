@@ -241,15 +241,24 @@ def _load_rating(database: Database) -> bool:
                 rating.assign_tariff(database, login=login, tariff=name)
                 changed = True
     if not subscriptions.list_plans(database, owner_login="north-city", limit=1):
+        plan_fee_micros = to_micros("5")
         subscriptions.create_plan(
             database,
             owner_login="north-city",
             name="talk-100",
-            fee_micros=to_micros("5"),
+            fee_micros=plan_fee_micros,
             period=Period.MONTH,
             included_seconds=100 * 60,
             prefixes=("1",),
             rollover=True,
+        )
+        # Subscribing charges the first month's fee: alice gets it first and keeps her opening 25.00.
+        balances.topup(
+            database,
+            login="alice",
+            amount_micros=plan_fee_micros,
+            transfer_id="demo-topup-alice-plan",
+            reference="demo: her plan's first fee",
         )
         subscriptions.subscribe(database, login="alice", plan_name="north-city:talk-100")
         subscriptions.set_dial_plan(database, login="north-city", plan=DialPlan("1", "011", "1"))

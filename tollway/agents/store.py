@@ -89,6 +89,8 @@ def _profiles_query() -> Any:
 
 def find_profile(connection: Connection, owner_id: int, name: str) -> tuple[int, CustomerProfile, int | None] | None:
     """(id, profile, tariff id) of the owner's profile called ``name``."""
+    if "\x00" in name:  # never stored, and PostgreSQL refuses it in text
+        return None
     row = connection.execute(
         _profiles_query().where(customer_profiles.c.owner_id == owner_id, customer_profiles.c.name == name)
     ).first()
@@ -106,6 +108,7 @@ def list_profiles(connection: Connection, owner_id: int, *, limit: int) -> list[
 
 
 def profile_ids(connection: Connection, owner_id: int, names: list[str]) -> dict[str, int]:
+    names = [name for name in names if "\x00" not in name]
     rows = connection.execute(
         select(customer_profiles.c.name, customer_profiles.c.id).where(
             customer_profiles.c.owner_id == owner_id, customer_profiles.c.name.in_(names)

@@ -23,6 +23,7 @@ from tollway.ledger import store as ledger_store
 from tollway.ledger.exchange import ExchangeRate
 from tollway.ledger.model import (
     REFERENCE_LENGTH_MAX,
+    TRANSFER_ID_PATTERN,
     AccountPurpose,
     Applied,
     Phase,
@@ -246,6 +247,8 @@ def reverse(
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
         authorize(principal, Action.MONEY_ADJUST, node)
+        if not TRANSFER_ID_PATTERN.match(transfer_id):
+            raise NotFound("transfer", transfer_id)
         wallet = account_id(connection, node, AccountPurpose.WALLET)
         ids = [transfer_id, *(transfer_id + suffix for suffix in LINKED_SUFFIXES)]
         found = ledger_store.get_transfers(connection, ids)
@@ -262,6 +265,7 @@ def reverse(
                 credit_account_id=t.debit_account_id,
                 kind=t.kind,
                 reference=f"reversal of {t.id}: {reason}"[:REFERENCE_LENGTH_MAX],
+                exchange_rate=t.exchange_rate,
             )
             for t in (found[i] for i in ids if i in found)
         ]

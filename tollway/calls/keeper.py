@@ -31,6 +31,8 @@ from tollway.calls.notify import (
 )
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.clock import utc_now
+from tollway.rating import renewals
+from tollway.rating.renewals import RenewalOutcome
 from tollway.store.database import Database
 
 log = structlog.get_logger(__name__)
@@ -46,6 +48,7 @@ class TickReport:
     flagged: int
     pushed: int
     swept: int
+    renewed: int = 0  # plan periods charged, resumed or suspended
 
 
 def push_disconnects(
@@ -138,7 +141,18 @@ def tick(
         flagged=flagged,
         pushed=push_disconnects(database, now=instant, notifiers=notifiers),
         swept=service.sweep_stale(database, settings=settings, now=instant, budget_seconds=budget_seconds),
+        renewed=_renew_plans(database, instant, budget_seconds),
     )
+
+
+def _renew_plans(database: Database, now: datetime, budget_seconds: float | None) -> int:
+    """Plan fees at the start of each period (tollway.rating.renewals): idempotent, safe in many processes."""
+    report = renewals.renew_due(database, now=now, budget_seconds=budget_seconds)
+    for renewal in report.of(RenewalOutcome.SUSPENDED):
+        log.warning(
+            "plan_suspended_unpaid", login=renewal.login, plan=renewal.plan, amount_micros=renewal.amount_micros
+        )
+    return len(report.renewals)
 
 
 class Keeper:

@@ -662,6 +662,8 @@ def _close(
     """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch."""
     lines = store.lines_of(connection, call.id)
     client = lines[0]
+    # Accounts first, then the plan: the order authorize and extensions take them in (no deadlock).
+    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
     allowance = store.lock_subscription(connection, client.subscription_id) if client.subscription_id else 0
     requests: list[TransferRequest] = []
     changes: list[dict[str, Any]] = []
@@ -700,7 +702,7 @@ def _close(
         )
     store.update_lines(connection, call.id, changes)
     if requests:
-        ledger_store.execute(connection, requests, now=now)
+        ledger_store.execute(connection, requests, now=now, locked=accounts)
     answered = call.answered_at is not None or duration > 0
     values: dict[str, Any] = dict(
         state="ended",

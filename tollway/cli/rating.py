@@ -14,9 +14,10 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.clock import utc_now
 from tollway.money import format_amount
+from tollway.rating import renewals, subscriptions
 from tollway.rating import service as rating
-from tollway.rating import subscriptions
 from tollway.rating.batch import rate_file
 from tollway.rating.dialplan import DialPlan
 from tollway.rating.plans import Period
@@ -27,6 +28,8 @@ from tollway.rating.tariff import Defaults, Derivation, Tariff
 tariff_app = typer.Typer(help="Tariffs, their rate sheets and who pays at them.", no_args_is_help=True)
 plan_app = typer.Typer(help="Plans: a fee per period and included minutes.", no_args_is_help=True)
 SHEET_ERRORS_SHOWN = 50
+RENEW_PROGRESS_MIN = 100  # due plans from which ``plan renew`` shows a progress bar
+SUSPENSIONS_SHOWN = 200
 
 
 def _decimal(text: str, what: str) -> Decimal:
@@ -310,9 +313,68 @@ def plan_list(owner: str) -> None:
 @plan_app.command("assign")
 @one_line_errors
 def plan_assign(login: str, plan: str) -> None:
-    """Give client LOGIN a plan of its owner's."""
+    """Give client LOGIN a plan of its owner's; its first period's fee is charged at once."""
     chosen = subscriptions.subscribe(database(), login=login, plan_name=plan)
-    out.print(f"{login} has plan {chosen.name}", markup=False)
+    fee = format_amount(chosen.plan.fee_micros, chosen.plan.currency)
+    until = f"{chosen.period_end:%Y-%m-%d %H:%M:%S} UTC" if chosen.period_end else "-"
+    out.print(f"{login} has plan {chosen.plan.name}: paid {fee} for the period until {until}", markup=False)
+
+
+@plan_app.command("renew")
+@one_line_errors
+def plan_renew(
+    limit: Annotated[
+        int, typer.Option(min=1, help="Periods charged per round; rounds follow until nothing is due.")
+    ] = renewals.RENEWALS_PER_RUN_MAX,
+) -> None:
+    """Charge every plan whose period has ended (the keeper does it by itself) and sum up what happened."""
+    db = database()
+    now = utc_now()
+    due = renewals.count_due(db, now=now)
+    done: list[renewals.Renewal] = []
+    busy = 0
+    with _progress() if due >= RENEW_PROGRESS_MIN else nullcontext() as progress:
+        task = progress.add_task("renewing", total=due) if progress is not None else None
+        visited = 0
+        while True:
+
+            def advance(count: int, base: int = visited) -> None:
+                if progress is not None and task is not None:
+                    progress.update(task, completed=min(due, base + count))
+
+            report = renewals.renew_due(db, now=now, limit=limit, on_progress=advance)
+            done.extend(report.renewals)
+            busy += report.busy
+            visited += len({renewal.subscription_id for renewal in report.renewals})
+            if not report.more or not report.renewals:
+                break
+    _print_renewals(done, busy)
+
+
+def _print_renewals(done: list[renewals.Renewal], busy: int) -> None:
+    if not done:
+        out.print("nothing due" + (f" ({busy} held by another process)" if busy else ""), markup=False)
+        return
+    totals: dict[tuple[renewals.RenewalOutcome, str], tuple[int, int]] = {}
+    for renewal in done:
+        count, amount_micros = totals.get((renewal.outcome, renewal.currency), (0, 0))
+        totals[(renewal.outcome, renewal.currency)] = (count + 1, amount_micros + renewal.amount_micros)
+    summary = Table("outcome", "periods", "fees")
+    for outcome in renewals.RenewalOutcome:
+        for (kind, currency), (count, amount_micros) in sorted(totals.items()):
+            if kind is outcome:
+                summary.add_row(str(outcome), str(count), format_amount(amount_micros, currency))
+    out.print(summary)
+    suspended = [renewal for renewal in done if renewal.outcome is renewals.RenewalOutcome.SUSPENDED]
+    if suspended:
+        table = Table("suspended: plan unpaid", "plan", "fee")
+        for renewal in suspended[:SUSPENSIONS_SHOWN]:
+            table.add_row(renewal.login, renewal.plan, format_amount(renewal.amount_micros, renewal.currency))
+        out.print(table)
+        if len(suspended) > SUSPENSIONS_SHOWN:
+            out.print(f"... and {len(suspended) - SUSPENSIONS_SHOWN} more", markup=False)
+    if busy:
+        out.print(f"{busy} held by another process: the next run takes them", markup=False)
 
 
 @one_line_errors

@@ -19,6 +19,7 @@ from tollway.errors import Refusal, present
 from tollway.rating import store
 from tollway.rating.chain import Allowance, Level
 from tollway.rating.dialplan import INTERNATIONAL, DialPlan
+from tollway.rating.plans import SubscriptionStatus
 from tollway.rating.rates import RateTable
 from tollway.rating.service import effective_rows
 from tollway.rating.tariff import DERIVATION_DEPTH_MAX, Tariff
@@ -165,7 +166,7 @@ def dial_plan_of(connection: Connection, nodes: Sequence[Node]) -> DialPlan:
 
 
 def allowance_of(connection: Connection, account: Node) -> Allowance | None:
-    for _node_id, plan, status, seconds_left in store.subscriptions_of(connection, [account.id]):
-        if status == "active":
-            return Allowance(plan, seconds_left)
+    for subscription in store.subscriptions_of(connection, [account.id]):
+        if subscription.status is SubscriptionStatus.ACTIVE:  # a suspended plan's seconds are not for use
+            return Allowance(subscription.plan, subscription.seconds_left)
     return None

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, insert, or_, select, update
 
 from tollway.rating.dialplan import DialPlan
-from tollway.rating.plans import Period, Plan
+from tollway.rating.plans import PLAN_UNPAID, Period, Plan, Subscription, SubscriptionStatus
 from tollway.rating.rates import ALWAYS, SECONDS_PER_DAY, WeeklyWindow, seconds_of
 from tollway.rating.tariff import Defaults, Derivation, RateEntry, Tariff
 from tollway.store.schema import dial_plans, plans, rates, subscriptions, tariff_assignments, tariffs
@@ -353,26 +353,109 @@ def plans_of(connection: Connection, owner_id: int, *, limit: int, after_id: int
 
 
 def insert_subscription(
-    connection: Connection, *, node_id: int, plan_id: int, period_start: datetime, seconds_left: int, now: datetime
-) -> None:
-    connection.execute(
-        insert(subscriptions).values(
+    connection: Connection,
+    *,
+    node_id: int,
+    plan_id: int,
+    period_start: datetime,
+    period_end: datetime | None,
+    seconds_left: int,
+    now: datetime,
+) -> int:
+    subscription_id: int = connection.execute(
+        insert(subscriptions)
+        .values(
             node_id=node_id,
             plan_id=plan_id,
-            status="active",
+            status=str(SubscriptionStatus.ACTIVE),
             period_start=period_start,
+            period_end=period_end,
             seconds_left=seconds_left,
             created_at=now,
         )
+        .returning(subscriptions.c.id)
+    ).scalar_one()
+    return subscription_id
+
+
+_SUBSCRIPTION_COLUMNS = (
+    subscriptions.c.id.label("subscription_id"),
+    subscriptions.c.node_id,
+    subscriptions.c.status,
+    subscriptions.c.period_start,
+    subscriptions.c.period_end,
+    subscriptions.c.seconds_left,
+    subscriptions.c.status_reason,
+)
+
+
+def _subscription(row: Row[Any]) -> Subscription:
+    plan_id, owner_id, plan = _plan(row)
+    return Subscription(
+        id=row.subscription_id,
+        node_id=row.node_id,
+        plan_id=plan_id,
+        plan_owner_id=owner_id,
+        plan=plan,
+        status=SubscriptionStatus(row.status),
+        period_start=row.period_start,
+        period_end=row.period_end,
+        seconds_left=row.seconds_left,
+        status_reason=row.status_reason,
     )
 
 
-def subscriptions_of(connection: Connection, node_ids: Sequence[int]) -> list[tuple[int, Plan, str, int]]:
-    """(node id, plan, status, seconds left) for the given nodes."""
+def subscriptions_of(connection: Connection, node_ids: Sequence[int]) -> list[Subscription]:
     rows = connection.execute(
-        select(subscriptions.c.node_id, subscriptions.c.status, subscriptions.c.seconds_left, plans)
+        select(*_SUBSCRIPTION_COLUMNS, plans)
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .where(subscriptions.c.node_id.in_(node_ids))
         .order_by(subscriptions.c.id)
     )
-    return [(row.node_id, _plan(row)[2], row.status, row.seconds_left) for row in rows]
+    return [_subscription(row) for row in rows]
+
+
+def get_subscription(
+    connection: Connection, subscription_id: int, *, lock_if_free: bool = False
+) -> Subscription | None:
+    """The subscription; with ``lock_if_free``, locked, or None if another transaction holds it."""
+    query = (
+        select(*_SUBSCRIPTION_COLUMNS, plans)
+        .join(plans, plans.c.id == subscriptions.c.plan_id)
+        .where(subscriptions.c.id == subscription_id)
+    )
+    if lock_if_free:
+        query = query.with_for_update(skip_locked=True, of=subscriptions)
+    row = connection.execute(query).first()
+    return None if row is None else _subscription(row)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Renewable (active, or suspended for an unpaid fee) and at or past the end of its period."""
+    renewable = or_(
+        subscriptions.c.status == str(SubscriptionStatus.ACTIVE),
+        and_(
+            subscriptions.c.status == str(SubscriptionStatus.SUSPENDED),
+            subscriptions.c.status_reason == PLAN_UNPAID,
+        ),
+    )
+    return and_(renewable, or_(subscriptions.c.period_end.is_(None), subscriptions.c.period_end <= now))
+
+
+def due_subscriptions(connection: Connection, *, now: datetime, after_id: int, limit: int) -> list[int]:
+    """Ids of subscriptions whose fee is due at ``now``, by id, after ``after_id``."""
+    rows = connection.execute(
+        select(subscriptions.c.id)
+        .where(_due(now), subscriptions.c.id > after_id)
+        .order_by(subscriptions.c.id)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def count_due_subscriptions(connection: Connection, *, now: datetime) -> int:
+    return int(connection.execute(select(func.count()).select_from(subscriptions).where(_due(now))).scalar_one())
+
+
+def update_subscription(connection: Connection, subscription_id: int, **values: Any) -> None:
+    connection.execute(update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values))

@@ -1,24 +1,31 @@
 """Use cases on plans, their subscriptions and accounts' dial plans; each runs in one transaction.
 
 A plan belongs to the provider or a reseller, like a tariff, is named ``<owner>:<name>`` and is given
-to the owner's own clients in their currency. A subscription starts with the plan's included seconds;
-the fee of each period is charged by the recurring-charges scheduler through the ledger.
+to the owner's own clients in their currency. A subscription starts with the plan's included seconds
+and its first period's fee, charged as it is made; the fees of the periods after it are charged by the
+recurring-charges scheduler (``tollway.rating.renewals``).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
 from tollway.access.model import Action, Principal, authorize
+from tollway.balances.service import account_id
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal
-from tollway.money import check_currency
+from tollway.errors import NotFound, Refusal, present
+from tollway.ledger.model import AccountPurpose
+from tollway.money import check_currency, format_amount
 from tollway.rating import store
 from tollway.rating.dialplan import DialPlan
-from tollway.rating.plans import Period, Plan
+from tollway.rating.plans import Period, Plan, Subscription, SubscriptionStatus, period_end
+from tollway.rating.renewals import charge_fee, fee_request
 from tollway.rating.tariff import tariff_name
 from tollway.store.database import Database
+from tollway.tree import store as tree_store
 from tollway.tree.model import NodeKind
 from tollway.tree.service import require_node
 
@@ -79,10 +86,22 @@ def list_plans(
         ]
 
 
-def subscribe(database: Database, *, login: str, plan_name: str, principal: Principal | None = None) -> Plan:
-    """An owner gives one of its clients one of its plans, starting now with the plan's included seconds."""
+def subscribe(
+    database: Database,
+    *,
+    login: str,
+    plan_name: str,
+    principal: Principal | None = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """An owner gives one of its clients one of its plans, from now, with its included seconds.
 
-    def use_case(connection: Connection) -> Plan:
+    The first period's fee is charged at once, in the same transaction: a client who cannot pay it
+    gets no plan (``plan_unpaid``). A monthly plan is anchored on the day it starts, in UTC.
+    """
+    instant = (now or utc_now()).replace(microsecond=0)
+
+    def use_case(connection: Connection) -> Subscription:
         node = require_node(connection, login, lock=True)
         authorize(principal, Action.NODE_UPDATE, node)
         found = store.find_plan(connection, plan_name)
@@ -95,12 +114,30 @@ def subscribe(database: Database, *, login: str, plan_name: str, principal: Prin
             raise Refusal("plan_not_owners", f"{plan.name} does not belong to {login}'s owner")
         if plan.currency != node.currency:
             raise Refusal("currency_mismatch", f"{plan.name} is in {plan.currency}, {login} in {node.currency}")
-        if any(status != "ended" for _, _, status, _ in store.subscriptions_of(connection, [node.id])):
+        held = store.subscriptions_of(connection, [node.id])
+        if any(subscription.status is not SubscriptionStatus.ENDED for subscription in held):
             raise Refusal("plan_exists", f"{login} already has a plan")
-        now = utc_now()
-        store.insert_subscription(
-            connection, node_id=node.id, plan_id=plan_id, period_start=now, seconds_left=plan.included_seconds, now=now
+        end = period_end(plan.period, instant)
+        subscription_id = store.insert_subscription(
+            connection,
+            node_id=node.id,
+            plan_id=plan_id,
+            period_start=instant,
+            period_end=end,
+            seconds_left=plan.included_seconds,
+            now=instant,
         )
+        seller = present(tree_store.get_node(connection, owner_id), f"owner of {plan.name}")
+        request = fee_request(
+            subscription_id,
+            plan,
+            instant,
+            wallet_id=account_id(connection, node, AccountPurpose.WALLET),
+            revenue_id=account_id(connection, seller, AccountPurpose.REVENUE, plan.currency),
+        )
+        if not charge_fee(connection, request, now=instant):
+            fee = format_amount(plan.fee_micros, plan.currency)
+            raise Refusal("plan_unpaid", f"{login} cannot pay the first fee of {plan.name}, {fee}")
         audit(
             connection,
             principal,
@@ -108,21 +145,35 @@ def subscribe(database: Database, *, login: str, plan_name: str, principal: Prin
             target_type="node",
             target_id=node.login,
             node=node,
-            after={"plan": plan.name},
+            after={
+                "plan": plan.name,
+                "amount_micros": plan.fee_micros,
+                "period_start": instant.isoformat(),
+                "period_end": end.isoformat(),
+                "transfer": request.id if plan.fee_micros else None,
+            },
         )
-        return plan
+        return Subscription(
+            id=subscription_id,
+            node_id=node.id,
+            plan_id=plan_id,
+            plan_owner_id=owner_id,
+            plan=plan,
+            status=SubscriptionStatus.ACTIVE,
+            period_start=instant,
+            period_end=end,
+            seconds_left=plan.included_seconds,
+        )
 
     return database.run(use_case)
 
 
-def subscriptions_of(
-    database: Database, *, login: str, principal: Principal | None = None
-) -> list[tuple[Plan, str, int]]:
-    """(plan, status, seconds left) of an account's subscriptions."""
+def subscriptions_of(database: Database, *, login: str, principal: Principal | None = None) -> list[Subscription]:
+    """An account's subscriptions: plan, status (and why), period, seconds left."""
     with database.reading() as connection:
         node = require_node(connection, login)
         authorize(principal, Action.TARIFFS_READ, node)
-        return [(plan, status, left) for _, plan, status, left in store.subscriptions_of(connection, [node.id])]
+        return store.subscriptions_of(connection, [node.id])
 
 
 def set_dial_plan(database: Database, *, login: str, plan: DialPlan, principal: Principal | None = None) -> DialPlan:

@@ -297,6 +297,7 @@ subscriptions = Table(
     CheckConstraint("seconds_left >= 0", name="seconds_left_not_negative"),
     UniqueConstraint("node_id", "plan_id"),
 )
+Index("ix_subscriptions_period_end", subscriptions.c.period_end)  # the renewals due
 
 switches = Table(
     "switches",

@@ -46,15 +46,18 @@ def create_plan(body: PlanIn, database: DatabaseDep, principal: PrincipalDep) ->
     return PlanOut.of(plan)
 
 
-@router.put("/nodes/{login}/plan", summary="Give a client of yours one of your plans")
+@router.put(
+    "/nodes/{login}/plan",
+    summary="Give a client of yours one of your plans",
+    description="Charges the first period's fee at once; a client who cannot pay it is refused (plan_unpaid).",
+)
 def subscribe(login: str, body: SubscribeIn, database: DatabaseDep, principal: PrincipalDep) -> SubscriptionOut:
-    plan = subscriptions.subscribe(database, login=login, plan_name=body.plan, principal=principal)
-    return SubscriptionOut(plan=PlanOut.of(plan), status="active", seconds_left=plan.included_seconds)
+    return SubscriptionOut.of(subscriptions.subscribe(database, login=login, plan_name=body.plan, principal=principal))
 
 
-@router.get("/nodes/{login}/plans", summary="A client's plans and the seconds they have left")
+@router.get("/nodes/{login}/plans", summary="A client's plans, their periods and the seconds they have left")
 def plans_of(login: str, database: DatabaseDep, principal: PrincipalDep) -> list[SubscriptionOut]:
     return [
-        SubscriptionOut(plan=PlanOut.of(plan), status=status, seconds_left=left)
-        for plan, status, left in subscriptions.subscriptions_of(database, login=login, principal=principal)
+        SubscriptionOut.of(subscription)
+        for subscription in subscriptions.subscriptions_of(database, login=login, principal=principal)
     ]

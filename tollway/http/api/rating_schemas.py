@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tollway.http.api.schemas import Login, PositiveAmount, Strict
 from tollway.money import to_decimal, to_micros
 from tollway.rating.chain import Charge
-from tollway.rating.plans import Period, Plan
+from tollway.rating.plans import Period, Plan, Subscription, SubscriptionStatus
 from tollway.rating.rates import WeeklyWindow
 from tollway.rating.tariff import Derivation, RateEntry, Tariff
 
@@ -255,5 +255,21 @@ class SubscribeIn(Strict):
 
 class SubscriptionOut(BaseModel):
     plan: PlanOut
-    status: str
+    status: SubscriptionStatus
+    status_reason: str | None = Field(None, description="why it is suspended or ended, e.g. plan_unpaid")
     seconds_left: int
+    period_start: datetime
+    period_end: datetime | None = Field(
+        None, description="when the next fee is due; for a plan suspended for its fee, when it is tried again"
+    )
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> SubscriptionOut:
+        return cls(
+            plan=PlanOut.of(subscription.plan),
+            status=subscription.status,
+            status_reason=subscription.status_reason,
+            seconds_left=subscription.seconds_left,
+            period_start=subscription.period_start,
+            period_end=subscription.period_end,
+        )
