@@ -257,6 +257,16 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 404, 403, 403, 404),
         setup=alice_topped_up,
     ),
+    # Low-balance notices: owners set thresholds and branding; a node (or its owners) its address.
+    ("GET", "/api/v1/nodes/{login}/notices"): Row(
+        "/api/v1/nodes/alice/notices", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/notices"): Row(
+        "/api/v1/nodes/alice/notices", {"threshold": "5"}, expect(200, 200, 404, 403, 403, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/emails"): Row(
+        "/api/v1/nodes/alice/emails", None, expect(200, 200, 404, 200, 200, 404)
+    ),
 }
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}

@@ -5,11 +5,12 @@ The file is ``TOLLWAY_CONFIG`` if set, else ``tollway.toml`` in the working dire
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,31 @@ from pydantic_settings import (
 
 DEFAULT_DATABASE_URL = "sqlite:///var/tollway.db"
 DEFAULT_CONFIG_FILE = "tollway.toml"
+
+
+class RadiusClient(BaseModel):
+    """A NAS (voice gateway) allowed to talk RADIUS to Tollway, keyed by its IP address in ``radius_clients``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: SecretStr = Field(min_length=1, max_length=128)  # shared with the NAS
+    switch: str = Field(min_length=1, max_length=63)  # the registered switch it acts as (tollway switch create)
+    # Drop Access-Requests without a Message-Authenticator (RFC 3579; the BlastRADIUS countermeasure). Only
+    # then is a request with a wrong secret told apart; turn it off for gateways that cannot send one.
+    require_message_authenticator: bool = True
+
+
+def radius_client_key(address: str) -> str:
+    """A NAS's IP address written the one way ``radius_clients`` is keyed (an IPv4-mapped IPv6 address as
+    IPv4, as a dual-stack socket reports it); a value that is not one address is refused."""
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise ValueError(f"a RADIUS client is named by its IP address, not {address!r}") from None
+    if parsed.is_unspecified:
+        raise ValueError("a RADIUS client is one NAS: 0.0.0.0 and :: are refused")
+    mapped = parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else None
+    return str(mapped or parsed)
 
 
 def config_file() -> Path | None:
@@ -42,6 +68,24 @@ class Settings(BaseSettings):
     call_ring_timeout_seconds: int = Field(default=180, ge=10, le=3_600)  # unanswered calls are closed after
     call_max_seconds: int = Field(default=14_400, ge=60, le=14_400)  # no call lasts longer, whatever it has
     keeper: bool = True  # run credit control's keeper (extensions, sweeps, disconnects) in every process
+    # Outgoing email (low-balance notices): the SMTP server that relays it, and the sender of last resort.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False  # upgrade with STARTTLS (certificate verified) before anything else is sent
+    smtp_username: str | None = None  # log in when set; only over STARTTLS unless the server is on loopback
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # connecting, and each exchange after
+    mail_from: str = Field(default="Tollway <billing@localhost>", min_length=3, max_length=320)  # no brand set
+    # The RADIUS server (tollway radius): where it listens, and the NAS allowed to use it, by IP address.
+    radius_host: str = "127.0.0.1"
+    radius_auth_port: int = Field(default=1812, ge=0, le=65535)  # 0: any free port (tests)
+    radius_acct_port: int = Field(default=1813, ge=0, le=65535)
+    radius_clients: dict[str, RadiusClient] = Field(default_factory=dict, max_length=10_000)
+
+    @field_validator("radius_clients")
+    @classmethod
+    def _radius_clients_by_address(cls, clients: dict[str, RadiusClient]) -> dict[str, RadiusClient]:
+        return {radius_client_key(address): client for address, client in clients.items()}
 
     @classmethod
     def settings_customise_sources(

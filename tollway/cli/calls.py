@@ -63,5 +63,5 @@ def calls_keep() -> None:
     report = keeper.tick(database(), settings=CallSettings.of(Settings()))
     out.print(
         f"extended {report.extended}, flagged {report.flagged}, disconnects pushed {report.pushed}, "
-        f"swept {report.swept}"
+        f"swept {report.swept}, plan periods renewed {report.renewed}"
     )

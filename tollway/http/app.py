@@ -14,9 +14,11 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, plans, rates, tariffs
+from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
+from tollway.notifications.runner import NoticeRunner
+from tollway.notifications.service import MailSettings
 from tollway.store import migrate
 from tollway.store.database import Database
 
@@ -32,19 +34,24 @@ def create_app(
     cookie_secure: bool = True,
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
+    mail_settings: MailSettings | None = None,
 ) -> FastAPI:
-    """The application; with ``keeper`` it also runs credit control's keeper while it serves."""
+    """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
+    ``mail_settings`` as well, the low-balance notices' runner."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         running = Keeper(database, settings=call_settings) if keeper else None
-        if running is not None:
-            running.start()
+        mailer = NoticeRunner(database, settings=mail_settings) if keeper and mail_settings else None
+        for runner in (running, mailer):
+            if runner is not None:
+                runner.start()
         try:
             yield
         finally:
-            if running is not None:
-                running.stop()
+            for runner in (running, mailer):
+                if runner is not None:
+                    runner.stop()
 
     app = FastAPI(
         title="Tollway",
@@ -66,6 +73,7 @@ def create_app(
         plans.router,
         calls.router,
         agents.router,
+        notices.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

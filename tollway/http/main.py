@@ -8,6 +8,7 @@ from tollway.calls.service import CallSettings
 from tollway.config import Settings
 from tollway.http.app import create_app
 from tollway.logs import configure_logging
+from tollway.notifications.service import MailSettings
 from tollway.store.database import Database
 
 
@@ -19,4 +20,5 @@ def app_factory() -> FastAPI:
         cookie_secure=settings.cookie_secure,
         call_settings=CallSettings.of(settings),
         keeper=settings.keeper,
+        mail_settings=MailSettings.of(settings),
     )
