@@ -351,3 +351,16 @@ def test_commission_is_the_exact_share_rounded_half_up(amount: int, ppm: int) ->
 def test_every_percentage_with_four_decimals_round_trips(percent: Decimal) -> None:
     terms = AgentTerms(commission_ppm=commission_ppm_of(percent))
     assert terms.commission_percent == percent
+
+
+def test_an_agent_pays_its_account_fee_for_a_client_made_one_at_a_time(database: Database, http: TestClient) -> None:
+    ana = Api(http, database, "ana", Role.AGENT)
+    agents.set_terms(database, agent_login="ana", terms=AgentTerms(0, 0, 1_000_000))
+    new = {"owner": "city", "login": "dora", "name": "Dora", "kind": "client", "client_type": "retail"}
+    # With nothing in her wallet, the client is not created at all.
+    assert ana.post("/nodes", new, 422)["reason"] == "insufficient_funds"
+    with database.reading() as connection:
+        assert connection.execute(select(func.count()).select_from(nodes)).scalar_one() == 3
+    balances.topup(database, login="ana", amount_micros=to_micros("2.50"), transfer_id="ana-1")
+    assert ana.post("/nodes", new, 201)["login"] == "dora"
+    assert balance(database, "ana") == Decimal("1.50") and revenue(database, "city") == Decimal("1.00")

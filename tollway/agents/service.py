@@ -20,6 +20,7 @@ from tollway.agents.model import (
     CommissionStatement,
     CustomerProfile,
     DepositAccounts,
+    account_fee_request,
     commission_requests,
     deposit_requests,
 )
@@ -33,7 +34,7 @@ from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
 from tollway.tree.model import ClientType, Node, NodeKind
-from tollway.tree.service import require_node
+from tollway.tree.service import NewNode, create_node_in, require_node
 
 PROFILES_PAGE_MAX = 500
 STATEMENT_LINES_MAX = 10_000
@@ -176,6 +177,35 @@ def list_profiles(database: Database, *, owner_login: str, principal: Principal 
         owner = require_node(connection, owner_login)
         authorize(principal, Action.TARIFFS_READ, owner)
         return store.list_profiles(connection, owner.id, limit=PROFILES_PAGE_MAX)
+
+
+ACCOUNT_FEE_ID_PREFIX = "account-fee:"  # + the new client's login: one fee per account, ever
+
+
+def create_node(database: Database, *, owner_login: str, new: NewNode, principal: Principal | None = None) -> Node:
+    """Create a node (tollway.tree) and, for a client an agent manages, charge that agent its per-account fee.
+
+    One transaction: an agent that cannot pay the fee creates nothing (``insufficient_funds``).
+    """
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        node = create_node_in(connection, owner_login=owner_login, new=new, now=now, principal=principal)
+        if node.managed_by_agent_id is not None:
+            agent = present(tree_store.get_node(connection, node.managed_by_agent_id), "the client's agent")
+            reseller = reseller_of(connection, agent)
+            requests = account_fee_request(
+                transfer_id=ACCOUNT_FEE_ID_PREFIX + node.login,
+                terms=terms_of(connection, agent),
+                agent_wallet=account_id(connection, agent, AccountPurpose.WALLET),
+                reseller_revenue=account_id(connection, reseller, AccountPurpose.REVENUE, agent.currency),
+                login=node.login,
+            )
+            if requests:
+                _recorded(connection, principal, "agent.account_fee", agent, requests)
+        return node
+
+    return database.run(use_case)
 
 
 def deposit_accounts(connection: Connection, agent: Node, client: Node) -> DepositAccounts:

@@ -17,6 +17,7 @@ from rich.tree import Tree
 from tollway import __version__
 from tollway.access import service as access
 from tollway.access.model import Action, Role
+from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
@@ -162,7 +163,7 @@ def node_create(
     """Create a reseller, agent or client below OWNER."""
     if kind is NodeKind.PROVIDER:
         raise fail("the provider is created by `tollway demo` or `tollway node create-provider`", 2)
-    node = tree.create_node(
+    node = agents.create_node(
         database(),
         owner_login=owner,
         new=tree.NewNode(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tollway.access.model import limited_view, place_of
+from tollway.agents import service as agents
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
     NodeGrantsIn,
@@ -65,7 +66,7 @@ def create_node(body: NodeIn, database: DatabaseDep, principal: PrincipalDep) ->
         concurrent_calls_limit=body.concurrent_calls_limit,
         managed_by_agent_login=body.managed_by_agent,
     )
-    node = tree.create_node(database, owner_login=body.owner, new=new, principal=principal)
+    node = agents.create_node(database, owner_login=body.owner, new=new, principal=principal)  # an agent's fee
     return NodeOut.of(node, limited=limited_view(principal, place_of(node)))
 
 
