@@ -9,8 +9,6 @@ PostgreSQL database: a call is only ever handled by one of them at a time, and n
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from tollway.calls.notify import (
 )
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.clock import utc_now
+from tollway.periodic import Periodic
 from tollway.rating import renewals
 from tollway.rating.renewals import RenewalOutcome
 from tollway.store.database import Database
@@ -155,8 +154,8 @@ def _renew_plans(database: Database, now: datetime, budget_seconds: float | None
     return len(report.renewals)
 
 
-class Keeper:
-    """Runs ``tick`` every interval in a daemon thread until stopped."""
+class Keeper(Periodic):
+    """Runs ``tick`` every interval in a daemon thread until stopped (tollway.periodic)."""
 
     def __init__(
         self,
@@ -166,36 +165,9 @@ class Keeper:
         interval_seconds: float = KEEPER_INTERVAL_SECONDS,
         notifiers: NotifierFactory = notifier_for,
     ) -> None:
-        self._database = database
-        self._settings = settings
-        self._interval = interval_seconds
-        self._notifiers = notifiers
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tollway-keeper", daemon=True)
+        def work() -> None:
+            report = tick(database, settings=settings, notifiers=notifiers, budget_seconds=KEEPER_STEP_SECONDS)
+            if any(asdict(report).values()):
+                log.info("keeper_tick", **asdict(report))
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                report = tick(
-                    self._database,
-                    settings=self._settings,
-                    notifiers=self._notifiers,
-                    budget_seconds=KEEPER_STEP_SECONDS,
-                )
-                if report.extended or report.flagged or report.pushed or report.swept:
-                    log.info("keeper_tick", **asdict(report))
-            except Exception:  # a keeper that dies silently would leave every call unextended
-                log.exception("keeper_tick_failed")
-            if time.monotonic() - started < KEEPER_STEP_SECONDS:
-                self._stop.wait(self._interval)
-            # else a duty used its whole budget and has more to do: the next tick starts at once
-            # (the others still get their turn in it), so a backlog is worked off at full speed.
+        super().__init__("keeper", work, interval_seconds=interval_seconds, step_seconds=KEEPER_STEP_SECONDS)

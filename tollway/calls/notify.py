@@ -11,22 +11,30 @@ credit-control keeper, stores each order's attempt count and next-attempt time d
 and spaces the attempts with ``retry_delay_seconds``, up to ``NOTIFY_ATTEMPTS_MAX``: retries survive a
 process restart, and a switch that stays unreachable is given up on and reported, not retried forever.
 
-Kinds: ``jsonrpc`` (JSON-RPC 2.0 over HTTP, ``JsonRpcNotifier``) and ``none`` (the switch gave no notify
-URL, ``NullNotifier``). Kamailio and RADIUS (Disconnect-Request) notifiers will be added by a later
-issue, each as one more kind in ``notifier_for``.
+Kinds: ``jsonrpc`` (JSON-RPC 2.0 over HTTP, ``JsonRpcNotifier``), ``radius`` (an RFC 5176
+Disconnect-Request to a RADIUS NAS, ``RadiusNotifier``) and ``none`` (the switch gave no notify URL,
+``NullNotifier``). A Kamailio notifier will be added by a later issue, as one more kind in ``notifier_for``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
+from pyrad import packet as radius_packet  # type: ignore[import-untyped]
 
+from tollway.config import Settings, radius_client_key
 from tollway.errors import TollwayError, require
+from tollway.radius.attributes import dictionary as radius_dictionary
+from tollway.radius.model import BILLED_CALL_ORIGIN, cisco_vsa, session_of
 
 NOTIFY_ATTEMPTS_MAX = 12  # with the delays below: about six minutes from the first attempt to the last
 RETRY_DELAY_SECONDS_FIRST = 1.0
@@ -36,7 +44,10 @@ TIMEOUT_SECONDS_MAX = 30.0  # a disconnect that takes longer than this is as goo
 RESPONSE_BYTES_MAX = 64 * 1024  # an acknowledgement is a few bytes; more means the URL points elsewhere
 JSONRPC_METHOD = "tollway.disconnect"
 JSONRPC_INTERNAL_ERROR = -32603  # the switch failed while handling the order: may work next time
-NOTIFIER_KINDS = ("jsonrpc", "none")
+NOTIFIER_KINDS = ("jsonrpc", "radius", "none")
+RADIUS_DISCONNECT_PORT = 3799  # RFC 5176's port, when the notify URL names none (Cisco's POD listens on 1700)
+RADIUS_REPLY_BYTES_MAX = 4096  # the largest RADIUS packet (RFC 2865 3)
+RADIUS_ERROR_CAUSE_RESOURCES_UNAVAILABLE = 506  # RFC 5176 3.5: the NAS is short of resources, not refusing
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +197,140 @@ class JsonRpcNotifier:
             return _read_bounded(response, described)
 
 
+class RadiusNotifier:
+    """Sends an RFC 5176 Disconnect-Request to a NAS; acknowledged when it answers Disconnect-ACK.
+
+    The session is named the way the gateway named it when the call was authorized over RADIUS
+    (``tollway.radius.model.session_of``): a call known by its h323-conf-id gets that h323-conf-id and
+    ``h323-call-origin=originate``, the leg Tollway bills (what a Cisco gateway matches a disconnect on);
+    one known by its Acct-Session-Id gets that. ``User-Name`` is the account. The request is sent once per
+    attempt and its answer awaited for ``timeout_seconds``; the keeper spaces the attempts.
+    """
+
+    def __init__(self, url: str, *, secret: bytes, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self._host, self._port = radius_address(url)
+        if not secret:
+            raise ValueError("a radius notifier needs the NAS's shared secret")
+        if not 0 < timeout_seconds <= TIMEOUT_SECONDS_MAX:
+            raise ValueError(f"notify timeout must be above 0 and at most {TIMEOUT_SECONDS_MAX} s")
+        self._secret = secret
+        self._timeout = timeout_seconds
+        self._family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+
+    @classmethod
+    def configured(cls, url: str) -> RadiusNotifier:
+        """The notifier for the NAS at ``url``, with the secret ``radius_clients`` gives that NAS."""
+        host, _ = radius_address(url)
+        client = Settings().radius_clients.get(host)
+        if client is None:
+            raise ValueError(f"NAS {host} is not in radius_clients: its shared secret is needed to disconnect")
+        return cls(url, secret=client.secret.get_secret_value().encode())
+
+    def disconnect(self, order: Disconnect) -> None:
+        described = f"disconnect of call {order.call_id} (attempt {order.attempt}) at udp://{self._host}:{self._port}"
+        try:
+            request = self._request(order, described)
+            _check_radius_reply(self._exchange(request, described), described)
+        except NotifyFailed:
+            raise
+        except OSError as error:  # unreachable network, ICMP port unreachable (ConnectionRefusedError), ...
+            message = f"{described} could not reach the NAS: {_name(error)}"
+            raise NotifyFailed(NotifyFailure.CONNECTION_FAILED, message, retryable=True) from error
+        except Exception as error:  # the contract: nothing but NotifyFailed reaches the keeper
+            message = f"{described} failed unexpectedly: {_name(error)}"
+            raise NotifyFailed(NotifyFailure.UNEXPECTED, message, retryable=False) from error
+
+    def close(self) -> None:
+        return None  # each attempt opens and closes its own socket
+
+    def _request(self, order: Disconnect, described: str) -> Any:
+        key = session_of(order.call_id)
+        if key is None:
+            message = f"{described}: the call was not authorized over RADIUS, so no NAS session names it"
+            raise NotifyFailed(NotifyFailure.UNEXPECTED, message, retryable=False)
+        request = radius_packet.CoAPacket(
+            code=radius_packet.DisconnectRequest, secret=self._secret, dict=radius_dictionary()
+        )
+        request["User-Name"] = order.account
+        if key.conf_id is not None:
+            request["h323-conf-id"] = cisco_vsa("h323-conf-id", key.conf_id)
+            request["h323-call-origin"] = cisco_vsa("h323-call-origin", BILLED_CALL_ORIGIN)
+        if key.session_id is not None:
+            request["Acct-Session-Id"] = key.session_id
+        return request
+
+    def _exchange(self, request: Any, described: str) -> Any:
+        """Send once, then read until a reply that verifies with the secret arrives or the time is up.
+
+        A datagram that does not verify is not the NAS's answer (or the secrets differ): it is skipped,
+        and if nothing else came the failure says so, since the same secret will fail the same way.
+        """
+        unverified = 0
+        deadline = time.monotonic() + self._timeout
+        with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
+            sock.connect((self._host, self._port))  # a connected socket gets only the NAS's datagrams
+            sock.send(request.RequestPacket())
+            while (remaining := deadline - time.monotonic()) > 0:
+                sock.settimeout(remaining)
+                try:
+                    raw = sock.recv(RADIUS_REPLY_BYTES_MAX)
+                except TimeoutError:
+                    break
+                try:
+                    reply = request.CreateReply(packet=raw)
+                    if request.VerifyReply(reply, raw):
+                        return reply
+                except radius_packet.PacketError:
+                    pass
+                unverified += 1
+        if unverified:
+            message = f"{described} was answered only with packets that do not verify: is the secret the NAS's?"
+            raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+        raise NotifyFailed(NotifyFailure.TIMEOUT, f"{described} timed out", retryable=True)
+
+
+def radius_address(url: str) -> tuple[str, int]:
+    """The NAS's IP address and Disconnect port from ``udp://ADDRESS[:PORT]``."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or RADIUS_DISCONNECT_PORT
+    except ValueError:
+        raise ValueError(f"notify URL has an invalid port: {url!r}") from None
+    if parts.scheme != "udp" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"a radius notify URL is udp://NAS_ADDRESS[:PORT], not {url!r}")
+    try:
+        ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        raise ValueError(f"a radius notify URL names the NAS by its IP address, not {parts.hostname!r}") from None
+    return radius_client_key(parts.hostname), port
+
+
+def _check_radius_reply(reply: Any, described: str) -> None:
+    """Acknowledged by a Disconnect-ACK only. A NAK is the NAS refusing the order (no such session, an
+    attribute it does not support, ...), which the same order will meet again: not retryable, except when
+    the NAS says it is short of resources."""
+    if reply.code == radius_packet.DisconnectACK:
+        return
+    if reply.code == radius_packet.DisconnectNAK:
+        causes = reply.get("Error-Cause") or []
+        cause = causes[0] if causes else None
+        message = f"{described} was refused by the NAS: Disconnect-NAK, Error-Cause {cause}"
+        retryable = cause == RADIUS_ERROR_CAUSE_RESOURCES_UNAVAILABLE
+        raise NotifyFailed(NotifyFailure.SWITCH_ERROR, message, retryable=retryable)
+    message = f"{described} was answered with RADIUS code {reply.code}, not Disconnect-ACK or -NAK"
+    raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+
+
 def notifier_for(kind: str, url: str | None) -> Notifier:
     """The notifier for a switch of ``kind`` at ``url``; a kind this version does not know is refused."""
     if kind == "jsonrpc":
         if not url:
             raise ValueError("a jsonrpc notifier needs a notify URL")
         return JsonRpcNotifier(url)
+    if kind == "radius":
+        if not url:
+            raise ValueError("a radius notifier needs a notify URL: udp://NAS_ADDRESS:3799")
+        return RadiusNotifier.configured(url)
     if kind == "none":
         return NullNotifier()
     raise ValueError(f"unknown notifier kind {kind!r}; known kinds: {', '.join(NOTIFIER_KINDS)}")
