@@ -304,7 +304,9 @@ def test_the_null_notifier_does_nothing_and_says_so() -> None:
     silent.close()
 
 
-@pytest.mark.parametrize(("kind", "url"), [("jsonrpc", None), ("jsonrpc", ""), ("kamailio", "http://x/"), ("", None)])
-def test_notifier_for_refuses_an_unknown_kind_or_a_jsonrpc_kind_without_url(kind: str, url: str | None) -> None:
+@pytest.mark.parametrize(
+    ("kind", "url"), [("jsonrpc", None), ("jsonrpc", ""), ("kamailio", None), ("sms", "http://x/"), ("", None)]
+)
+def test_notifier_for_refuses_an_unknown_kind_or_a_kind_without_url(kind: str, url: str | None) -> None:
     with pytest.raises(ValueError):
         notifier_for(kind, url)

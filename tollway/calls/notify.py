@@ -11,9 +11,9 @@ credit-control keeper, stores each order's attempt count and next-attempt time d
 and spaces the attempts with ``retry_delay_seconds``, up to ``NOTIFY_ATTEMPTS_MAX``: retries survive a
 process restart, and a switch that stays unreachable is given up on and reported, not retried forever.
 
-Kinds: ``jsonrpc`` (JSON-RPC 2.0 over HTTP, ``JsonRpcNotifier``), ``radius`` (an RFC 5176
-Disconnect-Request to a RADIUS NAS, ``RadiusNotifier``) and ``none`` (the switch gave no notify URL,
-``NullNotifier``). A Kamailio notifier will be added by a later issue, as one more kind in ``notifier_for``.
+Kinds: ``jsonrpc`` (JSON-RPC 2.0 over HTTP, ``JsonRpcNotifier``), ``kamailio`` (Kamailio's own
+JSON-RPC methods, ``KamailioNotifier``), ``radius`` (an RFC 5176 Disconnect-Request to a RADIUS NAS,
+``RadiusNotifier``) and ``none`` (the switch gave no notify URL, ``NullNotifier``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -44,10 +46,15 @@ TIMEOUT_SECONDS_MAX = 30.0  # a disconnect that takes longer than this is as goo
 RESPONSE_BYTES_MAX = 64 * 1024  # an acknowledgement is a few bytes; more means the URL points elsewhere
 JSONRPC_METHOD = "tollway.disconnect"
 JSONRPC_INTERNAL_ERROR = -32603  # the switch failed while handling the order: may work next time
-NOTIFIER_KINDS = ("jsonrpc", "radius", "none")
+NOTIFIER_KINDS = ("jsonrpc", "kamailio", "radius", "none")
 RADIUS_DISCONNECT_PORT = 3799  # RFC 5176's port, when the notify URL names none (Cisco's POD listens on 1700)
 RADIUS_REPLY_BYTES_MAX = 4096  # the largest RADIUS packet (RFC 2865 3)
 RADIUS_ERROR_CAUSE_RESOURCES_UNAVAILABLE = 506  # RFC 5176 3.5: the NAS is short of resources, not refusing
+KAMAILIO_DIALOGS_MAX = 16  # dialogs listed for one Call-ID: a call has one, a few with forking
+KAMAILIO_NOT_FOUND = 404  # Kamailio's JSON-RPC error code when no dialog matches (dlg.list_match, dlg.end_dlg)
+KAMAILIO_NO_TRANSACTION = 400  # tm.cancel's error code when no INVITE with that Call-ID and CSeq is pending
+KAMAILIO_RINGING_STATES = frozenset({1, 2})  # unconfirmed, early: a BYE cannot end them, a CANCEL does
+KAMAILIO_ANSWERED_STATES = frozenset({3, 4})  # answered (3: its ACK not seen yet): dlg.end_dlg ends them
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,7 @@ class NotifyFailure(StrEnum):
     SWITCH_ERROR = "switch_error"  # the switch answered with a JSON-RPC error
     INVALID_RESPONSE = "invalid_response"
     UNEXPECTED = "unexpected"
+    RINGING = "ringing"  # the call was not answered yet: its INVITE was cancelled, the next attempt checks
 
 
 class NotifyFailed(TollwayError):
@@ -195,6 +203,133 @@ class JsonRpcNotifier:
                 message = f"{described} was answered with HTTP {status}"
                 raise NotifyFailed(NotifyFailure.HTTP_STATUS, message, retryable=retryable)
             return _read_bounded(response, described)
+
+
+@dataclass(frozen=True, slots=True)
+class KamailioDialog:
+    """One dialog as Kamailio's ``dlg.list_match`` lists it: its hash ids, its state, its INVITE's CSeq."""
+
+    h_entry: int
+    h_id: int
+    state: int  # 1 unconfirmed, 2 early, 3 answered without ACK yet, 4 answered, 5 ended
+    invite_cseq: str
+
+
+class KamailioNotifier(JsonRpcNotifier):
+    """Ends a call through Kamailio's own JSON-RPC methods (jsonrpcs over HTTP, ``http://HOST:PORT/RPC``).
+
+    It shares ``JsonRpcNotifier``'s HTTP client and limits; the methods and their answers are Kamailio's.
+    Kamailio's dialog module knows a call by its SIP Call-ID, which is Tollway's call id for the calls the
+    reference configuration (deploy/kamailio/kamailio.cfg) authorizes. Each attempt lists the dialogs with
+    that Call-ID (``dlg.list_match``) and ends each answered one with ``dlg.end_dlg``: a BYE to both sides,
+    after which Kamailio reports the end to Tollway as for any other call. No dialog, or only ended ones,
+    means the call is over already: acknowledged.
+
+    A dialog still ringing cannot be ended with a BYE (``dlg.end_dlg`` answers success and does nothing):
+    its INVITE is cancelled (``tm.cancel``) and the attempt fails, retryable, so that the next one sees the
+    call gone, or answered meanwhile and ends it then. A JSON-RPC error other than "not found" is Kamailio
+    refusing the order (an unknown method, a method its configuration does not allow): not retryable.
+    """
+
+    def disconnect(self, order: Disconnect) -> None:
+        described = f"disconnect of call {order.call_id} (attempt {order.attempt}) at {self._shown_url}"
+        ringing = False
+        with _exchange_failures(described):
+            for dialog in self._dialogs(order.call_id, described):
+                if dialog.state in KAMAILIO_ANSWERED_STATES:
+                    self._call("dlg.end_dlg", [dialog.h_entry, dialog.h_id], KAMAILIO_NOT_FOUND, described)
+                elif dialog.state in KAMAILIO_RINGING_STATES:
+                    self._call("tm.cancel", [order.call_id, dialog.invite_cseq], KAMAILIO_NO_TRANSACTION, described)
+                    ringing = True
+        if ringing:
+            message = f"{described}: the call was still ringing; its INVITE was cancelled, the next attempt checks"
+            raise NotifyFailed(NotifyFailure.RINGING, message, retryable=True)
+
+    def _dialogs(self, call_id: str, described: str) -> list[KamailioDialog]:
+        listed = self._call(
+            "dlg.list_match", ["callid", "eq", call_id, KAMAILIO_DIALOGS_MAX], KAMAILIO_NOT_FOUND, described
+        )
+        if listed is None:
+            return []
+        if not isinstance(listed, list) or len(listed) > KAMAILIO_DIALOGS_MAX:
+            message = f"{described}: dlg.list_match did not answer a list of at most {KAMAILIO_DIALOGS_MAX} dialogs"
+            raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+        return [_kamailio_dialog(item, described) for item in listed if _dialog_call_id(item) == call_id]
+
+    def _call(self, method: str, params: list[object], absent_code: int, described: str) -> object | None:
+        """The result of one Kamailio RPC; None when Kamailio answers ``absent_code``: no such dialog (or INVITE).
+
+        Kamailio answers a JSON-RPC error with the error's code as the HTTP status too (404 for "not
+        found"), so the body is read whatever the status, and judged as JSON-RPC first.
+        """
+        request_id = self._next_id()
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        status, content = self._post(json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode(), described)
+        try:
+            answer: object = json.loads(content)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            answer = None
+        if not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0":
+            if not 200 <= status < 300:
+                retryable = status >= 500 or status in (408, 429)  # busy or failing, not refusing
+                message = f"{described}: {method} was answered with HTTP {status}"
+                raise NotifyFailed(NotifyFailure.HTTP_STATUS, message, retryable=retryable)
+            message = f"{described}: {method} was answered with something that is not a JSON-RPC response"
+            raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+        error = answer.get("error")
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            if code == absent_code:
+                return None
+            text = error.get("message") if isinstance(error, dict) else None
+            message = f"{described} was refused by Kamailio: {method}: JSON-RPC error {code}: {text}"
+            raise NotifyFailed(NotifyFailure.SWITCH_ERROR, message, retryable=False)
+        if answer.get("id") != request_id or "result" not in answer:
+            message = f"{described}: {method} was answered without a result for request {request_id}"
+            raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+        result: object = answer["result"]
+        return result
+
+    def _post(self, body: bytes, described: str) -> tuple[int, bytes]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        with self._client.stream("POST", self._url, content=body, headers=headers, timeout=self._timeout) as response:
+            return response.status_code, _read_bounded(response, described)
+
+
+def _dialog_call_id(item: object) -> object:
+    return item.get("call-id") if isinstance(item, dict) else None
+
+
+def _kamailio_dialog(item: object, described: str) -> KamailioDialog:
+    fields = item if isinstance(item, dict) else {}
+    h_entry, h_id, state, caller = fields.get("h_entry"), fields.get("h_id"), fields.get("state"), fields.get("caller")
+    cseq = caller.get("cseq") if isinstance(caller, dict) else None
+    message = f"{described}: dlg.list_match listed a dialog without h_entry, h_id, state and caller cseq"
+    if not (isinstance(h_entry, int) and isinstance(h_id, int) and isinstance(state, int)):
+        raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+    if not (isinstance(cseq, str) and cseq.isdigit()):
+        raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False)
+    return KamailioDialog(h_entry=h_entry, h_id=h_id, state=state, invite_cseq=cseq)
+
+
+@contextmanager
+def _exchange_failures(described: str) -> Iterator[None]:
+    """Whatever goes wrong in an exchange leaves as ``NotifyFailed``: retryable when the switch was out of reach."""
+    try:
+        yield
+    except NotifyFailed:
+        raise
+    except httpx.TimeoutException as error:
+        raise NotifyFailed(NotifyFailure.TIMEOUT, f"{described} timed out", retryable=True) from error
+    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as error:
+        message = f"{described} could not reach the switch: {_name(error)}"
+        raise NotifyFailed(NotifyFailure.CONNECTION_FAILED, message, retryable=True) from error
+    except httpx.HTTPError as error:
+        message = f"{described} failed: {_name(error)}"
+        raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False) from error
+    except Exception as error:  # the contract: nothing but NotifyFailed reaches the keeper
+        message = f"{described} failed unexpectedly: {_name(error)}"
+        raise NotifyFailed(NotifyFailure.UNEXPECTED, message, retryable=False) from error
 
 
 class RadiusNotifier:
@@ -327,6 +462,10 @@ def notifier_for(kind: str, url: str | None) -> Notifier:
         if not url:
             raise ValueError("a jsonrpc notifier needs a notify URL")
         return JsonRpcNotifier(url)
+    if kind == "kamailio":
+        if not url:
+            raise ValueError("a kamailio notifier needs a notify URL: http://KAMAILIO_ADDRESS:PORT/RPC")
+        return KamailioNotifier(url)
     if kind == "radius":
         if not url:
             raise ValueError("a radius notifier needs a notify URL: udp://NAS_ADDRESS:3799")

@@ -22,7 +22,9 @@ calls_app = typer.Typer(help="Calls under credit control.", no_args_is_help=True
 def switch_create(
     name: Annotated[str, typer.Argument(help="The switch's name, e.g. kamailio-1.")],
     node: Annotated[str, typer.Option(help="The node whose subtree it serves (the provider: every call).")],
-    notify_kind: Annotated[str, typer.Option(help="How disconnects are pushed to it: jsonrpc or none.")] = "none",
+    notify_kind: Annotated[
+        str, typer.Option(help="How disconnects are pushed to it: jsonrpc, kamailio, radius or none.")
+    ] = "none",
     notify_url: Annotated[str | None, typer.Option(help="Where disconnects are pushed (jsonrpc).")] = None,
 ) -> None:
     """Register a switch and make its API key; the key is printed once and never again."""
