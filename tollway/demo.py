@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tollway.agents import service as agents
+from tollway.agents.model import AgentTerms, CustomerProfile
 from tollway.balances import service as balances
 from tollway.errors import Refusal
 from tollway.money import to_micros
@@ -101,7 +103,21 @@ def load_demo(database: Database, *, progress: Callable[[str], None] = lambda _:
     if changed:
         balances.set_exchange_rate(database, base_currency="EUR", quote_currency="USD", rate=Decimal("1.0850"))
     changed |= _load_rating(database)
+    changed |= _load_agent_terms(database)
     return changed
+
+
+DEMO_PROFILE = CustomerProfile(name="prepaid", client_type="retail", login_prefix="nc", tariff="north-city:retail")
+DEMO_AGENT_TERMS = AgentTerms(commission_ppm=100_000, topup_fee_micros=500_000, account_fee_micros=1_000_000)
+
+
+def _load_agent_terms(database: Database) -> bool:
+    """agent-ana at 10 % commission, 0.50 a deposit and 1.00 a new account, from north-city's "prepaid"."""
+    if agents.get_terms(database, agent_login="agent-ana") == (DEMO_AGENT_TERMS, [DEMO_PROFILE.name]):
+        return False
+    agents.put_profile(database, owner_login="north-city", profile=DEMO_PROFILE)
+    agents.set_terms(database, agent_login="agent-ana", terms=DEMO_AGENT_TERMS, profiles=[DEMO_PROFILE.name])
+    return True
 
 
 def _load_node(database: Database, step: DemoNode) -> bool:
