@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from tollway.agents.model import AgentTerms, CommissionLine, CustomerProfile
@@ -145,8 +146,19 @@ def put_profile(
 
 def logins_taken(connection: Connection, logins: list[str]) -> set[str]:
     """The logins already used by a node or by a user (a batch account gets both)."""
-    taken = connection.execute(select(nodes.c.login).where(nodes.c.login.in_(logins))).scalars().all()
-    used = connection.execute(select(users.c.login).where(users.c.login.in_(logins))).scalars().all()
+    if connection.dialect.name == "postgresql":
+        # Joined with the candidates as a set: an "= ANY" or "IN" list is searched row by row when a table
+        # has just grown by a batch (the planner's statistics still say it is small): 0.1 s a query.
+        wanted = (
+            func.unnest(bindparam("wanted", value=list(logins), type_=ARRAY(String)))
+            .table_valued("login")
+            .render_derived(name="wanted")
+        )
+        taken = connection.execute(select(nodes.c.login).join(wanted, wanted.c.login == nodes.c.login)).scalars()
+        used = connection.execute(select(users.c.login).join(wanted, wanted.c.login == users.c.login)).scalars()
+        return set(taken) | set(used)
+    taken = connection.execute(select(nodes.c.login).where(nodes.c.login.in_(logins))).scalars()
+    used = connection.execute(select(users.c.login).where(users.c.login.in_(logins))).scalars()
     return set(taken) | set(used)
 
 
