@@ -207,6 +207,16 @@ def login_with_api_key(database: Database, *, plaintext: str) -> Principal:
         return _principal(connection, key.node_id, key.role, key.actions, api_key_id=key.id)
 
 
+def principal_of_api_key(database: Database, *, key_id: str) -> Principal:
+    """The principal of a key the caller already trusts (a registered switch's), by its public id: the same
+    checks as a login with it but the secret's (revoked, its node or one above it blocked)."""
+    with database.reading() as connection:
+        key = access_store.find_api_key(connection, key_id)
+        if key is None or key.revoked:
+            raise Refusal("api_key_invalid", "the API key is unknown or revoked")
+        return _principal(connection, key.node_id, key.role, key.actions, api_key_id=key.id)
+
+
 def read_audit(
     database: Database,
     principal: Principal,

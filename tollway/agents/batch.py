@@ -26,14 +26,12 @@ from tollway.agents import store
 from tollway.agents.model import (
     LOGIN_RANDOM_DIGITS,
     PASSWORD_LENGTH,
-    AgentTerms,
     CustomerProfile,
-    DepositAccounts,
     account_fee_request,
     check_batch_size,
     deposit_requests,
 )
-from tollway.agents.service import acting_agent, reseller_of, terms_of
+from tollway.agents.service import acting_agent, agent_accounts, check_same_currency, terms_of
 from tollway.balances.service import account_id
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
@@ -346,17 +344,14 @@ def _money(
                 for a, wallet in zip(accounts, wallets, strict=True)
             ]
         return requests
-    terms: AgentTerms = terms_of(connection, agent)
-    reseller = reseller_of(connection, agent)
-    agent_wallet = account_id(connection, agent, AccountPurpose.WALLET)
-    agent_commission = account_id(connection, agent, AccountPurpose.COMMISSION)
-    revenue = account_id(connection, reseller, AccountPurpose.REVENUE, agent.currency)
+    terms = terms_of(connection, agent)
+    check_same_currency(agent, owner)  # the clients are in their owner's currency
+    paying = agent_accounts(connection, agent)
     for account, wallet in zip(accounts, wallets, strict=True):
         requests += account_fee_request(
             transfer_id=f"{batch_id}:{account.login}:account-fee",
             terms=terms,
-            agent_wallet=agent_wallet,
-            reseller_revenue=revenue,
+            agent=paying,
             login=account.login,
         )
         if initial_balance_micros:
@@ -364,7 +359,8 @@ def _money(
                 transfer_id=f"{batch_id}:{account.login}",
                 amount_micros=initial_balance_micros,
                 terms=terms,
-                accounts=DepositAccounts(agent_wallet, agent_commission, wallet, revenue),
+                agent=paying,
+                client_wallet=wallet,
                 reference=f"deposit by {agent.login}",
             )
     return requests

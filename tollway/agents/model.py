@@ -72,12 +72,11 @@ def commission_micros(amount_micros: int, commission_ppm: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class DepositAccounts:
-    """The ledger accounts a deposit touches."""
+class AgentAccounts:
+    """The ledger accounts an agent's money moves through: its own two, and its reseller's revenue."""
 
-    agent_wallet: int
-    agent_commission: int
-    client_wallet: int
+    wallet: int
+    commission: int
     reseller_revenue: int
 
 
@@ -86,7 +85,8 @@ def deposit_requests(
     transfer_id: str,
     amount_micros: int,
     terms: AgentTerms,
-    accounts: DepositAccounts,
+    agent: AgentAccounts,
+    client_wallet: int,
     reference: str | None,
 ) -> list[TransferRequest]:
     """An agent's deposit into a client: the money, the agent's fee and its commission, linked.
@@ -97,8 +97,8 @@ def deposit_requests(
         TransferRequest(
             id=transfer_id,
             amount_micros=amount_micros,
-            debit_account_id=accounts.agent_wallet,
-            credit_account_id=accounts.client_wallet,
+            debit_account_id=agent.wallet,
+            credit_account_id=client_wallet,
             kind=TransferKind.TRANSFER,
             reference=reference,
         )
@@ -108,24 +108,17 @@ def deposit_requests(
             TransferRequest(
                 id=transfer_id + FEE_SUFFIX,
                 amount_micros=terms.topup_fee_micros,
-                debit_account_id=accounts.agent_wallet,
-                credit_account_id=accounts.reseller_revenue,
+                debit_account_id=agent.wallet,
+                credit_account_id=agent.reseller_revenue,
                 kind=TransferKind.FEE,
                 reference=transfer_id,
             )
         )
-    requests += commission_requests(
-        deposit_id=transfer_id,
-        amount_micros=amount_micros,
-        terms=terms,
-        reseller_revenue=accounts.reseller_revenue,
-        agent_commission=accounts.agent_commission,
-    )
-    return requests
+    return requests + commission_requests(deposit_id=transfer_id, amount_micros=amount_micros, terms=terms, agent=agent)
 
 
 def commission_requests(
-    *, deposit_id: str, amount_micros: int, terms: AgentTerms, reseller_revenue: int, agent_commission: int
+    *, deposit_id: str, amount_micros: int, terms: AgentTerms, agent: AgentAccounts
 ) -> list[TransferRequest]:
     """The commission a deposit earns, paid by the reseller; its reference is the deposit's id."""
     commission = commission_micros(amount_micros, terms.commission_ppm)
@@ -135,8 +128,8 @@ def commission_requests(
         TransferRequest(
             id=deposit_id + COMMISSION_SUFFIX,
             amount_micros=commission,
-            debit_account_id=reseller_revenue,
-            credit_account_id=agent_commission,
+            debit_account_id=agent.reseller_revenue,
+            credit_account_id=agent.commission,
             kind=TransferKind.COMMISSION,
             reference=deposit_id,
         )
@@ -144,7 +137,7 @@ def commission_requests(
 
 
 def account_fee_request(
-    *, transfer_id: str, terms: AgentTerms, agent_wallet: int, reseller_revenue: int, login: str
+    *, transfer_id: str, terms: AgentTerms, agent: AgentAccounts, login: str
 ) -> list[TransferRequest]:
     if not terms.account_fee_micros:
         return []
@@ -152,8 +145,8 @@ def account_fee_request(
         TransferRequest(
             id=transfer_id,
             amount_micros=terms.account_fee_micros,
-            debit_account_id=agent_wallet,
-            credit_account_id=reseller_revenue,
+            debit_account_id=agent.wallet,
+            credit_account_id=agent.reseller_revenue,
             kind=TransferKind.FEE,
             reference=f"new account {login}",
         )

@@ -6,6 +6,7 @@ from the caller's id, so a retry is answered with the first result and charges n
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -16,15 +17,15 @@ from tollway.access.model import Action, Principal, Role, authorize
 from tollway.agents import store
 from tollway.agents.model import (
     NO_TERMS,
+    AgentAccounts,
     AgentTerms,
     CommissionStatement,
     CustomerProfile,
-    DepositAccounts,
     account_fee_request,
     commission_requests,
     deposit_requests,
 )
-from tollway.balances.service import account_id, audit_transfers
+from tollway.balances.service import account_id, audit_transfers, owner_request
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
@@ -127,25 +128,11 @@ def put_profile(
             target_type="profile",
             target_id=f"{owner.login}:{profile.name}",
             node=owner,
-            after=_profile_summary(profile),
+            after=asdict(profile),
         )
         return profile
 
     return database.run(use_case)
-
-
-def _profile_summary(profile: CustomerProfile) -> dict[str, Any]:
-    return {
-        "name": profile.name,
-        "client_type": profile.client_type,
-        "login_prefix": profile.login_prefix,
-        "tariff": profile.tariff,
-        "language": profile.language,
-        "time_zone": profile.time_zone,
-        "credit_limit_micros": profile.credit_limit_micros,
-        "concurrent_calls_limit": profile.concurrent_calls_limit,
-        "max_call_seconds": profile.max_call_seconds,
-    }
 
 
 def check_profile(connection: Connection, owner: Node, profile: CustomerProfile) -> int | None:
@@ -193,12 +180,10 @@ def create_node(database: Database, *, owner_login: str, new: NewNode, principal
         node = create_node_in(connection, owner_login=owner_login, new=new, now=now, principal=principal)
         if node.managed_by_agent_id is not None:
             agent = present(tree_store.get_node(connection, node.managed_by_agent_id), "the client's agent")
-            reseller = reseller_of(connection, agent)
             requests = account_fee_request(
                 transfer_id=ACCOUNT_FEE_ID_PREFIX + node.login,
                 terms=terms_of(connection, agent),
-                agent_wallet=account_id(connection, agent, AccountPurpose.WALLET),
-                reseller_revenue=account_id(connection, reseller, AccountPurpose.REVENUE, agent.currency),
+                agent=agent_accounts(connection, agent),
                 login=node.login,
             )
             if requests:
@@ -208,18 +193,19 @@ def create_node(database: Database, *, owner_login: str, new: NewNode, principal
     return database.run(use_case)
 
 
-def deposit_accounts(connection: Connection, agent: Node, client: Node) -> DepositAccounts:
+def agent_accounts(connection: Connection, agent: Node) -> AgentAccounts:
+    return AgentAccounts(
+        wallet=account_id(connection, agent, AccountPurpose.WALLET),
+        commission=account_id(connection, agent, AccountPurpose.COMMISSION),
+        reseller_revenue=account_id(connection, reseller_of(connection, agent), AccountPurpose.REVENUE, agent.currency),
+    )
+
+
+def check_same_currency(agent: Node, client: Node) -> None:
     if client.currency != agent.currency:
         raise Refusal(
             "currency_mismatch", f"{agent.login} pays in {agent.currency}, {client.login} in {client.currency}"
         )
-    reseller = reseller_of(connection, agent)
-    return DepositAccounts(
-        agent_wallet=account_id(connection, agent, AccountPurpose.WALLET),
-        agent_commission=account_id(connection, agent, AccountPurpose.COMMISSION),
-        client_wallet=account_id(connection, client, AccountPurpose.WALLET),
-        reseller_revenue=account_id(connection, reseller, AccountPurpose.REVENUE, agent.currency),
-    )
 
 
 def acting_agent(connection: Connection, agent_login: str | None, principal: Principal | None) -> Node:
@@ -255,11 +241,13 @@ def deposit(
         agent = acting_agent(connection, agent_login, principal)
         if client.managed_by_agent_id != agent.id:
             raise Refusal("client_not_managed", f"{client.login} is not a client of {agent.login}")
+        check_same_currency(agent, client)
         requests = deposit_requests(
             transfer_id=transfer_id,
             amount_micros=amount_micros,
             terms=terms_of(connection, agent),
-            accounts=deposit_accounts(connection, agent, client),
+            agent=agent_accounts(connection, agent),
+            client_wallet=account_id(connection, client, AccountPurpose.WALLET),
             reference=f"deposit by {agent.login}",
         )
         return _recorded(connection, principal, "agent.deposit", client, requests)
@@ -286,13 +274,12 @@ def record_payment(
         authorize(principal, Action.MONEY_TOPUP, node)
         if principal is not None and principal.role is Role.AGENT:
             raise Refusal("agent_records_no_payments", "an agent deposits from its wallet: POST .../topups")
-        owner = present(tree_store.get_node(connection, present(node.parent_id, "owner")), "owner")
         requests = [
-            TransferRequest(
-                id=transfer_id,
+            owner_request(
+                connection,
+                node,
+                transfer_id=transfer_id,
                 amount_micros=amount_micros,
-                debit_account_id=account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency),
-                credit_account_id=account_id(connection, node, AccountPurpose.WALLET),
                 kind=TransferKind.PAYMENT,
                 reference=reference,
             )
@@ -300,13 +287,11 @@ def record_payment(
         if node.managed_by_agent_id is not None:
             agent = present(tree_store.get_node(connection, node.managed_by_agent_id), "the client's agent")
             if agent.currency == node.currency:
-                accounts = deposit_accounts(connection, agent, node)
                 requests += commission_requests(
                     deposit_id=transfer_id,
                     amount_micros=amount_micros,
                     terms=terms_of(connection, agent),
-                    reseller_revenue=accounts.reseller_revenue,
-                    agent_commission=accounts.agent_commission,
+                    agent=agent_accounts(connection, agent),
                 )
         return _recorded(connection, principal, "money.payment", node, requests)
 

@@ -108,6 +108,31 @@ def _owner(connection: Connection, node: Node) -> Node:
     return present(tree_store.get_node(connection, node.parent_id), f"owner of {node.login}")
 
 
+def owner_request(
+    connection: Connection,
+    node: Node,
+    *,
+    transfer_id: str,
+    amount_micros: int,
+    kind: TransferKind,
+    reference: str | None,
+    to_node: bool = True,
+) -> TransferRequest:
+    """A movement between the owner's issuance account and the node's wallet: credit handed to the node
+    (``to_node``), or taken back from it (its floor holds)."""
+    wallet = account_id(connection, node, AccountPurpose.WALLET)
+    issuance = account_id(connection, _owner(connection, node), AccountPurpose.ISSUANCE, node.currency)
+    debit, credit = (issuance, wallet) if to_node else (wallet, issuance)
+    return TransferRequest(
+        id=transfer_id,
+        amount_micros=amount_micros,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        kind=kind,
+        reference=reference,
+    )
+
+
 def topup(
     database: Database,
     *,
@@ -126,14 +151,8 @@ def topup(
         if principal is not None and principal.role is Role.AGENT:
             # An agent creates no credit: its top-ups are deposits from its own wallet (tollway.agents).
             raise Refusal("agent_deposits_from_wallet", "an agent's top-up is a deposit from its wallet")
-        owner = _owner(connection, node)
-        request = TransferRequest(
-            id=transfer_id,
-            amount_micros=amount_micros,
-            debit_account_id=account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency),
-            credit_account_id=account_id(connection, node, AccountPurpose.WALLET),
-            kind=kind,
-            reference=reference,
+        request = owner_request(
+            connection, node, transfer_id=transfer_id, amount_micros=amount_micros, kind=kind, reference=reference
         )
         return audit_transfers(
             connection, principal, "money.topup", node, ledger_store.execute(connection, [request], now=utc_now())
@@ -160,17 +179,14 @@ def adjust(
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
         authorize(principal, Action.MONEY_ADJUST, node)
-        owner = _owner(connection, node)
-        wallet = account_id(connection, node, AccountPurpose.WALLET)
-        issuance = account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency)
-        debit, credit = (issuance, wallet) if amount_micros > 0 else (wallet, issuance)
-        request = TransferRequest(
-            id=transfer_id,
+        request = owner_request(
+            connection,
+            node,
+            transfer_id=transfer_id,
             amount_micros=abs(amount_micros),
-            debit_account_id=debit,
-            credit_account_id=credit,
             kind=TransferKind.ADJUSTMENT,
             reference=reason,
+            to_node=amount_micros > 0,
         )
         return audit_transfers(
             connection, principal, "money.adjust", node, ledger_store.execute(connection, [request], now=utc_now())
@@ -195,14 +211,14 @@ def refund(
     def use_case(connection: Connection) -> Applied:
         node = require_node(connection, login)
         authorize(principal, Action.MONEY_ADJUST, node)
-        owner = _owner(connection, node)
-        request = TransferRequest(
-            id=transfer_id,
+        request = owner_request(
+            connection,
+            node,
+            transfer_id=transfer_id,
             amount_micros=amount_micros,
-            debit_account_id=account_id(connection, node, AccountPurpose.WALLET),
-            credit_account_id=account_id(connection, owner, AccountPurpose.ISSUANCE, node.currency),
             kind=TransferKind.REFUND,
             reference=reason,
+            to_node=False,
         )
         return audit_transfers(
             connection, principal, "money.refund", node, ledger_store.execute(connection, [request], now=utc_now())

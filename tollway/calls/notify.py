@@ -167,21 +167,8 @@ class JsonRpcNotifier:
         request_id = self._next_id()
         body = _request_body(order, request_id)
         described = f"disconnect of call {order.call_id} (attempt {order.attempt}) at {self._shown_url}"
-        try:
+        with _exchange_failures(described):
             content = self._exchange(body, described)
-        except NotifyFailed:
-            raise
-        except httpx.TimeoutException as error:
-            raise NotifyFailed(NotifyFailure.TIMEOUT, f"{described} timed out", retryable=True) from error
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as error:
-            message = f"{described} could not reach the switch: {_name(error)}"
-            raise NotifyFailed(NotifyFailure.CONNECTION_FAILED, message, retryable=True) from error
-        except httpx.HTTPError as error:
-            message = f"{described} failed: {_name(error)}"
-            raise NotifyFailed(NotifyFailure.INVALID_RESPONSE, message, retryable=False) from error
-        except Exception as error:  # the contract: nothing but NotifyFailed reaches the keeper
-            message = f"{described} failed unexpectedly: {_name(error)}"
-            raise NotifyFailed(NotifyFailure.UNEXPECTED, message, retryable=False) from error
         _check_answer(_parse(content, described), request_id, described)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from tollway.rating.cost import Pricing
-from tollway.store.schema import call_charges, calls, nodes, subscriptions, switches
+from tollway.store.schema import api_keys, call_charges, calls, nodes, subscriptions, switches
 
 ACTIVE_STATES = ("authorized", "answered")
 
@@ -345,6 +345,13 @@ def insert_switch(
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def switch_key_id(connection: Connection, name: str) -> str | None:
+    """The public id of the API key the switch ``name`` authenticates with; None: no such switch."""
+    query = select(api_keys.c.key_id).join(switches, switches.c.api_key_id == api_keys.c.id)
+    row = connection.execute(query.where(switches.c.name == name)).first()
+    return None if row is None else str(row.key_id)
 
 
 def switch_named(connection: Connection, name: str) -> bool:

@@ -19,12 +19,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pyrad import packet as radius_packet  # type: ignore[import-untyped]
 from pyrad.server import RemoteHost  # type: ignore[import-untyped]
 from pyrad.server_async import ServerAsync  # type: ignore[import-untyped]
 
+from tollway.access.model import Principal
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.config import RadiusClient, radius_client_key
 from tollway.logs import get_logger
@@ -127,12 +129,12 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         if nas.require_message_authenticator and not pkt.message_authenticator:
             log.warning("radius_dropped", source=addr[0], why="Access-Request without Message-Authenticator")
             return
-        self._dispatch(protocol, addr, lambda: self._access(nas, pkt))
+        self._dispatch(protocol, addr, partial(self._as_switch, nas, partial(self._access, nas, pkt)))
 
     def handle_acct_packet(self, protocol: Any, pkt: Any, addr: tuple[str, int]) -> None:
         nas = self._nas_of(addr)
         if nas is not None:
-            self._dispatch(protocol, addr, lambda: self._accounting(nas, pkt))
+            self._dispatch(protocol, addr, partial(self._as_switch, nas, partial(self._accounting, nas, pkt)))
 
     def handle_coa_packet(self, protocol: Any, pkt: Any, addr: tuple[str, int]) -> None:
         return None  # the CoA port is never opened: Tollway sends disconnects, it does not take them
@@ -171,11 +173,15 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         if reply is not None:
             self._loop.call_soon_threadsafe(_send, protocol, reply, addr)
 
-    def _access(self, nas: Nas, pkt: Any) -> bytes | None:
+    def _as_switch(self, nas: Nas, handle: Callable[[Principal], bytes | None]) -> bytes | None:
+        """Handle a request as the NAS's switch, or drop it when that switch cannot act now."""
         switch = service.switch_principal(self._database, nas.switch)
         if switch is None:
             log.warning("radius_dropped", source=nas.address, why=f"switch {nas.switch} cannot act now")
             return None
+        return handle(switch)
+
+    def _access(self, nas: Nas, pkt: Any, switch: Principal) -> bytes | None:
         request = access_request(pkt)
         decision = service.authorize(self._database, switch, request, settings=self._call_settings)
         log.info(
@@ -189,11 +195,7 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         )
         return access_reply(pkt, decision)
 
-    def _accounting(self, nas: Nas, pkt: Any) -> bytes | None:
-        switch = service.switch_principal(self._database, nas.switch)
-        if switch is None:
-            log.warning("radius_dropped", source=nas.address, why=f"switch {nas.switch} cannot act now")
-            return None
+    def _accounting(self, nas: Nas, pkt: Any, switch: Principal) -> bytes | None:
         request = accounting_request(pkt)
         outcome = service.record(self._database, switch, request, settings=self._call_settings)
         log.info(

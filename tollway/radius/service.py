@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tollway.access import service as access
-from tollway.access import store as access_store
-from tollway.access.model import Principal, place_of
+from tollway.access.model import Principal
 from tollway.calls import service as calls
+from tollway.calls import store as calls_store
 from tollway.calls.service import DEFAULT_SETTINGS, CallRequest, CallSettings, CallUnknown
 from tollway.errors import Refusal
-from tollway.radius import store
 from tollway.radius.model import (
     AccessDecision,
     AccountingStatus,
@@ -30,22 +29,19 @@ from tollway.radius.model import (
 )
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import Status, effective_status
 
 
 def switch_principal(database: Database, name: str) -> Principal | None:
     """The principal of the switch ``name`` (its API key's), or None if the switch cannot act now: it is
     not registered, its key is revoked, or its node is suspended or closed."""
     with database.reading() as connection:
-        key_id = store.switch_key_id(connection, name)
-        key = access_store.find_api_key(connection, key_id) if key_id is not None else None
-        node = tree_store.get_node(connection, key.node_id) if key is not None and not key.revoked else None
-        if key is None or node is None:
-            return None
-        statuses = [member.status for member in tree_store.chain(connection, node)]
-    if effective_status(statuses) is not Status.ACTIVE:
+        key_id = calls_store.switch_key_id(connection, name)
+    if key_id is None:
         return None
-    return Principal(place_of(node), key.role, key.actions, api_key_id=key.id)
+    try:
+        return access.principal_of_api_key(database, key_id=key_id)
+    except Refusal:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

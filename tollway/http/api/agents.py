@@ -14,11 +14,10 @@ from tollway.agents import batch as batches
 from tollway.agents import service as agents
 from tollway.agents.model import AgentTerms, CommissionStatement, CustomerProfile, commission_ppm_of
 from tollway.balances import service as balances
-from tollway.http.api.money import result
+from tollway.http.api.money import with_balance
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import Login, MoneyResult, PositiveAmount, Strict, TopupIn, TransferId
 from tollway.http.auth import DatabaseDep, PrincipalDep
-from tollway.ledger.model import Applied
 from tollway.money import to_decimal, to_micros
 from tollway.tree.model import ClientType
 
@@ -185,7 +184,7 @@ def deposit(login: str, body: DepositIn, database: DatabaseDep, principal: Princ
         agent_login=login,
         principal=principal,
     )
-    return result(applied, balances.get_balance(database, login=login, principal=principal))
+    return with_balance(applied, login, database, principal)
 
 
 @router.post("/agents/{login}/commission/withdrawals", summary="Move accrued commission to the agent's wallet")
@@ -197,7 +196,7 @@ def withdraw(login: str, body: WithdrawalIn, database: DatabaseDep, principal: P
         amount_micros=None if body.amount is None else to_micros(body.amount),
         principal=principal,
     )
-    return result(applied, balances.get_balance(database, login=login, principal=principal))
+    return with_balance(applied, login, database, principal)
 
 
 @router.get("/agents/{login}/commissions", summary="Commission statement for a period: deposit by deposit")
@@ -270,7 +269,7 @@ def payment(login: str, body: PaymentIn, database: DatabaseDep, principal: Princ
         reference=body.reference,
         principal=principal,
     )
-    return _with_balance(applied, login, database, principal)
+    return with_balance(applied, login, database, principal)
 
 
 @router.post("/nodes/{login}/refunds", summary="Give money back to a node outside Tollway (its wallet is debited)")
@@ -283,7 +282,7 @@ def refund(login: str, body: RefundIn, database: DatabaseDep, principal: Princip
         transfer_id=body.id,
         principal=principal,
     )
-    return _with_balance(applied, login, database, principal)
+    return with_balance(applied, login, database, principal)
 
 
 @router.post(
@@ -294,8 +293,4 @@ def reverse(
     login: str, transfer_id: str, body: ReversalIn, database: DatabaseDep, principal: PrincipalDep
 ) -> MoneyResult:
     applied = balances.reverse(database, login=login, transfer_id=transfer_id, reason=body.reason, principal=principal)
-    return _with_balance(applied, login, database, principal)
-
-
-def _with_balance(applied: Applied, login: str, database: DatabaseDep, principal: PrincipalDep) -> MoneyResult:
-    return result(applied, balances.get_balance(database, login=login, principal=principal))
+    return with_balance(applied, login, database, principal)

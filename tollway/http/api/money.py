@@ -52,6 +52,11 @@ def transfer_out(t: Transfer) -> TransferOut:
     )
 
 
+def with_balance(applied: Applied, login: str, database: DatabaseDep, principal: PrincipalDep) -> MoneyResult:
+    """The transfers of a movement, and the balance of ``login`` after it (as the caller may see it)."""
+    return result(applied, balances.get_balance(database, login=login, principal=principal))
+
+
 def result(applied: Applied, balance: Balance) -> MoneyResult:
     return MoneyResult(
         already_recorded=applied.already_existed,
@@ -71,7 +76,7 @@ def topup(login: str, body: TopupIn, database: DatabaseDep, principal: Principal
         deposited = agents.deposit(
             database, client_login=login, amount_micros=to_micros(body.amount), transfer_id=body.id, principal=principal
         )
-        return result(deposited, balances.get_balance(database, login=login, principal=principal))
+        return with_balance(deposited, login, database, principal)
     applied = balances.topup(
         database,
         login=login,
@@ -80,7 +85,7 @@ def topup(login: str, body: TopupIn, database: DatabaseDep, principal: Principal
         reference=body.reference,
         principal=principal,
     )
-    return result(applied, balances.get_balance(database, login=login, principal=principal))
+    return with_balance(applied, login, database, principal)
 
 
 @router.post("/adjustments", summary="Correct a wallet below you by a signed amount, with a reason")
@@ -93,7 +98,7 @@ def adjust(login: str, body: AdjustmentIn, database: DatabaseDep, principal: Pri
         transfer_id=body.id,
         principal=principal,
     )
-    return result(applied, balances.get_balance(database, login=login, principal=principal))
+    return with_balance(applied, login, database, principal)
 
 
 @router.put("/credit-limit", summary="Set the postpaid credit line of a node below you (0 = prepaid)")
