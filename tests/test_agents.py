@@ -364,3 +364,21 @@ def test_an_agent_pays_its_account_fee_for_a_client_made_one_at_a_time(database:
     balances.topup(database, login="ana", amount_micros=to_micros("2.50"), transfer_id="ana-1")
     assert ana.post("/nodes", new, 201)["login"] == "dora"
     assert balance(database, "ana") == Decimal("1.50") and revenue(database, "city") == Decimal("1.00")
+
+
+def test_a_batch_reports_its_progress_to_the_end(database: Database) -> None:
+    build(database)
+    agents.set_terms(database, agent_login="ana", terms=AgentTerms(100_000, 500_000, 1_000_000), profiles=["prepaid"])
+    balances.topup(database, login="ana", amount_micros=to_micros("1000"), transfer_id="ana-1")
+    steps: list[int] = []
+    batches.create_batch(
+        database,
+        owner_login="city",
+        profile_name="prepaid",
+        count=333,  # 4 transfers each: 1,332, in two ledger batches of at most 1,000
+        batch_id="progress",
+        initial_balance_micros=1_000_000,
+        agent_login="ana",
+        progress=steps.append,
+    )
+    assert sum(steps) == batches.progress_total(333) and all(step >= 0 for step in steps)

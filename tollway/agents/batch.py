@@ -143,13 +143,13 @@ def create_batch(
             ],
         )
         requests = _money(connection, owner, agent, batch_id, accounts, wallets, initial_balance_micros)
-        per_account = max(1, len(requests) // count)
+        done = 0  # accounts whose money is recorded, in progress steps
         for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
-            chunk = requests[start : start + BATCH_TRANSFERS_MAX]
-            ledger_store.execute(connection, chunk, now=now)
-            _advance(progress, len(chunk) // per_account)
-        if not requests:
-            _advance(progress, count)
+            ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
+            reached = count * min(len(requests), start + BATCH_TRANSFERS_MAX) // len(requests)
+            _advance(progress, reached - done)
+            done = reached
+        _advance(progress, count - done)  # no money to move: the last third at once
         audit(
             connection,
             principal,
