@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway.access.model import Forbidden
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NUL_MESSAGE, NUL_REASON, NotFound, Refusal
 
 UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
 CONFLICTS = frozenset(
@@ -57,8 +57,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in error.errors()]
-        return JSONResponse(
-            status_code=422,
-            content={"reason": "request_invalid", "message": "the request is invalid", "problems": problems},
-        )
+        errors = error.errors()
+        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in errors]
+        reason, message = "request_invalid", "the request is invalid"
+        if any(e["type"] == NUL_REASON for e in errors):
+            reason, message = NUL_REASON, NUL_MESSAGE
+        return JSONResponse(status_code=422, content={"reason": reason, "message": message, "problems": problems})
