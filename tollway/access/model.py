@@ -5,6 +5,7 @@ Two questions, in this order:
    target that does not exist, so ids cannot be probed across tenants.
      - provider and reseller admins see their own node and everything below it;
      - an agent sees itself and the clients it manages (never other agents' clients);
+     - an organization's admin sees its organization and the accounts of its users;
      - a client or an organization user sees its own node only.
 2. May it *do* this to what it sees? If not, FORBIDDEN. Its role must grant the action, an API key
    may narrow that further, and actions an owner takes on a node (top up, suspend, change limits)
@@ -26,6 +27,7 @@ class Role(StrEnum):
     AGENT = "agent"
     CLIENT = "client"
     ORGANIZATION_USER = "organization_user"
+    ORGANIZATION_ADMIN = "organization_admin"  # at an organization: its users, extensions, caller ids, FollowMe
 
 
 class Action(StrEnum):
@@ -45,6 +47,8 @@ class Action(StrEnum):
     CALLS_CONTROL = "calls:control"  # a switch: authorize, answer, update and end calls below its node
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
     COMMISSION_WITHDRAW = "commission:withdraw"  # an agent moves its accrued commission to its wallet
+    ORGANIZATION_MANAGE = "organization:manage"  # an organization's settings, users and extensions
+    LINES_WRITE = "lines:write"  # the caller ids and FollowMe of a client's line or of an extension
 
 
 class Decision(StrEnum):
@@ -59,6 +63,7 @@ ROLE_KINDS: dict[Role, frozenset[NodeKind]] = {
     Role.AGENT: frozenset({NodeKind.AGENT}),
     Role.CLIENT: frozenset({NodeKind.CLIENT}),
     Role.ORGANIZATION_USER: frozenset({NodeKind.CLIENT}),
+    Role.ORGANIZATION_ADMIN: frozenset({NodeKind.CLIENT}),
 }
 
 _ADMIN = frozenset(Action)
@@ -84,9 +89,23 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.SECRETS_READ,
             Action.USER_MANAGE,
             Action.TARIFFS_READ,
+            Action.LINES_WRITE,
         }
     ),
-    Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ}),
+    Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ, Action.LINES_WRITE}),
+    Role.ORGANIZATION_ADMIN: frozenset(
+        {
+            Action.NODE_READ,
+            Action.NODE_CREATE,  # its users' accounts, through the organization (tree refuses anything else)
+            Action.BALANCE_READ,
+            Action.CALLS_READ,
+            Action.SECRETS_READ,
+            Action.USER_MANAGE,
+            Action.TARIFFS_READ,
+            Action.LINES_WRITE,
+            Action.ORGANIZATION_MANAGE,
+        }
+    ),
 }
 
 # Actions an owner takes on a node: never on the principal's own node.
@@ -136,8 +155,8 @@ class Scope:
 
 def scope_of(principal: Principal) -> Scope:
     me = principal.place
-    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
-        return Scope(path_prefix=me.path)
+    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN, Role.ORGANIZATION_ADMIN):
+        return Scope(path_prefix=me.path)  # an organization's admin: the organization and its users
     if principal.role is Role.AGENT:
         return Scope(agent_id=me.node_id)
     return Scope(node_id=me.node_id)

@@ -17,7 +17,7 @@ from tollway.money import check_currency
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import store as tree_store
-from tollway.tree.model import Grants, Node, NodeKind, Position, Status
+from tollway.tree.model import ClientType, Grants, Node, NodeKind, Position, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,16 @@ def create_node(database: Database, *, owner_login: str, new: NewNode, principal
 
 
 def create_node_in(
-    connection: Connection, *, owner_login: str, new: NewNode, now: datetime, principal: Principal | None = None
+    connection: Connection,
+    *,
+    owner_login: str,
+    new: NewNode,
+    now: datetime,
+    principal: Principal | None = None,
+    organization_user: bool = False,
 ) -> Node:
+    """``organization_user``: the caller is the organizations' use case, which checks the organization's
+    own limits; a user of an organization is made by it only (tollway/organizations)."""
     # Lock the owner: two creations racing for the last place under a clients limit queue here.
     owner = require_node(connection, owner_login, lock=True)
     authorize(principal, Action.NODE_CREATE, owner)
@@ -119,7 +127,9 @@ def create_node_in(
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
     grants = _grants_for(owner, new)
-    if new.position.kind is NodeKind.CLIENT:
+    if new.position.client_type is ClientType.USER and not organization_user:
+        raise Refusal("user_through_organization", "an organization's users are created through its organization")
+    if new.position.kind is NodeKind.CLIENT and new.position.client_type is not ClientType.USER:
         model.check_client_type_granted(owner.grants, present(new.position.client_type, "client type"))
         for ancestor in owners:
             if ancestor.clients_limit is None:
