@@ -30,7 +30,7 @@ from tollway.http.api import (
 )
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
-from tollway.http.limits import refuse_nul_parameters
+from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
@@ -98,6 +98,8 @@ def create_app(
         sip.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+
+    app.add_middleware(RequestBodyLimits)  # before the access log, which stays outside it: refusals are logged
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

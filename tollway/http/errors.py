@@ -53,6 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def framework(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         # The framework's own refusals (a body that is not JSON, an unknown path) in our shape too.
         reason = "request_invalid" if error.status_code == 400 else f"http_{error.status_code}"
+        reason = getattr(error, "reason", reason)  # our own, such as BodyTooLarge's
         return JSONResponse(
             status_code=422 if error.status_code == 400 else error.status_code,
             content={"reason": reason, "message": str(error.detail)},
