@@ -44,13 +44,14 @@ def test_an_organization_admin_makes_users_and_extensions_and_sees_no_other_orga
     user = ok(
         api.post(
             "/api/v1/organizations/acme/users",
-            json={"login": "ann", "name": "Ann", "email": "ann@acme.example", "daily_cap": "2.50"},
+            json={"login": "ann", "name": "Ann", "email": "ann@acme.example", "language": "pl", "daily_cap": "2.50"},
             headers=admin,
         ),
         201,
     )
-    assert (user["organization"], user["role"], user["daily_cap"], user["monthly_cap"]) == (
+    assert (user["organization"], user["language"], user["role"], user["daily_cap"], user["monthly_cap"]) == (
         "acme",
+        "pl",
         "member",
         "2.500000",
         None,
