@@ -145,7 +145,7 @@ def test_the_migration_gives_existing_calls_the_tenant_of_the_switch_that_author
     build_world(database)
     authorize(database, switch_of(database, "a-sbc", "north-city"), "by-switch", "alice")
     calls.authorize_call(database, CallRequest("by-operator", "alice", "+1 555 0100", UK), settings=MINUTE, now=NOW)
-    migrate.downgrade(database, "0006")
+    migrate.downgrade(database, "0007")
     migrate.upgrade(database)
     with database.reading() as connection:
         rows = connection.execute(

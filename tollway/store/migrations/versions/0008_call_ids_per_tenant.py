@@ -4,8 +4,8 @@ A call id used to be unique over the whole installation: a switch learned that a
 an id (``call_id_taken``) and could claim ids before another tenant's switch did. Existing calls take
 the node of the switch that authorized them, or the provider's when no switch did (the command line).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
