@@ -20,6 +20,7 @@ from tollway.access.model import (
     Role,
     authorize,
     check_mint,
+    hidden_from,
     place_of,
     role_fits,
 )
@@ -189,8 +190,8 @@ def revoke_api_key(database: Database, principal: Principal | None, *, key_id: s
     def use_case(connection: Connection) -> None:
         key = access_store.find_api_key(connection, key_id)
         node = tree_store.get_node(connection, key.node_id) if key else None
-        if key is None or node is None:
-            raise NotFound("api_key", key_id)
+        if key is None or node is None or hidden_from(principal, node):
+            raise NotFound("api_key", key_id)  # never the login of a node out of sight
         authorize(principal, Action.USER_MANAGE, node)
         if key.revoked:
             raise Refusal("api_key_revoked", "the key is already revoked")
