@@ -26,6 +26,7 @@ CONFLICTS = frozenset(
         "extension_number_taken",
         "sip_username_taken",
         "sip_domain_taken",
+        "call_id_ambiguous",
     }
 )
 
