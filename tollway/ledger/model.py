@@ -31,6 +31,8 @@ class AccountPurpose(StrEnum):
     COMMISSION = "commission"  # an agent's accrued commission
     EXCHANGE = "exchange"  # the provider's position in one currency, for conversions
     CLEARING = "clearing"  # a payment gateway's money in transit
+    CLEARING_STRIPE = "clearing_stripe"  # what customers paid a node through its Stripe account
+    CLEARING_BANK = "clearing_bank"  # what customers paid a node by bank transfer
 
 
 class TransferKind(StrEnum):
