@@ -92,9 +92,7 @@ class ProductKind(StrEnum):
 
 # Stripe's amounts are integers of the currency's smallest unit, which for Stripe is not always ISO 4217's:
 # https://docs.stripe.com/currencies#zero-decimal and #three-decimal. Every other currency has two decimals.
-STRIPE_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
-)
+STRIPE_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 STRIPE_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 
 
@@ -107,14 +105,17 @@ def minor_unit_exponent(currency: str) -> int:
     return 2
 
 
+UNITS_PER_MINOR_UNIT = {0: 1, 2: 100, 3: 1_000}  # minor units in one unit, by exponent
+
+
 def micros_per_minor_unit(currency: str) -> int:
-    return MICROS_PER_UNIT // 10 ** minor_unit_exponent(currency)
+    return MICROS_PER_UNIT // UNITS_PER_MINOR_UNIT[minor_unit_exponent(currency)]
 
 
-def micros_from_minor(minor: int, currency: str) -> int:
+def micros_from_minor(minor: object, currency: str) -> int:
     """A gateway's integer amount in minor units to micro-units: exact, never rounded."""
     if isinstance(minor, bool) or not isinstance(minor, int) or minor < 0:
-        raise Refusal("amount_invalid", f"{minor!r} is not an amount in minor units")
+        raise Refusal("amount_invalid", f"{str(minor)[:20]!r} is not an amount in minor units")
     micros = minor * micros_per_minor_unit(currency)
     if micros > AMOUNT_MICROS_MAX:
         raise Refusal("amount_too_large", f"{minor} minor units of {currency} is too large")
@@ -210,7 +211,7 @@ def refund_transfer_id(payment_transfer: str, key: str) -> str:
 
 # Refund policy. A refund gives back money the payer has not spent: it debits the payer's wallet, whose
 # floor holds, and never reaches into a credit line. So it may take at most what is left of the payment
-# (paid − refunded so far) and at most the wallet's unspent balance (balance − reservations, not counting
+# (paid - refunded so far) and at most the wallet's unspent balance (balance - reservations, not counting
 # any credit limit). A refund asked from Tollway is checked (and the amount reserved) before the gateway
 # is asked; a refund made at the gateway directly is reversed in the ledger only if the same rule allows it,
 # and otherwise recorded as refused with its reason for the seller to settle.
@@ -225,9 +226,7 @@ def refundable_micros(*, paid_micros: int, refunded_micros: int, unspent: int) -
     return max(0, min(paid_micros - refunded_micros, unspent))
 
 
-def check_refund(
-    *, amount_micros: int, paid_micros: int, refunded_micros: int, unspent: int, currency: str
-) -> None:
+def check_refund(*, amount_micros: int, paid_micros: int, refunded_micros: int, unspent: int, currency: str) -> None:
     if amount_micros <= 0:
         raise Refusal("amount_must_be_positive", "a refund gives back a positive amount")
     left = paid_micros - refunded_micros

@@ -27,6 +27,7 @@ from tollway.store.schema import (
     payment_gateways,
     payment_refunds,
     payments,
+    plans,
     shop_topups,
 )
 
@@ -396,4 +397,31 @@ def insert_refund(
 def update_refund(connection: Connection, refund_id: int, *, now: datetime, **values: Any) -> None:
     if "state" in values:
         values["state"] = str(values["state"])
-    connection.execute(update(payment_refunds).where(payment_refunds.c.id == refund_id).values(updated_at=now, **values))
+    connection.execute(
+        update(payment_refunds).where(payment_refunds.c.id == refund_id).values(updated_at=now, **values)
+    )
+
+
+def plan_name(connection: Connection, plan_id: int) -> str | None:
+    return connection.execute(select(plans.c.name).where(plans.c.id == plan_id)).scalar_one_or_none()
+
+
+def brand_of(connection: Connection, node_id: int) -> str | None:
+    return connection.execute(select(nodes.c.brand_name).where(nodes.c.id == node_id)).scalar_one_or_none()
+
+
+def set_gateway_event_outcome(
+    connection: Connection, gateway_id: int, event_id: str, *, outcome: str, payment_id: int | None
+) -> None:
+    connection.execute(
+        update(gateway_events)
+        .where(gateway_events.c.gateway_id == gateway_id, gateway_events.c.event_id == event_id)
+        .values(outcome=outcome[:64], payment_id=payment_id)
+    )
+
+
+def find_refund_by_key(connection: Connection, payment_id: int, key: str) -> Refund | None:
+    row = connection.execute(
+        select(payment_refunds).where(payment_refunds.c.payment_id == payment_id, payment_refunds.c.key == key)
+    ).first()
+    return None if row is None else _refund(row)

@@ -581,7 +581,7 @@ payment_refunds = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("payment_id", Integer, ForeignKey("payments.id"), nullable=False),
-    Column("key", String(40), nullable=False),  # the refund's part of its transfer id
+    Column("key", String(80), nullable=False),  # the idempotency key: a request id, or the gateway total it records
     Column("amount_micros", BigInteger, nullable=False),
     Column("state", String(16), nullable=False),
     Column("origin", String(16), nullable=False),

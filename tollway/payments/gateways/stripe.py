@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from stripe.params import RefundCreateParams
+from stripe.params.checkout import SessionCreateParams
 
 from tollway.errors import Refusal
 from tollway.money import check_currency
@@ -45,7 +47,7 @@ class StripeGateway:
 
     def start(self, request: CheckoutRequest) -> Checkout:
         reference = {PAYMENT_METADATA_KEY: str(request.payment_id), "tollway_payer": request.payer_login}
-        params: dict[str, Any] = {
+        params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
                 {
@@ -64,10 +66,7 @@ class StripeGateway:
             "cancel_url": request.cancel_url,
         }
         try:
-            session = self._client.v1.checkout.sessions.create(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": request.idempotency_key},
-            )
+            session = self._client.v1.checkout.sessions.create(params, {"idempotency_key": request.idempotency_key})
         except stripe.StripeError as error:
             raise _failed(error) from None
         if not isinstance(session.id, str) or not EXTERNAL_ID_PATTERN.match(session.id) or not session.url:
@@ -77,7 +76,7 @@ class StripeGateway:
     def refund(self, request: RefundRequest) -> RefundDone:
         if request.external_payment_id is None:
             raise Refusal("payment_not_refundable", "Stripe has no payment to refund for this one")
-        params = {
+        params: RefundCreateParams = {
             "payment_intent": request.external_payment_id,
             "amount": minor_from_micros(request.amount_micros, request.currency),
         }
