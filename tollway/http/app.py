@@ -15,6 +15,7 @@ from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
+from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
@@ -26,6 +27,7 @@ log = get_logger("tollway.http")
 
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = "/api/openapi.json"
 
 
 def create_app(
@@ -56,14 +58,16 @@ def create_app(
     app = FastAPI(
         title="Tollway",
         version=__version__,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
         lifespan=lifespan,
     )
     app.state.database = database
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)
+    install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
         nodes.router,
         money.router,
