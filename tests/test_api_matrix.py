@@ -27,6 +27,10 @@ from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
 from tollway.demo import load_demo
 from tollway.http.app import create_app
+from tollway.payments import service as shop
+from tollway.payments.model import GatewayKind, TopupOffer
+from tollway.payments.service import PaymentSettings
+from tollway.sealing import Sealer
 from tollway.store.database import Database
 
 PASSWORD = "correct horse battery"
@@ -69,6 +73,37 @@ def basic_profile_for_ana(database: Database) -> object:
 
 def alice_topped_up(database: Database) -> object:
     return balances.topup(database, login="alice", amount_micros=1_000_000, transfer_id="to-reverse")
+
+
+# The shop: north-city sells by bank transfer and by Stripe (its key sealed with a key made for the test).
+MATRIX_PAYMENTS = PaymentSettings(Sealer(Sealer.new_key()))
+BANK_DETAILS = {"account_holder": "North City VoIP", "iban": "DE89 3704 0044 0532 0130 00"}
+
+
+def north_city_shop(database: Database) -> object:
+    shop.configure_bank_transfer(database, seller_login="north-city", details=BANK_DETAILS)
+    shop.configure_stripe(
+        database,
+        MATRIX_PAYMENTS,
+        seller_login="north-city",
+        secret_key="sk_test_matrix0123456789",
+        webhook_secret="whsec_matrix0123456789",
+    )
+    offer = TopupOffer("USD", (10_000_000,), 1_000_000, 100_000_000)
+    return shop.put_topup_offer(database, seller_login="north-city", offer=offer)
+
+
+def alice_declared_a_transfer(database: Database) -> object:
+    """Payment 1: alice's bank transfer of 10.00, declared."""
+    north_city_shop(database)
+    order = shop.Order("declared", GatewayKind.BANK_TRANSFER, amount_micros=10_000_000, payer_reference="ALICE")
+    return shop.start_payment(database, MATRIX_PAYMENTS, login="alice", order=order)
+
+
+def alice_paid_by_transfer(database: Database) -> object:
+    """Payment 1, confirmed: alice's wallet holds its 10.00."""
+    alice_declared_a_transfer(database)
+    return shop.decide_bank_transfer(database, payment_id=1, accept=True)
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -267,6 +302,61 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/nodes/{login}/emails"): Row(
         "/api/v1/nodes/alice/emails", None, expect(200, 200, 404, 200, 200, 404)
     ),
+    # The shop: a seller's admins (and those above) manage it; a payer pays only for itself (SELF: 403 above).
+    ("GET", "/api/v1/nodes/{login}/gateways"): Row(
+        "/api/v1/nodes/north-city/gateways", None, expect(200, 200, 404, 404, 404, 404), setup=north_city_shop
+    ),
+    ("PUT", "/api/v1/nodes/{login}/gateways/stripe"): Row(
+        "/api/v1/nodes/north-city/gateways/stripe",
+        {"secret_key": "sk_test_another0123456789", "webhook_secret": "whsec_another0123456789"},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("PUT", "/api/v1/nodes/{login}/gateways/bank-transfer"): Row(
+        "/api/v1/nodes/north-city/gateways/bank-transfer", BANK_DETAILS, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/shop/topups/{currency}"): Row(
+        "/api/v1/nodes/north-city/shop/topups/USD", {"amounts": ["10", "20"]}, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/shop"): Row(
+        "/api/v1/nodes/alice/shop", None, expect(200, 200, 404, 200, 200, 404), setup=north_city_shop
+    ),
+    ("POST", "/api/v1/nodes/{login}/shop/payments"): Row(
+        "/api/v1/nodes/alice/shop/payments",
+        {"id": "m-pay", "gateway": "bank_transfer", "amount": "10", "reference": "ALICE"},
+        expect(403, 403, 404, 403, 200, 404),
+        setup=north_city_shop,
+    ),
+    ("GET", "/api/v1/nodes/{login}/shop/payments"): Row(
+        "/api/v1/nodes/alice/shop/payments", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/sales"): Row(
+        "/api/v1/nodes/north-city/sales", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/payments/{payment_id}"): Row(
+        "/api/v1/payments/1", None, expect(200, 200, 404, 200, 200, 404), setup=alice_declared_a_transfer
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/confirmation"): Row(
+        "/api/v1/payments/1/confirmation", {}, expect(200, 200, 404, 404, 404, 404), setup=alice_declared_a_transfer
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/rejection"): Row(
+        "/api/v1/payments/1/rejection",
+        {"note": "never arrived"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=alice_declared_a_transfer,
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/refunds"): Row(
+        "/api/v1/payments/1/refunds",
+        {"id": "m-refund", "amount": "1", "reason": "asked"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=alice_paid_by_transfer,
+    ),
+    # Stripe's webhook takes no credentials, only its signature: the same answer for everyone without one.
+    ("POST", "/api/v1/payments/stripe/{gateway_id}/webhook"): Row(
+        "/api/v1/payments/stripe/2/webhook",
+        {"id": "evt_1"},
+        expect(400, 400, 400, 400, 400, 400, anon=400),
+        setup=north_city_shop,
+    ),
 }
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}
@@ -292,7 +382,7 @@ def test_the_answer_for_each_caller(demo_database: Database, route: tuple[str, s
     row = MATRIX[route]
     if row.setup is not None:
         row.setup(database)
-    client = TestClient(create_app(database), base_url="https://testserver")
+    client = TestClient(create_app(database, payment_settings=MATRIX_PAYMENTS), base_url="https://testserver")
     alice_key, _ = access.create_api_key(database, None, node_login="alice", name="alice's app", role=Role.CLIENT)
     headers: dict[str, str] = {}
     body = row.body

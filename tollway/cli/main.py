@@ -25,6 +25,7 @@ from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.cli.notices import notices_app
+from tollway.cli.shop import shop_app
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
 from tollway.ledger import service as ledger
@@ -59,6 +60,7 @@ app.add_typer(agents_cli.profile_app, name="profile")
 app.add_typer(agents_cli.accounts_app, name="accounts")
 app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
+app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
 
 

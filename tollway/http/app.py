@@ -14,12 +14,13 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
+from tollway.http.api import access, agents, calls, money, nodes, notices, payments, plans, rates, tariffs
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
+from tollway.payments.service import PaymentSettings
 from tollway.store import migrate
 from tollway.store.database import Database
 
@@ -37,6 +38,7 @@ def create_app(
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
+    payment_settings: PaymentSettings | None = None,
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -66,6 +68,7 @@ def create_app(
     app.state.database = database
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
+    app.state.payment_settings = payment_settings  # None: made from the configuration when first needed
     install_error_handlers(app)
     install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
@@ -78,6 +81,7 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        payments.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -16,6 +16,7 @@ payment id, so no retry, redelivery or race can credit twice.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ REFERENCE_LENGTH_MAX = 140  # a payer's bank-transfer reference
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}\Z")
 EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")  # a gateway's ids: cs_…, pi_…, evt_…
 TRANSFER_PREFIX = "pay"
+EXTERNAL_ID_IN_TRANSFER_MAX = 72  # a Checkout Session id is 66 characters
 REFUND_SUFFIX = ":refund:"
 
 
@@ -199,9 +201,15 @@ def check_secret(name: str, secret: str, prefixes: tuple[str, ...]) -> str:
 
 
 def payment_transfer_id(kind: GatewayKind, gateway_id: int, external_id: str) -> str:
-    """The credit's transfer id, from the gateway's own id for the payment: one payment, one credit."""
+    """The credit's transfer id, from the gateway's own id for the payment: one payment, one credit.
+
+    An id too long to leave room for a refund's suffix within a transfer id is replaced by its digest,
+    the same every time.
+    """
     if not EXTERNAL_ID_PATTERN.match(external_id):
         raise Refusal("gateway_id_invalid", f"{external_id[:40]!r} is not a gateway's payment id")
+    if len(external_id) > EXTERNAL_ID_IN_TRANSFER_MAX:
+        external_id = "h" + hashlib.sha256(external_id.encode()).hexdigest()[:40]
     return f"{TRANSFER_PREFIX}:{kind}:{gateway_id}:{external_id}"
 
 
@@ -291,3 +299,15 @@ class Refund:
     transfer_id: str | None
     reason: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """One line of a payment's history."""
+
+    at: datetime
+    from_state: str | None
+    to_state: str
+    actor: str
+    detail: str | None
+    gateway_event_id: str | None

@@ -40,6 +40,7 @@ from tollway.payments.model import (
     GatewayConfig,
     GatewayKind,
     Payment,
+    PaymentEvent,
     PaymentState,
     ProductKind,
     TopupOffer,
@@ -143,7 +144,7 @@ class PaymentRecord:
     payer: str
     seller: str
     plan: str | None = None
-    history: tuple[dict[str, object], ...] = field(default_factory=tuple)
+    history: tuple[PaymentEvent, ...] = field(default_factory=tuple)
 
 
 def gateway_of(config: GatewayConfig, settings: PaymentSettings) -> Gateway:

@@ -13,6 +13,7 @@ from tollway.payments.model import (
     GatewayConfig,
     GatewayKind,
     Payment,
+    PaymentEvent,
     PaymentState,
     ProductKind,
     Refund,
@@ -250,11 +251,13 @@ def insert_event(
     )
 
 
-def events_of(connection: Connection, payment_id: int) -> list[dict[str, Any]]:
+def events_of(connection: Connection, payment_id: int) -> list[PaymentEvent]:
     rows = connection.execute(
         select(payment_events).where(payment_events.c.payment_id == payment_id).order_by(payment_events.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [
+        PaymentEvent(row.at, row.from_state, row.to_state, row.actor, row.detail, row.gateway_event_id) for row in rows
+    ]
 
 
 def record_gateway_event(
@@ -281,8 +284,9 @@ def record_gateway_event(
         dialect.insert(gateway_events)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[gateway_events.c.gateway_id, gateway_events.c.event_id])
+        .returning(gateway_events.c.event_id)
     )
-    return bool(connection.execute(statement).rowcount)
+    return connection.execute(statement).first() is not None  # a row back: this insert made it
 
 
 def gateway_event_outcome(connection: Connection, gateway_id: int, event_id: str) -> str | None:

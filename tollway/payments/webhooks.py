@@ -194,7 +194,9 @@ def _charge_refunded(
     facts = charge_facts(event.object)
     payment = store.find_payment_by_external_payment(connection, config.id, facts.payment_intent, lock=True)
     if payment is None or payment.state not in CREDITED_STATES:
-        log.warning("stripe_refund_unknown", gateway=config.id, payment_intent=facts.payment_intent, stripe_event=event.id)
+        log.warning(
+            "stripe_refund_unknown", gateway=config.id, payment_intent=facts.payment_intent, stripe_event=event.id
+        )
         return Outcome.PAYMENT_UNKNOWN, None if payment is None else payment.id
     if facts.currency != payment.currency:
         log.error("stripe_refund_refused", reason="currency_mismatch", payment=payment.id, stripe_event=event.id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-07 13:43:48.533248
+Create Date: 2026-12-07 14:17:07.184568
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def upgrade() -> None:
     op.create_table('payment_refunds',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('payment_id', sa.Integer(), nullable=False),
-    sa.Column('key', sa.String(length=40), nullable=False),
+    sa.Column('key', sa.String(length=80), nullable=False),
     sa.Column('amount_micros', sa.BigInteger(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('origin', sa.String(length=16), nullable=False),
