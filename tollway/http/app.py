@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tollway import __version__
@@ -17,6 +17,7 @@ from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.http.api import access, agents, calls, money, nodes, notices, payments, plans, rates, tariffs
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
+from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
@@ -64,6 +65,7 @@ def create_app(
         redoc_url=None,
         openapi_url=OPENAPI_URL,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
     app.state.call_settings = call_settings
@@ -84,6 +86,8 @@ def create_app(
         payments.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+
+    app.add_middleware(RequestBodyLimits)  # before the access log, which stays outside it: refusals are logged
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -33,6 +33,9 @@ class AccountPurpose(StrEnum):
     CLEARING = "clearing"  # a payment gateway's money in transit
     CLEARING_STRIPE = "clearing_stripe"  # what customers paid a node through its Stripe account
     CLEARING_BANK = "clearing_bank"  # what customers paid a node by bank transfer
+    SPENDING_DAY = "spending_day"  # an organization user's daily spending cap: what is left of it (its floor)
+    SPENDING_MONTH = "spending_month"  # the same, per month
+    SPENT = "spent"  # where an organization user's spending under its caps is counted
 
 
 class TransferKind(StrEnum):
@@ -46,6 +49,7 @@ class TransferKind(StrEnum):
     REFUND = "refund"
     SUBSCRIPTION = "subscription"
     EXCHANGE = "exchange"
+    CAP_RESET = "cap_reset"  # a spending cap starts a new day or month
 
 
 class Phase(StrEnum):

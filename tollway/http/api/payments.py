@@ -16,6 +16,7 @@ from tollway.errors import Refusal
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, PositiveAmount, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
+from tollway.http.limits import REQUEST_BODY_BYTES_MAX
 from tollway.money import to_decimal, to_micros
 from tollway.payments import refunds, webhooks
 from tollway.payments import service as shop
@@ -29,7 +30,7 @@ RequestId = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$", description="idempotency key of the request")
 ]
 Currency = Annotated[str, Path(pattern=r"^[A-Z]{3}$")]
-WEBHOOK_BODY_BYTES_MAX = 512 * 1024  # a Stripe event is a few kilobytes; a larger body is refused unread
+WEBHOOK_BODY_BYTES_MAX = REQUEST_BODY_BYTES_MAX  # a Stripe event is a few kilobytes: 64 KiB is plenty
 
 
 def payment_settings(request: Request) -> PaymentSettings:
@@ -383,13 +384,13 @@ async def bounded_body(request: Request, limit_bytes: int) -> bytes:
     """The raw body, exactly as sent (a signature covers these bytes), refused past ``limit_bytes``."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit_bytes:
-        raise Refusal("payload_too_large", f"a webhook body is at most {limit_bytes} bytes")
+        raise Refusal("body_too_large", f"a webhook body is at most {limit_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit_bytes:
-            raise Refusal("payload_too_large", f"a webhook body is at most {limit_bytes} bytes")
+            raise Refusal("body_too_large", f"a webhook body is at most {limit_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -1,7 +1,7 @@
 """online shop: gateways, payments, refunds, billing profiles and invoices
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 14:17:07.184568
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import tollway.store.types
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
