@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,8 +26,10 @@ from tollway.agents.model import AgentTerms, CustomerProfile
 from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
+from tollway.clock import utc_now
 from tollway.demo import load_demo
 from tollway.http.app import create_app
+from tollway.payments import records
 from tollway.payments import service as shop
 from tollway.payments.model import GatewayKind, TopupOffer
 from tollway.payments.service import PaymentSettings
@@ -104,6 +107,14 @@ def alice_paid_by_transfer(database: Database) -> object:
     """Payment 1, confirmed: alice's wallet holds its 10.00."""
     alice_declared_a_transfer(database)
     return shop.decide_bank_transfer(database, payment_id=1, accept=True)
+
+
+def alice_invoiced(database: Database) -> object:
+    """Invoice 1: alice's for this month, with payment 1 on it."""
+    alice_paid_by_transfer(database)
+    today = utc_now()
+    following = datetime(today.year + today.month // 12, today.month % 12 + 1, 1, tzinfo=UTC)
+    return records.issue_invoices(database, month=today.date().replace(day=1), now=following)
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -349,6 +360,35 @@ MATRIX: dict[tuple[str, str], Row] = {
         {"id": "m-refund", "amount": "1", "reason": "asked"},
         expect(200, 200, 404, 404, 404, 404),
         setup=alice_paid_by_transfer,
+    ),
+    ("PUT", "/api/v1/nodes/{login}/billing-profile"): Row(
+        "/api/v1/nodes/north-city/billing-profile",
+        {"legal_name": "North City VoIP LLC", "tax_rate_percent": "20"},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("GET", "/api/v1/nodes/{login}/billing-profile"): Row(
+        "/api/v1/nodes/north-city/billing-profile", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/payments/{payment_id}/receipt"): Row(
+        "/api/v1/payments/1/receipt", None, expect(200, 200, 404, 200, 200, 404), setup=alice_paid_by_transfer
+    ),
+    ("GET", "/api/v1/payments/{payment_id}/receipt/pdf"): Row(
+        "/api/v1/payments/1/receipt/pdf", None, expect(200, 200, 404, 200, 200, 404), setup=alice_paid_by_transfer
+    ),
+    ("POST", "/api/v1/nodes/{login}/invoices"): Row(
+        "/api/v1/nodes/north-city/invoices", {"month": "2000-01"}, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/invoices"): Row(
+        "/api/v1/nodes/alice/invoices", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}"): Row(
+        "/api/v1/invoices/1", None, expect(200, 200, 404, 200, 200, 404), setup=alice_invoiced
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}/pdf"): Row(
+        "/api/v1/invoices/1/pdf", None, expect(200, 200, 404, 200, 200, 404), setup=alice_invoiced
+    ),
+    ("GET", "/api/v1/nodes/{login}/sales.csv"): Row(
+        "/api/v1/nodes/north-city/sales.csv", None, expect(200, 200, 404, 404, 404, 404)
     ),
     # Stripe's webhook takes no credentials, only its signature: the same answer for everyone without one.
     ("POST", "/api/v1/payments/stripe/{gateway_id}/webhook"): Row(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tollway.cli.common import amount, database, one_line_errors, out
+from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.config import Settings
 from tollway.money import format_amount
-from tollway.payments import refunds
+from tollway.payments import records, refunds
 from tollway.payments import service as shop
-from tollway.payments.model import PaymentState, TopupOffer
+from tollway.payments.model import BillingProfile, PaymentState, TopupOffer, tax_rate_ppm_of
 from tollway.payments.service import GatewayView, PaymentRecord, PaymentSettings
 
 shop_app = typer.Typer(help="The online shop: gateways, top-ups, sales, bank transfers, refunds.", no_args_is_help=True)
@@ -181,3 +184,62 @@ def refund(
         f"refund {done.refund.id}: {done.refund.state}, {format_amount(done.refund.amount_micros, paid.currency)}; "
         f"payment {paid.id} {paid.state}, {format_amount(paid.refunded_micros, paid.currency)} refunded in all"
     )
+
+
+@shop_app.command("billing")
+@one_line_errors
+def billing(
+    seller: str,
+    legal_name: Annotated[str, typer.Option(help="The name printed on receipts and invoices.")],
+    address: Annotated[str, typer.Option()] = "",
+    tax_id: Annotated[str, typer.Option(help="The seller's tax id (VAT number).")] = "",
+    tax_rate: Annotated[str, typer.Option(help="Tax included in the prices, in percent: 20, 7.5.")] = "0",
+    prefix: Annotated[str, typer.Option(help="Invoice numbers read PREFIX-000001.")] = "INV",
+) -> None:
+    """How a seller appears on its receipts and invoices (its invoice numbers carry on where they were)."""
+    profile = BillingProfile(legal_name, address, tax_id, tax_rate_ppm_of(tax_rate), prefix)
+    records.set_billing_profile(database(), seller_login=seller, profile=profile)
+    out.print(f"{seller}: {legal_name}, tax id {tax_id or '(none)'}, tax {tax_rate} %, invoices {prefix}-…")
+
+
+@shop_app.command("invoices")
+@one_line_errors
+def invoices(
+    month: Annotated[str, typer.Option(help="The month, over: 2026-11.")],
+    seller: Annotated[str | None, typer.Option(help="Only this seller's (default: every seller's).")] = None,
+) -> None:
+    """Issue the month's invoices, one per customer that paid or was refunded; a rerun issues only the missing."""
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except ValueError:
+        raise fail(f"a month is written 2026-11, not {month!r}", 2) from None
+    with Progress(
+        TextColumn("issuing invoices"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as progress:
+        task = progress.add_task("invoices", total=None)
+        report = records.issue_invoices(
+            database(),
+            month=first,
+            seller_login=seller,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    out.print(f"{report.issued} invoices issued, {report.already_issued} issued before")
+
+
+@shop_app.command("export")
+@one_line_errors
+def export(
+    seller: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The CSV file to write (made anew).")],
+    since: Annotated[datetime | None, typer.Option(help="From this instant (UTC unless it says).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Until this instant, excluded.")] = None,
+) -> None:
+    """A seller's payments as CSV for accounting (every cell safe to open in a spreadsheet)."""
+    since, until = (None if t is None else t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    text = records.sales_csv(database(), seller_login=seller, since=since, until=until)
+    try:
+        with output.open("x", encoding="utf-8", newline="") as file:
+            file.write(text)
+    except FileExistsError:
+        raise fail(f"{output} exists: name a new file", 2) from None
+    out.print(f"{text.count(chr(10)) - 1} payments written to {output}")

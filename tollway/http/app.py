@@ -14,7 +14,7 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, notices, payments, plans, rates, tariffs
+from tollway.http.api import access, agents, calls, money, nodes, notices, payments, plans, rates, shop_records, tariffs
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
@@ -84,6 +84,7 @@ def create_app(
         agents.router,
         notices.router,
         payments.router,
+        shop_records.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

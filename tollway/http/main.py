@@ -9,7 +9,6 @@ from tollway.config import Settings
 from tollway.http.app import create_app
 from tollway.logs import configure_logging
 from tollway.notifications.service import MailSettings
-from tollway.payments.service import PaymentSettings
 from tollway.store.database import Database
 
 
@@ -22,5 +21,4 @@ def app_factory() -> FastAPI:
         call_settings=CallSettings.of(settings),
         keeper=settings.keeper,
         mail_settings=MailSettings.of(settings),
-        payment_settings=PaymentSettings.of(settings),
     )

@@ -20,6 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from tollway.errors import Refusal
@@ -311,3 +312,84 @@ class PaymentEvent:
     actor: str
     detail: str | None
     gateway_event_id: str | None
+
+
+# Invoices. Prices in the shop include tax: an invoice shows the tax its total contains, at the seller's rate.
+TAX_RATE_PPM_MAX = 1_000_000  # 100 %
+INVOICE_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{0,15}\Z")
+INVOICE_NUMBER_DIGITS = 6
+TAX_ID_LENGTH_MAX = 64
+
+
+def tax_included_micros(gross_micros: int, tax_rate_ppm: int) -> int:
+    """The tax a tax-inclusive amount contains: gross * rate / (1 + rate), to the micro-unit, half-even."""
+    if not 0 <= tax_rate_ppm <= TAX_RATE_PPM_MAX:
+        raise Refusal("tax_rate_invalid", "a tax rate is from 0 to 100 %")
+    numerator = gross_micros * tax_rate_ppm
+    denominator = 1_000_000 + tax_rate_ppm
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if remainder * 2 > denominator or (remainder * 2 == denominator and quotient % 2):
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient
+
+
+def invoice_label(prefix: str, number: int) -> str:
+    return f"{prefix}-{number:0{INVOICE_NUMBER_DIGITS}d}"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingProfile:
+    """How a seller appears on its receipts and invoices, set by the seller."""
+
+    legal_name: str
+    address: str = ""
+    tax_id: str = ""
+    tax_rate_ppm: int = 0
+    invoice_prefix: str = "INV"
+
+    def __post_init__(self) -> None:
+        if not self.legal_name.strip() or len(self.legal_name) > 200 or not self.legal_name.isprintable():
+            raise Refusal("legal_name_invalid", "a legal name is 1 to 200 printable characters")
+        if len(self.address) > 400 or not self.address.replace("\n", " ").isprintable():
+            raise Refusal("address_invalid", "an address is at most 400 printable characters")
+        if len(self.tax_id) > TAX_ID_LENGTH_MAX or not self.tax_id.isprintable():
+            raise Refusal("tax_id_invalid", f"a tax id is at most {TAX_ID_LENGTH_MAX} printable characters")
+        if not 0 <= self.tax_rate_ppm <= TAX_RATE_PPM_MAX:
+            raise Refusal("tax_rate_invalid", "a tax rate is from 0 to 100 %")
+        if not INVOICE_PREFIX_PATTERN.match(self.invoice_prefix):
+            raise Refusal("invoice_prefix_invalid", "an invoice prefix is 1 to 16 letters, digits and / _ -")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    at: datetime
+    description: str
+    amount_micros: int  # negative for a refund
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: int
+    seller_id: int
+    number: int
+    label: str
+    customer_id: int
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    total_micros: int
+    tax_micros: int
+    content: dict[str, object]  # everything printed, as issued
+    issued_at: datetime
+
+
+def tax_rate_ppm_of(percent: str) -> int:
+    """``"20"`` or ``"7.5"`` percent to parts per million, exactly (at most 4 decimals), or a refusal."""
+    try:
+        value = Decimal(percent)
+    except (InvalidOperation, ValueError):
+        raise Refusal("tax_rate_invalid", f"{percent[:20]!r} is not a percentage") from None
+    ppm = value * 10_000
+    if not value.is_finite() or not 0 <= value <= 100 or ppm != ppm.to_integral_value():
+        raise Refusal("tax_rate_invalid", "a tax rate is from 0 to 100 %, with at most 4 decimals")
+    return int(ppm)

@@ -6,12 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.payments.model import (
+    BillingProfile,
     GatewayConfig,
     GatewayKind,
+    Invoice,
     Payment,
     PaymentEvent,
     PaymentState,
@@ -22,7 +24,9 @@ from tollway.payments.model import (
     TopupOffer,
 )
 from tollway.store.schema import (
+    billing_profiles,
     gateway_events,
+    invoices,
     nodes,
     payment_events,
     payment_gateways,
@@ -429,3 +433,159 @@ def find_refund_by_key(connection: Connection, payment_id: int, key: str) -> Ref
         select(payment_refunds).where(payment_refunds.c.payment_id == payment_id, payment_refunds.c.key == key)
     ).first()
     return None if row is None else _refund(row)
+
+
+def get_billing_profile(connection: Connection, node_id: int) -> BillingProfile | None:
+    row = connection.execute(select(billing_profiles).where(billing_profiles.c.node_id == node_id)).first()
+    if row is None:
+        return None
+    return BillingProfile(row.legal_name, row.address, row.tax_id, row.tax_rate_ppm, row.invoice_prefix)
+
+
+def put_billing_profile(connection: Connection, node_id: int, profile: BillingProfile, *, now: datetime) -> None:
+    """Insert or change a seller's profile; its invoice counter is kept (numbers never restart)."""
+    values = {
+        "legal_name": profile.legal_name,
+        "address": profile.address,
+        "tax_id": profile.tax_id,
+        "tax_rate_ppm": profile.tax_rate_ppm,
+        "invoice_prefix": profile.invoice_prefix,
+        "updated_at": now,
+    }
+    changed = connection.execute(update(billing_profiles).where(billing_profiles.c.node_id == node_id).values(**values))
+    if not changed.rowcount:
+        connection.execute(insert(billing_profiles).values(node_id=node_id, next_invoice_number=1, **values))
+
+
+def take_invoice_number(connection: Connection, node_id: int) -> int:
+    """The seller's next invoice number, taken under a lock on its counter until the transaction ends: a
+    rollback gives it back, so issued numbers have no gaps, and concurrent issuers queue for it."""
+    number = connection.execute(
+        select(billing_profiles.c.next_invoice_number).where(billing_profiles.c.node_id == node_id).with_for_update()
+    ).scalar_one()
+    connection.execute(
+        update(billing_profiles)
+        .where(billing_profiles.c.node_id == node_id)
+        .values(next_invoice_number=billing_profiles.c.next_invoice_number + 1)
+    )
+    return int(number)
+
+
+def _invoice(row: Row[Any]) -> Invoice:
+    return Invoice(
+        id=row.id,
+        seller_id=row.seller_id,
+        number=row.number,
+        label=row.label,
+        customer_id=row.customer_id,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        currency=row.currency,
+        total_micros=row.total_micros,
+        tax_micros=row.tax_micros,
+        content=json.loads(row.content),
+        issued_at=row.issued_at,
+    )
+
+
+def insert_invoice(connection: Connection, invoice: Invoice) -> int:
+    result = connection.execute(
+        insert(invoices).values(
+            seller_id=invoice.seller_id,
+            number=invoice.number,
+            label=invoice.label,
+            customer_id=invoice.customer_id,
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            currency=invoice.currency,
+            total_micros=invoice.total_micros,
+            tax_micros=invoice.tax_micros,
+            content=json.dumps(invoice.content, sort_keys=True),
+            issued_at=invoice.issued_at,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_invoice(connection: Connection, invoice_id: int) -> Invoice | None:
+    row = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+    return None if row is None else _invoice(row)
+
+
+def find_invoice(connection: Connection, customer_id: int, period_start: datetime) -> Invoice | None:
+    row = connection.execute(
+        select(invoices).where(invoices.c.customer_id == customer_id, invoices.c.period_start == period_start)
+    ).first()
+    return None if row is None else _invoice(row)
+
+
+def invoices_of(connection: Connection, customer_id: int, *, limit: int) -> list[Invoice]:
+    rows = connection.execute(
+        select(invoices).where(invoices.c.customer_id == customer_id).order_by(invoices.c.id.desc()).limit(limit)
+    )
+    return [_invoice(row) for row in rows]
+
+
+def invoice_numbers(connection: Connection, seller_id: int) -> list[int]:
+    rows = connection.execute(
+        select(invoices.c.number).where(invoices.c.seller_id == seller_id).order_by(invoices.c.number)
+    )
+    return [int(number) for number in rows.scalars()]
+
+
+def customers_with_activity(
+    connection: Connection, *, since: datetime, until: datetime, seller_id: int | None, limit: int
+) -> list[tuple[int, int]]:
+    """(seller, customer) pairs with a payment confirmed, or a refund made, in [since, until)."""
+    confirmed = (
+        select(payment_gateways.c.node_id.label("seller"), payments.c.node_id.label("customer"))
+        .join(payment_gateways, payment_gateways.c.id == payments.c.gateway_id)
+        .where(payments.c.confirmed_at >= since, payments.c.confirmed_at < until)
+    )
+    refunded = (
+        select(payment_gateways.c.node_id.label("seller"), payments.c.node_id.label("customer"))
+        .join(payments, payments.c.id == payment_refunds.c.payment_id)
+        .join(payment_gateways, payment_gateways.c.id == payments.c.gateway_id)
+        .where(
+            payment_refunds.c.state == str(RefundState.SUCCEEDED),
+            payment_refunds.c.updated_at >= since,
+            payment_refunds.c.updated_at < until,
+        )
+    )
+    if seller_id is not None:
+        confirmed = confirmed.where(payment_gateways.c.node_id == seller_id)
+        refunded = refunded.where(payment_gateways.c.node_id == seller_id)
+    both = union(confirmed, refunded).subquery()
+    rows = connection.execute(
+        select(both.c.seller, both.c.customer).order_by(both.c.seller, both.c.customer).limit(limit)
+    )
+    return [(int(row.seller), int(row.customer)) for row in rows]
+
+
+def period_lines(
+    connection: Connection, *, seller_id: int, customer_id: int, since: datetime, until: datetime
+) -> list[tuple[datetime, int, str, int]]:
+    """(when, payment id, what, signed amount) of a customer's payments to a seller, and refunds, in the period."""
+    base = (
+        select(payments.c.id, payments.c.product, payment_gateways.c.kind, payments.c.amount_micros)
+        .join(payment_gateways, payment_gateways.c.id == payments.c.gateway_id)
+        .where(payments.c.node_id == customer_id, payment_gateways.c.node_id == seller_id)
+    )
+    lines: list[tuple[datetime, int, str, int]] = []
+    paid = connection.execute(
+        base.add_columns(payments.c.confirmed_at).where(
+            payments.c.confirmed_at >= since, payments.c.confirmed_at < until
+        )
+    )
+    lines += [(row.confirmed_at, row.id, f"{row.product} by {row.kind}", row.amount_micros) for row in paid]
+    given_back = connection.execute(
+        base.add_columns(payment_refunds.c.updated_at, payment_refunds.c.amount_micros.label("refunded"))
+        .join(payment_refunds, payment_refunds.c.payment_id == payments.c.id)
+        .where(
+            payment_refunds.c.state == str(RefundState.SUCCEEDED),
+            payment_refunds.c.updated_at >= since,
+            payment_refunds.c.updated_at < until,
+        )
+    )
+    lines += [(row.updated_at, row.id, "refund", -row.refunded) for row in given_back]
+    return sorted(lines)
