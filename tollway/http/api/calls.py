@@ -15,7 +15,7 @@ from pydantic import Field
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Reply, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
@@ -173,7 +173,7 @@ def list_calls(
     principal: PrincipalDep,
     active: bool | None = None,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> CallPage:
     page, next_after_id = calls.list_calls(database, principal=principal, active=active, after_id=after_id, limit=limit)
     return CallPage(items=[_out(view) for view in page], next_after_id=next_after_id)
