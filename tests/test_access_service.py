@@ -170,6 +170,7 @@ def test_every_write_is_audited_and_each_reseller_reads_only_its_own_subtree(dem
             "balance:read",
             "calls:read",
             "lines:write",
+            "node:edit",
             "node:read",
             "secrets:read",
             "tariffs:read",
