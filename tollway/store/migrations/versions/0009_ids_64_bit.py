@@ -4,8 +4,8 @@ SQLite needs nothing: its INTEGER holds 64 bits, and an INTEGER PRIMARY KEY is i
 On PostgreSQL each table is rewritten once (every column of it in one ALTER TABLE) under an exclusive
 lock, so the upgrade takes time in proportion to the data: run it in a maintenance window.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 14:40:00
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-# Every table with an id or a column referring to one, as of 0007; the id columns number themselves.
+# Every table with an id or a column referring to one, as of 0008; the id columns number themselves.
 ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "exchange_rates": ("id",),
     "nodes": ("id", "parent_id", "managed_by_agent_id"),
@@ -48,7 +48,7 @@ ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "tariff_assignments": ("node_id", "tariff_id"),
     "transfers": ("debit_account_id", "credit_account_id"),
     "agent_profiles": ("agent_id", "profile_id"),
-    "calls": ("id", "node_id", "switch_id"),
+    "calls": ("id", "node_id", "switch_id", "tenant_id"),
     "call_charges": ("call_id", "node_id", "wallet_account_id", "revenue_account_id", "subscription_id"),
 }
 
