@@ -22,6 +22,7 @@ CONFLICTS = frozenset(
         "tariff_in_use",
         "plan_exists",
         "batch_exists",
+        "call_id_ambiguous",
     }
 )
 

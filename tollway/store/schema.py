@@ -319,7 +319,7 @@ calls = Table(
     "calls",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("call_id", String(128), nullable=False, unique=True),
+    Column("call_id", String(128), nullable=False),  # the switch's id: unique per tenant, not across tenants
     Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
     Column("path", String(400), nullable=True),  # the account's path, to count calls per subtree
     Column("switch_id", Integer, ForeignKey("switches.id"), nullable=True),
@@ -351,6 +351,10 @@ calls = Table(
     Column("update_answer", Text, nullable=True),
     CheckConstraint("state IN ('authorized', 'answered', 'ended', 'refused')", name="state"),
     CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
+    # The node of the principal that authorized it (a switch's node; the provider for the command line):
+    # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
+    Column("tenant_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
 )
 Index(
     "ix_calls_grant_expires_at",
