@@ -1,7 +1,7 @@
 """login attempts counted per login and per address; a node's contact phone; sessions by user
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 14:30:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import tollway.store.types
 
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
