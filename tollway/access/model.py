@@ -225,6 +225,14 @@ def place_of(node: Node) -> Place:
     return Place(node.id, node.path, node.position.kind, node.parent_id, node.managed_by_agent_id)
 
 
+def hidden_from(principal: Principal | None, target: Node) -> bool:
+    """True when the principal may not even know ``target`` exists: what it names there (a tariff, a plan,
+    an API key of that node) must then be answered "not found", exactly as a thing that does not exist."""
+    if principal is None:
+        return False
+    return decide(principal, Action.NODE_READ, place_of(target)) is Decision.NOT_FOUND
+
+
 def authorize(principal: Principal | None, action: Action, target: Node | None) -> None:
     """Apply the rule: NotFound for what the principal may not see, Forbidden for what it may not do.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -14,7 +14,23 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, notices, payments, plans, rates, shop_records, tariffs
+from tollway.http.api import (
+    access,
+    agents,
+    calls,
+    lines,
+    money,
+    nodes,
+    notices,
+    organizations,
+    payments,
+    plans,
+    rates,
+    shop_records,
+    sip,
+    tariffs,
+)
+from tollway.http.client import parse_networks
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
@@ -40,6 +56,7 @@ def create_app(
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
     payment_settings: PaymentSettings | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -68,6 +85,7 @@ def create_app(
         dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
+    app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     app.state.payment_settings = payment_settings  # None: made from the configuration when first needed
@@ -85,6 +103,9 @@ def create_app(
         notices.router,
         payments.router,
         shop_records.router,
+        organizations.router,
+        lines.router,
+        sip.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

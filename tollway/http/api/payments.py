@@ -23,9 +23,10 @@ from tollway.payments import service as shop
 from tollway.payments.gateways.bank_transfer import DETAIL_FIELDS
 from tollway.payments.model import GatewayKind, PaymentState, ProductKind, TopupOffer
 from tollway.payments.service import GatewayView, Order, PaymentRecord, PaymentSettings
+from tollway.store.types import ID_MAX
 
 router = APIRouter(tags=["shop"], responses=ERRORS)  # type: ignore[arg-type]
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DbId = Annotated[int, Path(ge=1, le=ID_MAX)]
 RequestId = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$", description="idempotency key of the request")
 ]
@@ -314,7 +315,7 @@ def list_payments(
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> list[PaymentOut]:
     found = shop.payments_of(database, login=login, limit=limit, before_id=before_id, principal=principal)
     return [payment_out(record) for record in found]
@@ -327,7 +328,7 @@ def list_sales(
     principal: PrincipalDep,
     state: PaymentState | None = None,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> list[PaymentOut]:
     found = shop.sales_of(
         database, seller_login=login, state=state, limit=limit, before_id=before_id, principal=principal

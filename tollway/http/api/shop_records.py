@@ -17,9 +17,10 @@ from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_decimal
 from tollway.payments import records, render
 from tollway.payments.model import BillingProfile, Invoice, tax_rate_ppm_of
+from tollway.store.types import ID_MAX
 
 router = APIRouter(tags=["shop"], responses=ERRORS)  # type: ignore[arg-type]
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+DbId = Annotated[int, Path(ge=1, le=ID_MAX)]
 Percent = Annotated[str, Field(pattern=r"^[0-9]{1,3}(\.[0-9]{1,4})?$", examples=["20", "7.5"])]
 Month = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 PRIVATE = {"Cache-Control": "private, no-store"}
