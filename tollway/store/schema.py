@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from tollway.store.types import ExactDecimal, UtcDateTime
@@ -310,6 +311,9 @@ switches = Table(
     Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
     Column("notify_url", String(400), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Charge the durations it reports as they are, even past the grant (below a floor): only for switches
+    # the provider runs and trusts; any other switch's durations are capped at what was granted.
+    Column("trusted_durations", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per call attempt the engine was asked about, refused ones included: the switch's call id is
@@ -350,6 +354,8 @@ calls = Table(
     Column("update_answer", Text, nullable=True),
     CheckConstraint("state IN ('authorized', 'answered', 'ended', 'refused')", name="state"),
     CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
+    Column("reported_duration_seconds", Integer, nullable=True),  # what the switch said; duration_seconds: charged
+    Column("overshoot_reason", String(24), nullable=True),  # why a reported duration was not believed
 )
 Index(
     "ix_calls_grant_expires_at",
