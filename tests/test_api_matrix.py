@@ -191,17 +191,20 @@ MATRIX: dict[tuple[str, str], Row] = {
         {"call_id": "m2", "account": "alice", "callee": "+44 20 7946 0000"},
         expect(200, 200, 200, 403, 403, 200),
     ),
+    # m1 is the provider's call (authorized at the command line): only its tenant controls it, so to
+    # north-city, which sees it, "m1" is no call of its own to answer, update or end. Whoever may control
+    # no call at all (no calls:control) is refused before any call is looked up.
     ("POST", "/api/v1/calls/{call_id}/answer"): Row(
-        "/api/v1/calls/m1/answer", {}, expect(200, 200, 404, 403, 403, 404), setup=call_up
+        "/api/v1/calls/m1/answer", {}, expect(200, 404, 404, 403, 403, 403), setup=call_up
     ),
     ("POST", "/api/v1/calls/{call_id}/update"): Row(
         "/api/v1/calls/m1/update",
         {"sequence": 1, "elapsed_seconds": 30},
-        expect(200, 200, 404, 403, 403, 404),
+        expect(200, 404, 404, 403, 403, 403),
         setup=call_up,
     ),
     ("POST", "/api/v1/calls/{call_id}/end"): Row(
-        "/api/v1/calls/m1/end", {"duration_seconds": 30}, expect(200, 200, 404, 403, 403, 404), setup=call_up
+        "/api/v1/calls/m1/end", {"duration_seconds": 30}, expect(200, 404, 404, 403, 403, 403), setup=call_up
     ),
     ("GET", "/api/v1/calls/{call_id}"): Row(
         "/api/v1/calls/m1", None, expect(200, 200, 404, 403, 200, 404), setup=call_up

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     radius_auth_port: int = Field(default=1812, ge=0, le=65535)  # 0: any free port (tests)
     radius_acct_port: int = Field(default=1813, ge=0, le=65535)
     radius_clients: dict[str, RadiusClient] = Field(default_factory=dict, max_length=10_000)
+    # The key that seals secrets Tollway must read back (gateway keys, TOTP seeds): see tollway/sealing.py.
+    # Unset, it is read from secret_key_file, which is made on first use; every host must share one key.
+    secret_key: SecretStr | None = None
+    secret_key_file: str = "var/secret.key"  # noqa: S105 (a path, not a secret)
+    secret_keys_retired: list[SecretStr] = Field(default_factory=list, max_length=10)  # still open old seals
 
     @field_validator("radius_clients")
     @classmethod

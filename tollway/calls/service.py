@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tollway.access import service as access
-from tollway.access.model import Action, Forbidden, Principal, Role, authorize, scope_of
+from tollway.access.model import Action, Forbidden, Principal, Role, Scope, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
 from tollway.calls.model import (
@@ -46,7 +46,7 @@ from tollway.calls.notify import notifier_for
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
 from tollway.config import Settings
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
 from tollway.logs import get_logger
@@ -264,7 +264,7 @@ def authorize_call(
     except IntegrityError:
         # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
         with database.reading() as connection:
-            return _replay(connection, request, principal)
+            return _replay(connection, request, principal, tenant_of(connection, principal))
 
 
 def check_call_id(call_id: str) -> str:
@@ -275,8 +275,21 @@ def check_call_id(call_id: str) -> str:
     return call_id
 
 
-def _replay(connection: Connection, request: CallRequest, principal: Principal | None) -> dict[str, Any]:
-    call = store.find_call(connection, request.call_id)
+def tenant_of(connection: Connection, principal: Principal | None) -> int:
+    """Whose call ids a principal uses: its own node's (a switch's, an admin's); the command line is the provider.
+
+    A call id names a call within one tenant only: another tenant's switch may use the same id for a call
+    of its own and learns nothing from it, and no tenant can claim ids before another does.
+    """
+    if principal is not None:
+        return principal.place.node_id
+    return present(tree_store.find_provider(connection), "the provider").id
+
+
+def _replay(
+    connection: Connection, request: CallRequest, principal: Principal | None, tenant_id: int
+) -> dict[str, Any]:
+    call = store.find_call(connection, request.call_id, tenant_id=tenant_id)
     if call is None:
         raise Refusal("call_id_taken", f"call {request.call_id} is being authorized; retry")
     if principal is not None:
@@ -296,14 +309,16 @@ def _authorize(
     now: datetime,
     tables: TableCache,
 ) -> dict[str, Any]:
-    if store.find_call(connection, request.call_id) is not None:
-        return _replay(connection, request, principal)
+    tenant_id = tenant_of(connection, principal)
+    if store.find_call(connection, request.call_id, tenant_id=tenant_id) is not None:
+        return _replay(connection, request, principal, tenant_id)
     switch_id = None
     if principal is not None and principal.api_key_id is not None:
         switch = store.switch_for_key(connection, principal.api_key_id)
         switch_id = switch[0] if switch else None
     base: dict[str, Any] = {
         "call_id": request.call_id,
+        "tenant_id": tenant_id,
         "switch_id": switch_id,
         "account": request.account[:63],
         "caller": request.caller[:64],
@@ -510,7 +525,12 @@ def _void(pk: int, line: ChargeLine) -> TransferRequest:
 
 
 def _locked_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
-    call = store.find_call(connection, call_id, lock=True) if "\x00" not in call_id else None
+    """The caller's own call ``call_id`` (of its tenant), locked: a switch controls only the calls its tenant
+    authorized, never another's that happens to carry the same id."""
+    if principal is not None and Action.CALLS_CONTROL not in principal.actions:
+        raise Forbidden(Action.CALLS_CONTROL)
+    tenant_id = tenant_of(connection, principal)
+    call = store.find_call(connection, call_id, tenant_id=tenant_id, lock=True) if "\x00" not in call_id else None
     if call is None or call.node_id is None:
         raise CallUnknown(call_id)
     if principal is not None:
@@ -820,16 +840,52 @@ def _resolve(pk: int, pending_id: str, phase: Phase, amount: int | None) -> Tran
 
 
 def get_call(database: Database, call_id: str, *, principal: Principal | None = None) -> dict[str, Any]:
+    """One call by its id: the caller's own tenant's call of that id, else the one call of that id it may see.
+
+    Someone who sees the calls of several tenants (an owner, the provider) may find that two of them used
+    the same id: that is refused as ``call_id_ambiguous``, and ``list_calls(call_id=...)`` lists them all.
+    """
     with database.reading() as connection:
-        call = store.find_call(connection, call_id) if "\x00" not in call_id else None
-        if call is None or call.node_id is None:
-            raise CallUnknown(call_id)
-        if principal is not None:
-            try:
-                authorize(principal, Action.CALLS_READ, tree_store.get_node(connection, call.node_id))
-            except NotFound:
-                raise CallUnknown(call_id) from None
+        call = _readable_call(connection, call_id, principal)
         return call_view(call, store.lines_of(connection, call.id))
+
+
+def _readable_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
+    scope = reader_scope(principal)
+    if "\x00" in call_id:
+        raise CallUnknown(call_id)
+    own = store.find_call(connection, call_id, tenant_id=tenant_of(connection, principal))
+    if own is not None and own.node_id is not None and _may_read(connection, principal, own):
+        return own
+    found = store.calls_with_id(connection, call_id, path_prefix=scope.path_prefix, node_id=scope.node_id, limit=2)
+    if len(found) > 1:
+        raise Refusal("call_id_ambiguous", f"several calls you can see have the id {call_id}: list them by call_id")
+    if not found or not _may_read(connection, principal, found[0]):
+        raise CallUnknown(call_id)
+    return found[0]
+
+
+def reader_scope(principal: Principal | None) -> Scope:
+    """Which calls a principal may read, as a query's filter: anyone with ``calls:read`` (or a switch's
+    ``calls:control``) its subtree, a client its own calls; an agent none (it sees totals, not calls)."""
+    if principal is None:
+        return Scope()
+    if not principal.actions & {Action.CALLS_READ, Action.CALLS_CONTROL}:
+        raise Forbidden(Action.CALLS_READ)
+    scope = scope_of(principal)
+    if scope.agent_id is not None:
+        raise Forbidden(Action.CALLS_READ)
+    return scope
+
+
+def _may_read(connection: Connection, principal: Principal | None, call: CallRecord) -> bool:
+    if principal is None:
+        return True
+    try:
+        authorize(principal, Action.CALLS_READ, tree_store.get_node(connection, present(call.node_id, "node")))
+    except NotFound:
+        return False
+    return True
 
 
 # -- the keeper: extensions, sweeps, forced disconnects -------------------------------------------
@@ -964,15 +1020,8 @@ def list_calls(
     A switch (``calls:control``) and anyone with ``calls:read`` sees the calls of its subtree; an agent sees
     none (it sees totals, not calls); a client sees its own.
     """
-    path_prefix: str | None = None
-    node_id: int | None = None
-    if principal is not None:
-        if not principal.actions & {Action.CALLS_READ, Action.CALLS_CONTROL}:
-            raise Forbidden(Action.CALLS_READ)
-        scope = scope_of(principal)
-        if scope.agent_id is not None:
-            raise Forbidden(Action.CALLS_READ)
-        path_prefix, node_id = scope.path_prefix, scope.node_id
+    scope = reader_scope(principal)
+    path_prefix, node_id = scope.path_prefix, scope.node_id
     with database.reading() as connection:
         records = store.page_calls(
             connection, path_prefix=path_prefix, node_id=node_id, active=active, after_id=after_id, limit=limit

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tollway import __version__
@@ -15,7 +15,9 @@ from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
+from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
+from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
@@ -26,6 +28,7 @@ log = get_logger("tollway.http")
 
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = "/api/openapi.json"
 
 
 def create_app(
@@ -56,14 +59,17 @@ def create_app(
     app = FastAPI(
         title="Tollway",
         version=__version__,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)
+    install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
         nodes.router,
         money.router,
@@ -76,6 +82,8 @@ def create_app(
         notices.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+
+    app.add_middleware(RequestBodyLimits)  # before the access log, which stays outside it: refusals are logged
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -43,6 +43,7 @@ class ClientType(StrEnum):
     WHOLESALE = "wholesale"
     CALLING_CARD = "calling_card"
     CALLSHOP = "callshop"
+    USER = "user"  # a user of a pbx client (an organization): owned by it, never sold on its own
 
 
 class Feature(StrEnum):
@@ -62,7 +63,8 @@ class Status(StrEnum):
     CLOSED = "closed"
 
 
-ALL_CLIENT_TYPES = frozenset(ClientType)
+# What resellers sell: every client type except an organization's users, which only organizations own.
+ALL_CLIENT_TYPES = frozenset(ClientType) - {ClientType.USER}
 ALL_FEATURES = frozenset(Feature)
 
 
@@ -110,6 +112,8 @@ def client_types_ownable(owner: Position) -> frozenset[ClientType]:
         return ALL_CLIENT_TYPES
     if owner == reseller(2):
         return frozenset({ClientType.PBX})
+    if owner == client(ClientType.PBX):
+        return frozenset({ClientType.USER})  # an organization owns the accounts of its users
     return frozenset()
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ class AuthorizeIn(Strict):
     answered: bool = Field(default=False, description="the call is already answered: its grant starts now")
 
 
-class AuthorizeOut(Strict):
+class AuthorizeOut(Reply):
     call_id: str
     status: Literal["authorized", "refused"]
     max_seconds: int | None = Field(default=None, description="the hard maximum the switch must enforce")
@@ -54,7 +54,7 @@ class UpdateIn(Strict):
     elapsed_seconds: Seconds
 
 
-class UpdateOut(Strict):
+class UpdateOut(Reply):
     call_id: str
     status: str
     max_seconds: int
@@ -69,7 +69,7 @@ class EndIn(Strict):
     reason: Annotated[str, Field(max_length=48)] = "normal"
 
 
-class ChargeOut(Strict):
+class ChargeOut(Reply):
     level: int
     account: str
     tariff: str
@@ -86,7 +86,7 @@ class ChargeOut(Strict):
     overshoot_micros: int | None = None
 
 
-class CallOut(Strict):
+class CallOut(Reply):
     call_id: str
     reference: str = Field(description="the reference its ledger transfers carry")
     account: str
@@ -115,7 +115,7 @@ class CallOut(Strict):
     charges: list[ChargeOut] | None = None
 
 
-class CallPage(Strict):
+class CallPage(Reply):
     items: list[CallOut]
     next_after_id: int | None
 
