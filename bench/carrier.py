@@ -183,8 +183,12 @@ def build(url: str, database: Database, clients: int, progress: Progress) -> Ben
     sizes = Counter(owner for _, owner in funded)
     hot_owner = sizes.most_common(1)[0][0]
     hot = [login for login, owner in funded if owner == hot_owner]
-    _, http_key = calls_service.create_switch(database, name=HTTP_SWITCH, node_login=PROVIDER_LOGIN)
-    calls_service.create_switch(database, name=RADIUS_SWITCH, node_login=PROVIDER_LOGIN)
+    # The calls are virtual: their drawn durations are reported at once, which only a switch trusted with
+    # durations may do (any other has them flagged as longer than the time since the answer).
+    _, http_key = calls_service.create_switch(
+        database, name=HTTP_SWITCH, node_login=PROVIDER_LOGIN, trusted_durations=True
+    )
+    calls_service.create_switch(database, name=RADIUS_SWITCH, node_login=PROVIDER_LOGIN, trusted_durations=True)
     console.print(
         f"variants: spread = {len(funded):,} funded clients under {len(sizes)} L1s; hot = the {len(hot):,} "
         f"funded clients of {hot_owner} (one L1, one L2, one L3 wallet for every call)"
