@@ -43,6 +43,7 @@ from tollway.calls.model import (
 )
 from tollway.calls.model import authorize as longest_call
 from tollway.calls.notify import notifier_for
+from tollway.calls.payer import Floor
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
 from tollway.config import Settings
@@ -50,13 +51,14 @@ from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
 from tollway.logs import get_logger
+from tollway.organizations import payers
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
 from tollway.rating.loading import TABLES, LevelCache, NoTariff, TableCache, chain_of
 from tollway.rating.plans import split_cost
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, NodeKind, Status
+from tollway.tree.model import ClientType, Node, NodeKind, Status
 
 log = get_logger(__name__)
 
@@ -77,6 +79,7 @@ SIP_CODES: dict[str, int] = {
     "no_tariff": 404,
     "no_rate": 404,
     "insufficient_funds": 402,
+    "spending_cap_reached": 402,
 }
 MESSAGES: dict[str, str] = {
     "account_unknown": "there is no account {account}",
@@ -88,6 +91,7 @@ MESSAGES: dict[str, str] = {
     "no_tariff": "{level} has no tariff",
     "no_rate": "the tariff of {level} has no rate for {callee}",
     "insufficient_funds": "{level} cannot pay for a call to {callee}",
+    "spending_cap_reached": "{level} is spent for a call to {callee}",
 }
 
 
@@ -123,6 +127,7 @@ class CallRequest:
     caller: str
     callee: str
     answered: bool = False
+    extension: str | None = None  # instead of an account: the SIP extension that placed it, username@domain
 
 
 class CallUnknown(NotFound):
@@ -259,12 +264,36 @@ def authorize_call(
     """Authorize a call and reserve its first grant at every level, or refuse it naming why and where."""
     check_call_id(request.call_id)
     instant = now or utc_now()
+    floors: tuple[Floor, ...] = ()
+    if request.extension is not None:
+        payer = payers.resolve(
+            database, extension=request.extension, callee=request.callee, principal=principal, now=instant
+        )
+        if payer.internal:
+            return internal_answer(request.call_id)
+        request = replace(request, account=payer.account, caller=request.caller or payer.caller)
+        floors = payer.floors
     try:
-        return database.run(lambda connection: _authorize(connection, request, principal, settings, instant, tables))
+        return database.run(
+            lambda connection: _authorize(connection, request, principal, settings, instant, tables, floors)
+        )
     except IntegrityError:
         # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
         with database.reading() as connection:
             return _replay(connection, request, principal, tenant_of(connection, principal))
+
+
+def internal_answer(call_id: str) -> dict[str, Any]:
+    """A call between two extensions of one organization: free, not recorded, not sent up the chain."""
+    return {
+        "call_id": call_id,
+        "status": "authorized",
+        "internal": True,
+        "max_seconds": CALL_SECONDS_MAX,
+        "grant_seconds": CALL_SECONDS_MAX,
+        "final": True,
+        "limited_by": None,
+    }
 
 
 def check_call_id(call_id: str) -> str:
@@ -308,6 +337,7 @@ def _authorize(
     settings: CallSettings,
     now: datetime,
     tables: TableCache,
+    floors: Sequence[Floor] = (),
 ) -> dict[str, Any]:
     tenant_id = tenant_of(connection, principal)
     if store.find_call(connection, request.call_id, tenant_id=tenant_id) is not None:
@@ -330,7 +360,7 @@ def _authorize(
         return _record_refusal(connection, base, request, "account_unknown", None)
     base |= {"node_id": node.id, "path": node.path}
     try:
-        return _authorize_known(connection, request, node, base, settings, now, tables)
+        return _authorize_known(connection, request, node, base, settings, now, tables, floors)
     except _Refused as refused:
         return _record_refusal(connection, base, request, refused.reason, refused.level)
 
@@ -362,6 +392,7 @@ def _authorize_known(
     settings: CallSettings,
     now: datetime,
     tables: TableCache,
+    floors: Sequence[Floor] = (),
 ) -> dict[str, Any]:
     if node.position.kind is not NodeKind.CLIENT:
         raise _Refused("account_not_rated", node.login)  # resellers, agents and the provider make no calls
@@ -402,6 +433,7 @@ def _authorize_known(
                 reservation=0,
             )
         )
+    lines += _floor_lines(lines[0], floors)
     # Only now lock: the wallets of every level, then the plan. Everything below is decided under the locks.
     accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
     for member in nodes:
@@ -417,7 +449,7 @@ def _authorize_known(
     try:
         longest = longest_call(funds, cap=cap)
     except InsufficientFunds as short:
-        raise _Refused("insufficient_funds", short.account) from None
+        raise _Refused(_shortfall(lines, short.account), short.account) from None
     grant = next_grant(funds, granted=0, quota=settings.grant_seconds, hard_max=longest.seconds)
     answer = {
         "call_id": request.call_id,
@@ -446,11 +478,37 @@ def _authorize_known(
     return answer
 
 
+FLOOR_POSITION_FIRST = 100  # charge lines from this position on are floors, not levels of the chain
+
+
+def _floor_lines(first: ChargeLine, floors: Sequence[Floor]) -> list[ChargeLine]:
+    """A floor (a user's spending cap) is one more level after the chain: it pays the first level's price for
+    the call from its account into its sink, so it is reserved, extended, posted and released as they are."""
+    return [
+        replace(
+            first,
+            position=offset,
+            node_id=floor.node_id,
+            account=floor.label,
+            wallet_account_id=floor.account_id,
+            revenue_account_id=floor.sink_account_id,
+        )
+        for offset, floor in enumerate(floors, start=FLOOR_POSITION_FIRST)
+    ]
+
+
+def _shortfall(lines: Sequence[ChargeLine], account: str | None) -> str:
+    """Why a call cannot go on: a level's money, or a floor's (a spending cap) that is spent."""
+    floor = any(line.position >= FLOOR_POSITION_FIRST and line.account == account for line in lines)
+    return "spending_cap_reached" if floor else "insufficient_funds"
+
+
 def _check_concurrency(connection: Connection, member: Node) -> None:
     limit = member.concurrent_calls_limit
     if limit is None:
         return
-    if member.position.kind is NodeKind.CLIENT:
+    # An organization (a pbx client) counts the calls of its users' accounts too, as a reseller does.
+    if member.position.kind is NodeKind.CLIENT and member.position.client_type is not ClientType.PBX:
         active = store.count_active_of_node(connection, member.id)
     else:
         active = store.count_active_below(connection, member.path)
@@ -671,7 +729,7 @@ def _extend(connection: Connection, call: CallRecord, settings: CallSettings, no
     if grant.final and grant.total_seconds < call.max_seconds:
         # A level ran dry before the switch's own timeout: the engine must end the call when the grant does.
         values |= _disconnect_values(
-            "insufficient_funds", grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
+            _shortfall(lines, grant.limited_by), grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
         )
     store.update_call(connection, call.id, **values)
     return replace(call, **values)

@@ -14,7 +14,20 @@ from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
+from tollway.http.api import (
+    access,
+    agents,
+    calls,
+    lines,
+    money,
+    nodes,
+    notices,
+    organizations,
+    plans,
+    rates,
+    sip,
+    tariffs,
+)
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
@@ -80,6 +93,9 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        organizations.router,
+        lines.router,
+        sip.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -22,6 +22,10 @@ CONFLICTS = frozenset(
         "tariff_in_use",
         "plan_exists",
         "batch_exists",
+        "caller_id_exists",
+        "extension_number_taken",
+        "sip_username_taken",
+        "sip_domain_taken",
         "call_id_ambiguous",
     }
 )

@@ -303,13 +303,18 @@ def create_user_in(
     account = tree.create_node_in(
         connection,
         owner_login=org.login,
-        new=tree.NewNode(client(ClientType.USER), login=new.login, name=new.name, language=new.language),
+        new=tree.NewNode(client(ClientType.USER), login=new.login, name=new.name),
         now=now,
         principal=principal,
         organization_user=True,
     )
-    if email is not None:
-        tree_store.update_node(connection, account.id, email=email, now=now)
+    # A user's language and email are the organization's to set (organization:manage), as update_user does.
+    details: dict[str, str] = {"email": email} if email is not None else {}
+    if new.language is not None:
+        details["language"] = tree_model.check_language(new.language)
+    if details:
+        tree_store.update_node(connection, account.id, now=now, **details)
+        account = present(tree_store.get_node(connection, account.id), f"user {account.login}")
     store.insert_member(connection, node_id=account.id, organization_id=org.id, role=new.role, caps=new.caps, now=now)
     tariff_id = rating_store.assigned_tariff_ids(connection, [org.id]).get(org.id)
     if tariff_id is not None:
