@@ -26,6 +26,7 @@ from tollway.radius.model import (
     call_id_of,
     end_reason,
     refusal,
+    reported_seconds,
 )
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -165,7 +166,7 @@ def _apply(
     settings: CallSettings,
     now: datetime | None,
 ) -> None:
-    seconds = max(0, request.session_seconds or 0)
+    seconds = reported_seconds(request.session_seconds)
     if status is AccountingStatus.START:
         calls.answer_call(database, call_id, principal=switch, now=now)
     elif status is AccountingStatus.INTERIM_UPDATE:

@@ -49,7 +49,8 @@ nodes = Table(
     Column("clients_limit", Integer, nullable=True),
     Column("concurrent_calls_limit", Integer, nullable=True),
     Column("max_call_seconds", Integer, nullable=True),  # NULL: the engine's own maximum
-    Column("email", String(254), nullable=True),  # where the account's notices go
+    Column("email", String(254), nullable=True),  # the account's contact address; its notices go there
+    Column("phone", String(16), nullable=True),  # the account's contact number, E.164 ("+12125550100")
     Column("low_balance_threshold_micros", BigInteger, nullable=True),  # NULL: the owner's default for children
     Column("low_balance_default_micros", BigInteger, nullable=True),  # resellers: the threshold of their children
     Column("brand_name", String(200), nullable=True),  # resellers: the name their clients' notices are signed with
@@ -594,3 +595,15 @@ trunk_addresses = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 Index("ix_trunk_addresses_node_id", trunk_addresses.c.node_id)
+
+# Password attempts counted before each check, per login and per source address ("login:alice",
+# "address:203.0.113.7"), shared by every process; see tollway.access.service.login_with_password.
+login_throttles = Table(
+    "login_throttles",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),  # attempts not (yet) proven right, since the last success
+    Column("blocked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_sessions_user_id", sessions.c.user_id)  # a user's other sessions, closed when its password changes

@@ -22,13 +22,16 @@ from tollway.http.api.schemas import (
     UserOut,
 )
 from tollway.http.auth import SESSION_COOKIE, DatabaseDep, PrincipalDep
+from tollway.http.client import client_address
 
 router = APIRouter(tags=["access"], responses=ERRORS)  # type: ignore[arg-type]
 
 
 @router.post("/sessions", summary="Log in with a password: sets the session cookie, returns the CSRF token")
 def open_session(body: SessionIn, request: Request, response: Response, database: DatabaseDep) -> SessionOut:
-    principal = access.login_with_password(database, login=body.login, password=body.password)
+    principal = access.login_with_password(
+        database, login=body.login, password=body.password, address=client_address(request)
+    )
     session = access.open_session(database, principal)
     response.set_cookie(
         SESSION_COOKIE,
