@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from tollway.store.types import ExactDecimal, Id, UtcDateTime
@@ -311,6 +312,9 @@ switches = Table(
     Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
     Column("notify_url", String(400), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Charge the durations it reports as they are, even past the grant (below a floor): only for switches
+    # the provider runs and trusts; any other switch's durations are capped at what was granted.
+    Column("trusted_durations", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per call attempt the engine was asked about, refused ones included: the switch's call id is
@@ -355,6 +359,8 @@ calls = Table(
     # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
     Column("tenant_id", Id, ForeignKey("nodes.id"), nullable=False),
     UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
+    Column("reported_duration_seconds", Integer, nullable=True),  # what the switch said; duration_seconds: charged
+    Column("overshoot_reason", String(24), nullable=True),  # why a reported duration was not believed
 )
 Index(
     "ix_calls_grant_expires_at",
