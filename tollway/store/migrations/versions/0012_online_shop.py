@@ -1,7 +1,7 @@
 """online shop: gateways, payments, refunds, billing profiles and invoices
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 14:54:25.335661
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import tollway.store.types
 
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
