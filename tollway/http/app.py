@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -23,17 +23,21 @@ from tollway.http.api import (
     nodes,
     notices,
     organizations,
+    payments,
     plans,
     rates,
+    shop_records,
     sip,
     tariffs,
 )
+from tollway.http.client import parse_networks
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
+from tollway.payments.service import PaymentSettings
 from tollway.store import migrate
 from tollway.store.database import Database
 
@@ -51,6 +55,8 @@ def create_app(
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
+    payment_settings: PaymentSettings | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -79,8 +85,10 @@ def create_app(
         dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
+    app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
+    app.state.payment_settings = payment_settings  # None: made from the configuration when first needed
     install_error_handlers(app)
     install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
@@ -93,6 +101,8 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        payments.router,
+        shop_records.router,
         organizations.router,
         lines.router,
         sip.router,

@@ -15,9 +15,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
-from tollway.store.types import ExactDecimal, UtcDateTime
+from tollway.store.types import ExactDecimal, Id, UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -31,8 +32,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 nodes = Table(
     "nodes",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("parent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("parent_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("path", String(400), nullable=False, unique=True),  # "/1/4/9/": ids from the provider down
     Column("kind", String(16), nullable=False),
     Column("level", Integer, nullable=True),
@@ -48,12 +49,13 @@ nodes = Table(
     Column("clients_limit", Integer, nullable=True),
     Column("concurrent_calls_limit", Integer, nullable=True),
     Column("max_call_seconds", Integer, nullable=True),  # NULL: the engine's own maximum
-    Column("email", String(254), nullable=True),  # where the account's notices go
+    Column("email", String(254), nullable=True),  # the account's contact address; its notices go there
+    Column("phone", String(16), nullable=True),  # the account's contact number, E.164 ("+12125550100")
     Column("low_balance_threshold_micros", BigInteger, nullable=True),  # NULL: the owner's default for children
     Column("low_balance_default_micros", BigInteger, nullable=True),  # resellers: the threshold of their children
     Column("brand_name", String(200), nullable=True),  # resellers: the name their clients' notices are signed with
     Column("email_from", String(254), nullable=True),  # resellers: the sender of their clients' notices
-    Column("managed_by_agent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("managed_by_agent_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("kind IN ('provider', 'reseller', 'agent', 'client')", name="kind"),
@@ -74,8 +76,8 @@ Index(
 ledger_accounts = Table(
     "ledger_accounts",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("purpose", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("debits_posted", BigInteger, nullable=False, default=0),
@@ -97,8 +99,8 @@ transfers = Table(
     "transfers",
     metadata,
     Column("id", String(128), primary_key=True),
-    Column("debit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
-    Column("credit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("debit_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("credit_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -127,7 +129,7 @@ Index(
 exchange_rates = Table(
     "exchange_rates",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("base_currency", String(3), nullable=False),
     Column("quote_currency", String(3), nullable=False),
     Column("rate", ExactDecimal, nullable=False),  # units of quote per unit of base
@@ -139,8 +141,8 @@ exchange_rates = Table(
 users = Table(
     "users",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("login", String(63), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
     Column("role", String(24), nullable=False),
@@ -156,10 +158,10 @@ Index("ix_users_node_id", users.c.node_id)
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("key_id", String(24), nullable=False, unique=True),
     Column("secret_hash", String(64), nullable=False),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("role", String(24), nullable=False),
     Column("actions", String(400), nullable=False),  # comma-separated, a subset of the role's
     Column("name", String(200), nullable=False),
@@ -173,10 +175,10 @@ Index("ix_api_keys_node_id", api_keys.c.node_id)
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie's value
     Column("csrf_token", String(64), nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
@@ -185,10 +187,10 @@ sessions = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(40), nullable=False),  # "user:12", "api_key:3", "cli"
-    Column("actor_node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("actor_node_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("action", String(40), nullable=False),
     Column("target_type", String(24), nullable=False),
     Column("target_id", String(128), nullable=False),
@@ -203,15 +205,15 @@ Index("ix_audit_log_node_path_at", audit_log.c.node_path, audit_log.c.at)
 tariffs = Table(
     "tariffs",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>", as VoipSwitch does
     Column("currency", String(3), nullable=False),
     Column("time_zone", String(64), nullable=False),
     Column("minimal_time", Integer, nullable=False),
     Column("resolution", Integer, nullable=False),
     Column("grace_period", Integer, nullable=False),
-    Column("base_tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
+    Column("base_tariff_id", Id, ForeignKey("tariffs.id"), nullable=True),
     Column("multiplier", ExactDecimal, nullable=True),
     Column("addition_micros", BigInteger, nullable=True),
     Column("revision", Integer, nullable=False),  # bumped by every change to the tariff or its rows
@@ -226,8 +228,8 @@ Index("ix_tariffs_base_tariff_id", tariffs.c.base_tariff_id)
 rates = Table(
     "rates",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=False),
     Column("prefix", String(20), nullable=False),
     Column("description", String(200), nullable=False),
     Column("price_micros", BigInteger, nullable=False),
@@ -249,8 +251,8 @@ Index("ix_rates_tariff_id_prefix", rates.c.tariff_id, rates.c.prefix)
 tariff_assignments = Table(
     "tariff_assignments",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=False),
     Column("assigned_at", UtcDateTime, nullable=False),
 )
 Index("ix_tariff_assignments_tariff_id", tariff_assignments.c.tariff_id)
@@ -258,7 +260,7 @@ Index("ix_tariff_assignments_tariff_id", tariff_assignments.c.tariff_id)
 dial_plans = Table(
     "dial_plans",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("country_code", String(3), nullable=False),
     Column("international_prefix", String(4), nullable=False),
     Column("national_prefix", String(2), nullable=False),
@@ -267,8 +269,8 @@ dial_plans = Table(
 plans = Table(
     "plans",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>"
     Column("currency", String(3), nullable=False),
     Column("fee_micros", BigInteger, nullable=False),
@@ -284,9 +286,9 @@ Index("ix_plans_owner_id", plans.c.owner_id)
 subscriptions = Table(
     "subscriptions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=False),
     Column("status", String(16), nullable=False),
     Column("period_start", UtcDateTime, nullable=False),
     Column("seconds_left", Integer, nullable=False),
@@ -302,14 +304,17 @@ Index("ix_subscriptions_period_end", subscriptions.c.period_end)  # the renewals
 switches = Table(
     "switches",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("name", String(63), nullable=False, unique=True),
     Column(
-        "api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False, unique=True
+        "api_key_id", Id, ForeignKey("api_keys.id"), nullable=False, unique=True
     ),  # the key the switch authenticates with
     Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
     Column("notify_url", String(400), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Charge the durations it reports as they are, even past the grant (below a floor): only for switches
+    # the provider runs and trusts; any other switch's durations are capped at what was granted.
+    Column("trusted_durations", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per call attempt the engine was asked about, refused ones included: the switch's call id is
@@ -317,11 +322,11 @@ switches = Table(
 calls = Table(
     "calls",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("call_id", String(128), nullable=False),  # the switch's id: unique per tenant, not across tenants
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
     Column("path", String(400), nullable=True),  # the account's path, to count calls per subtree
-    Column("switch_id", Integer, ForeignKey("switches.id"), nullable=True),
+    Column("switch_id", Id, ForeignKey("switches.id"), nullable=True),
     Column("account", String(63), nullable=False),
     Column("caller", String(64), nullable=False),
     Column("callee", String(64), nullable=False),
@@ -352,8 +357,10 @@ calls = Table(
     CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
     # The node of the principal that authorized it (a switch's node; the provider for the command line):
     # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
-    Column("tenant_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("tenant_id", Id, ForeignKey("nodes.id"), nullable=False),
     UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
+    Column("reported_duration_seconds", Integer, nullable=True),  # what the switch said; duration_seconds: charged
+    Column("overshoot_reason", String(24), nullable=True),  # why a reported duration was not believed
 )
 Index(
     "ix_calls_grant_expires_at",
@@ -379,12 +386,12 @@ Index("ix_calls_node_id_created_at", calls.c.node_id, calls.c.created_at)
 call_charges = Table(
     "call_charges",
     metadata,
-    Column("call_id", Integer, ForeignKey("calls.id"), primary_key=True),
+    Column("call_id", Id, ForeignKey("calls.id"), primary_key=True),
     Column("position", Integer, primary_key=True),  # 0: the client, then each owner up the chain
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("account", String(63), nullable=False),
-    Column("wallet_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
-    Column("revenue_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("wallet_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("revenue_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
     Column("tariff", String(128), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("prefix", String(20), nullable=False),
@@ -395,7 +402,7 @@ call_charges = Table(
     Column("resolution", Integer, nullable=False),
     Column("grace_period", Integer, nullable=False),
     Column("free_seconds", Integer, nullable=False),
-    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=True),
     Column("plan_seconds_reserved", Integer, nullable=False, default=0),
     Column("reserved_micros", BigInteger, nullable=False, default=0),
     Column("reservation", Integer, nullable=False, default=0),  # number of the open pending transfer
@@ -410,7 +417,7 @@ call_charges = Table(
 agent_terms = Table(
     "agent_terms",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the agent
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the agent
     Column("commission_ppm", Integer, nullable=False),  # parts per million of each deposit: 10 % = 100000
     Column("topup_fee_micros", BigInteger, nullable=False),
     Column("account_fee_micros", BigInteger, nullable=False),
@@ -424,12 +431,12 @@ agent_terms = Table(
 customer_profiles = Table(
     "customer_profiles",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(63), nullable=False),
     Column("client_type", String(16), nullable=False),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
-    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=True),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=True),
     Column("language", String(8), nullable=True),  # NULL: the owner's
     Column("time_zone", String(64), nullable=True),
     Column("credit_limit_micros", BigInteger, nullable=False),
@@ -444,8 +451,8 @@ customer_profiles = Table(
 agent_profiles = Table(
     "agent_profiles",
     metadata,
-    Column("agent_id", Integer, ForeignKey("nodes.id"), primary_key=True),
-    Column("profile_id", Integer, ForeignKey("customer_profiles.id"), primary_key=True),
+    Column("agent_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("profile_id", Id, ForeignKey("customer_profiles.id"), primary_key=True),
 )
 
 # Low-balance notices: armed until the balance falls below the threshold (one notice), re-armed when
@@ -453,7 +460,7 @@ agent_profiles = Table(
 low_balance_alerts = Table(
     "low_balance_alerts",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("armed", Boolean, nullable=False),
     Column("crossings", Integer, nullable=False),  # how many times it fell below: the notice's key
     Column("changed_at", UtcDateTime, nullable=False),
@@ -463,9 +470,9 @@ low_balance_alerts = Table(
 emails = Table(
     "emails",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("key", String(128), nullable=False, unique=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("kind", String(32), nullable=False),
     Column("sender", String(320), nullable=False),
     Column("recipient", String(254), nullable=False),
@@ -482,12 +489,167 @@ emails = Table(
 Index("ix_emails_due", emails.c.next_at, sqlite_where=emails.c.state == "due", postgresql_where=emails.c.state == "due")
 Index("ix_emails_node_id_created_at", emails.c.node_id, emails.c.created_at)
 
+# The online shop (tollway.payments). A node's payment gateways: its own Stripe account (secrets sealed at
+# rest, only their last characters shown again) and its bank details for transfers.
+payment_gateways = Table(
+    "payment_gateways",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),  # the seller: a reseller or the provider
+    Column("kind", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("details", Text, nullable=False),  # JSON, shown to customers (bank details); never a secret
+    Column("secret_key_sealed", Text, nullable=True),
+    Column("secret_key_hint", String(8), nullable=True),
+    Column("webhook_secret_sealed", Text, nullable=True),
+    Column("webhook_secret_hint", String(8), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("node_id", "kind"),
+    CheckConstraint("kind IN ('stripe', 'bank_transfer')", name="kind"),
+)
+
+# What a seller's shop offers as top-ups, per currency: fixed amounts and a free amount between bounds.
+shop_topups = Table(
+    "shop_topups",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("amounts", Text, nullable=False),  # micro-units, space-separated
+    Column("free_min_micros", BigInteger, nullable=True),
+    Column("free_max_micros", BigInteger, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# One payment attempt: who pays (its wallet is credited), through which gateway, for what, and its state.
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("gateway_id", Id, ForeignKey("payment_gateways.id"), nullable=False),
+    Column("request_id", String(64), nullable=False),  # the payer's idempotency key
+    Column("product", String(16), nullable=False),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("external_id", String(100), nullable=True),  # the gateway's id: a Stripe Checkout Session
+    Column("external_payment_id", String(100), nullable=True),  # a Stripe PaymentIntent, once paid
+    Column("checkout_url", String(2000), nullable=True),
+    Column("payer_reference", String(140), nullable=True),  # a bank transfer's reference, as declared
+    Column("transfer_id", String(128), nullable=True),  # the credit in the ledger, once confirmed
+    Column("refunded_micros", BigInteger, nullable=False, default=0),
+    Column("reason", String(64), nullable=True),  # why it failed or was canceled; what became of a product
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("node_id", "request_id"),
+    UniqueConstraint("gateway_id", "external_id"),
+    CheckConstraint("state IN ('created', 'pending', 'confirmed', 'failed', 'canceled', 'refunded')", name="state"),
+    CheckConstraint("product IN ('topup', 'plan')", name="product"),
+    CheckConstraint("amount_micros > 0", name="amount_positive"),
+    CheckConstraint("refunded_micros >= 0 AND refunded_micros <= amount_micros", name="refunded_in_range"),
+)
+Index("ix_payments_node_id_created_at", payments.c.node_id, payments.c.created_at)
+Index("ix_payments_gateway_id_created_at", payments.c.gateway_id, payments.c.created_at)
+Index("ix_payments_external_payment_id", payments.c.external_payment_id)
+
+# Every state change of a payment, who or what made it, and the gateway event behind it: its history.
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("actor", String(40), nullable=False),  # "user:3", "api_key:2", "cli", "stripe"
+    Column("gateway_event_id", String(100), nullable=True),
+    Column("detail", String(400), nullable=True),
+)
+Index("ix_payment_events_payment_id", payment_events.c.payment_id)
+
+# Every verified webhook event, recorded once, in the transaction that acts on it: a redelivery, or the
+# same event at the same moment in another process, finds the row and changes nothing.
+gateway_events = Table(
+    "gateway_events",
+    metadata,
+    Column("gateway_id", Id, ForeignKey("payment_gateways.id"), primary_key=True),
+    Column("event_id", String(100), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+# Money given back on a payment: asked from Tollway (reserved first, then sent to the gateway) or made at
+# the gateway and learned from its webhook.
+payment_refunds = Table(
+    "payment_refunds",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=False),
+    Column("key", String(80), nullable=False),  # the idempotency key: a request id, or the gateway total it records
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("external_id", String(100), nullable=True),  # the gateway's refund id
+    Column("transfer_id", String(128), nullable=True),
+    Column("reason", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("payment_id", "key"),
+    CheckConstraint("state IN ('pending', 'succeeded', 'failed', 'refused')", name="state"),
+    CheckConstraint("origin IN ('tollway', 'gateway')", name="origin"),
+    CheckConstraint("amount_micros > 0", name="amount_positive"),
+)
+Index("ix_payment_refunds_payment_id", payment_refunds.c.payment_id)
+
+# A seller's identity on its receipts and invoices, set by the seller, and its invoice counter: a number is
+# taken in the transaction that issues the invoice, so a rollback gives it back and numbers have no gaps.
+billing_profiles = Table(
+    "billing_profiles",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("legal_name", String(200), nullable=False),
+    Column("address", String(400), nullable=False),
+    Column("tax_id", String(64), nullable=False),
+    Column("tax_rate_ppm", Integer, nullable=False),  # included in the prices: 20 % = 200000
+    Column("invoice_prefix", String(16), nullable=False),
+    Column("next_invoice_number", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("tax_rate_ppm BETWEEN 0 AND 1000000", name="tax_rate_in_range"),
+    CheckConstraint("next_invoice_number >= 1", name="next_number_positive"),
+)
+
+# Issued invoices: immutable once issued, their content kept as issued (JSON) so they render the same forever.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("seller_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("label", String(40), nullable=False),  # the prefix and the number, as printed
+    Column("customer_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_micros", BigInteger, nullable=False),
+    Column("tax_micros", BigInteger, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    UniqueConstraint("seller_id", "number"),
+    UniqueConstraint("customer_id", "period_start"),
+)
+Index("ix_invoices_seller_id_period_start", invoices.c.seller_id, invoices.c.period_start)
+
 # UC/PBX organizations (tollway/organizations): a pbx client's settings; its users are client nodes of type
 # 'user' below it, each with its role and spending caps here; their extensions carry SIP credentials.
 organizations = Table(
     "organizations",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("wallet", String(16), nullable=False),  # who pays for a user's calls: 'user' or 'organization'
     Column("extension_digits", Integer, nullable=False),  # the length of every extension number
     Column("sip_domain", String(253), nullable=False, unique=True),  # the extensions' SIP domain and digest realm
@@ -502,7 +664,7 @@ organizations = Table(
 organization_limits = Table(
     "organization_limits",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("users_limit", Integer, nullable=True),
     Column("extensions_per_user_limit", Integer, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -512,8 +674,8 @@ organization_limits = Table(
 organization_users = Table(
     "organization_users",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the user's own account
-    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the user's own account
+    Column("organization_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("daily_cap_micros", BigInteger, nullable=True),  # when the organization pays: what it may spend a day
     Column("monthly_cap_micros", BigInteger, nullable=True),
@@ -529,9 +691,9 @@ Index("ix_organization_users_organization_id", organization_users.c.organization
 extensions = Table(
     "extensions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("user_node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("organization_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("user_node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("number", String(6), nullable=False),
     Column("sip_username", String(64), nullable=False),
     Column("ha1", String(32), nullable=False),  # MD5(username:realm:secret), what digest authentication needs
@@ -553,9 +715,9 @@ Index("ix_extensions_user_node_id", extensions.c.user_node_id)
 caller_ids = Table(
     "caller_ids",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Id, ForeignKey("extensions.id"), nullable=True),
     Column("number", String(20), nullable=False),  # E.164 with its '+'
     Column("verified", Boolean, nullable=False),
     Column("is_default", Boolean, nullable=False),
@@ -567,9 +729,9 @@ Index("ix_caller_ids_node_id_extension_id", caller_ids.c.node_id, caller_ids.c.e
 follow_me = Table(
     "follow_me",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Id, ForeignKey("extensions.id"), nullable=True),
     Column("position", Integer, nullable=False),  # 1, 2, 3 ...: the order the numbers ring in
     Column("number", String(32), nullable=False),
     Column("ring_seconds", Integer, nullable=False),
@@ -582,9 +744,21 @@ Index("ix_follow_me_node_id_extension_id", follow_me.c.node_id, follow_me.c.exte
 trunk_addresses = Table(
     "trunk_addresses",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("network", String(43), nullable=False, unique=True),  # an IPv4 or IPv6 network, in CIDR form
     Column("created_at", UtcDateTime, nullable=False),
 )
 Index("ix_trunk_addresses_node_id", trunk_addresses.c.node_id)
+
+# Password attempts counted before each check, per login and per source address ("login:alice",
+# "address:203.0.113.7"), shared by every process; see tollway.access.service.login_with_password.
+login_throttles = Table(
+    "login_throttles",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),  # attempts not (yet) proven right, since the last success
+    Column("blocked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_sessions_user_id", sessions.c.user_id)  # a user's other sessions, closed when its password changes
