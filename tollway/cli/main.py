@@ -24,6 +24,7 @@ from tollway.cli import calls as calls_cli
 from tollway.cli import organizations as organizations_cli
 from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
+from tollway.cli.brands import brand_app
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.cli.notices import notices_app
 from tollway.cli.shop import shop_app
@@ -66,6 +67,7 @@ app.add_typer(organizations_cli.organization_app, name="organization")
 app.add_typer(organizations_cli.line_app, name="line")
 app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
+app.add_typer(brand_app, name="brand")
 
 
 @app.command()
