@@ -12,6 +12,7 @@ run:  ## install, create the SQLite database with demo data, serve on http://127
 test:  ## install (with Kamailio, sipp, radclient from Debian), lint, type-check, run every test on SQLite and PostgreSQL
 	scripts/bootstrap --test
 	scripts/install-switch-tools
+	scripts/install-pdf-libraries
 	.venv/bin/ruff check tollway tests bench
 	.venv/bin/mypy
 	.venv/bin/pytest --db sqlite --db postgresql

@@ -25,6 +25,7 @@ from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.cli.notices import notices_app
+from tollway.cli.shop import shop_app
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
 from tollway.errors import refuse_nul
@@ -60,6 +61,7 @@ app.add_typer(agents_cli.profile_app, name="profile")
 app.add_typer(agents_cli.accounts_app, name="accounts")
 app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
+app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
 
 
@@ -103,7 +105,13 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         access_log=False,
+        timeout_worker_healthcheck=WORKER_START_SECONDS_MAX,
     )
+
+
+# How long a worker process may take to start (import, connect) before uvicorn gives up on it and starts
+# another: its default of 5 s is shorter than an import on a busy machine, and workers then die in a loop.
+WORKER_START_SECONDS_MAX = 60
 
 
 @app.command()

@@ -23,8 +23,10 @@ from tollway.http.api import (
     nodes,
     notices,
     organizations,
+    payments,
     plans,
     rates,
+    shop_records,
     sip,
     tariffs,
 )
@@ -35,6 +37,7 @@ from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
+from tollway.payments.service import PaymentSettings
 from tollway.store import migrate
 from tollway.store.database import Database
 
@@ -52,6 +55,7 @@ def create_app(
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
+    payment_settings: PaymentSettings | None = None,
     trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
@@ -84,6 +88,7 @@ def create_app(
     app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
+    app.state.payment_settings = payment_settings  # None: made from the configuration when first needed
     install_error_handlers(app)
     install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
@@ -96,6 +101,8 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        payments.router,
+        shop_records.router,
         organizations.router,
         lines.router,
         sip.router,
