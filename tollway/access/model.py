@@ -58,6 +58,7 @@ class Action(StrEnum):
     ORGANIZATION_MANAGE = "organization:manage"  # an organization's settings, users and extensions
     LINES_WRITE = "lines:write"  # the caller ids and FollowMe of a client's line or of an extension
     NODE_EDIT = "node:edit"  # name, language, time zone, contact email and phone: a node's own too
+    BRAND_WRITE = "brand:write"  # the name, colours, logo and support contact a reseller shows its customers
 
 
 class Decision(StrEnum):

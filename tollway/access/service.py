@@ -454,3 +454,61 @@ def reset_password(database: Database, principal: Principal | None, *, login: st
         return password
 
     return database.run(use_case)
+
+
+# -- the portal's view of a session ------------------------------------------------------------------
+
+
+def principal_of_user(connection: Connection, user_id: int) -> Principal:
+    """The principal of a user who has proved who it is (a password, then a second factor)."""
+    return _user_principal(connection, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHolder:
+    """Who holds a session, as a page needs it: the principal, the CSRF token, the login and its node."""
+
+    principal: Principal
+    csrf_token: str
+    login: str
+    language: str | None  # the login's own choice; None: its node's
+    node: tree_model.Node
+
+
+def session_holder(database: Database, token: str) -> SessionHolder:
+    """The principal behind a session cookie with its login and node, in one read."""
+    with database.reading() as connection:
+        stored = access_store.find_session(connection, credentials.hash_secret(token))
+        if stored is None or stored.revoked or stored.expires_at <= utc_now():
+            raise Refusal("session_invalid", "the session is unknown, expired or closed: log in again")
+        principal = _user_principal(connection, stored.user_id)
+        user = present(access_store.get_user(connection, stored.user_id), f"user {stored.user_id}")
+        node = present(tree_store.get_node(connection, principal.place.node_id), f"node {principal.place.node_id}")
+        return SessionHolder(
+            principal, stored.csrf_token, user.login, access_store.user_language(connection, user.id), node
+        )
+
+
+def set_login_language(database: Database, principal: Principal, *, language: str | None) -> None:
+    """The portal's language for the principal's own login (None: its node's)."""
+    user_id = principal.user_id
+    if user_id is None:
+        raise Refusal("session_needs_user", "only a person's login has a language")
+    checked = None if language is None else tree_model.check_language(language)
+
+    def use_case(connection: Connection) -> None:
+        before = access_store.user_language(connection, user_id)
+        access_store.update_user(connection, user_id, language=checked)
+        node = tree_store.get_node(connection, principal.place.node_id)
+        audit(
+            connection,
+            principal,
+            action="user.language",
+            target_type="user",
+            target_id=user_id,
+            node=node,
+            before={"language": before},
+            after={"language": checked},
+        )
+
+    database.run(use_case)

@@ -23,6 +23,7 @@ from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
 from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
+from tollway.cli.brands import brand_app
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.cli.notices import notices_app
 from tollway.cli.shop import shop_app
@@ -63,6 +64,7 @@ app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
 app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
+app.add_typer(brand_app, name="brand")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from tollway.access.model import (
     node_creation_needs,
     scope_of,
 )
+from tollway.branding import store as brand_store
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
@@ -42,7 +43,7 @@ class NewNode:
     login: str
     name: str
     currency: str | None = None  # default: the owner's
-    language: str | None = None  # default: the owner's
+    language: str | None = None  # default: the owner's default for its customers, else its own
     time_zone: str | None = None  # default: the owner's
     credit_limit_micros: int = 0
     grants: Grants | None = None  # resellers only; default: the owner's
@@ -161,7 +162,10 @@ def create_node_in(
         login=model.check_login(new.login),
         name=model.check_name(new.name),
         currency=check_currency(new.currency or owner.currency),
-        language=check_known_language(new.language or owner.language),
+        # The owner's default for its customers (its brand's), else its own language.
+        language=check_known_language(
+            new.language or brand_store.customer_language(connection, owner.id) or owner.language
+        ),
         time_zone=model.check_time_zone(new.time_zone or owner.time_zone),
         grants=grants,
         clients_limit=model.check_limit("clients_limit", new.clients_limit),

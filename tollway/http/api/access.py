@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from tollway.access import second_factor
 from tollway.access import service as access
+from tollway.errors import Refusal
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
@@ -35,6 +37,11 @@ def open_session(body: SessionIn, request: Request, response: Response, database
     principal = access.login_with_password(
         database, login=body.login, password=body.password, address=client_address(request)
     )
+    if principal.user_id is not None and second_factor.required(database, user_id=principal.user_id):
+        sealer = request.app.state.sealer
+        if body.code is None or sealer is None:
+            raise Refusal("second_factor_required", "this login has two-step verification: send its code too")
+        principal = second_factor.verify(database, user_id=principal.user_id, code=body.code, sealer=sealer)
     session = access.open_session(database, principal)
     response.set_cookie(
         SESSION_COOKIE,

@@ -238,6 +238,7 @@ class LoginsOut(BaseModel):
 class SessionIn(Strict):
     login: Login
     password: Annotated[str, Field(min_length=1, max_length=256)]
+    code: Annotated[str | None, Field(max_length=20, description="the authenticator's code, if two-step is on")] = None
 
 
 class SessionOut(BaseModel):
