@@ -498,6 +498,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 404, 404, 404, 404),
         setup=north_city_organization,
     ),
+    ("POST", "/api/v1/organizations/{login}/imports"): Row(
+        "/api/v1/organizations/nc-pbx/imports",
+        None,
+        expect(201, 201, 404, 404, 404, 404),
+        content="login,name,extension\nnc-bo,Bo,102\n",
+        setup=north_city_organization,
+    ),
     # Lines: alice's (agent-ana sees it, changes nothing), and extension 101 of nc-pbx.
     ("GET", "/api/v1/lines/{login}"): Row("/api/v1/lines/alice", None, expect(200, 200, 404, 200, 200, 404)),
     ("POST", "/api/v1/lines/{login}/caller-ids"): Row(

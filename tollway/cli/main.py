@@ -21,6 +21,7 @@ from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
+from tollway.cli import organizations as organizations_cli
 from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli.brands import brand_app
@@ -62,6 +63,8 @@ app.add_typer(agents_cli.profile_app, name="profile")
 app.add_typer(agents_cli.accounts_app, name="accounts")
 app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
+app.add_typer(organizations_cli.organization_app, name="organization")
+app.add_typer(organizations_cli.line_app, name="line")
 app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
 app.add_typer(brand_app, name="brand")
