@@ -27,6 +27,7 @@ from tests.shop_world import (
     SEALING_KEY,
     STUB_KEYS,
     ShopWorld,
+    assert_reconciled,
     build,
 )
 from tollway.ledger.model import AccountPurpose
@@ -40,6 +41,7 @@ RACE_SECONDS_MAX = 180  # each process imports the whole web application before 
 def world(demo_database: Database) -> Iterator[ShopWorld]:
     with stripe_stub.running(STUB_KEYS) as stub:
         yield build(demo_database, stub)
+    assert_reconciled(demo_database)
 
 
 def started(world: ShopWorld, login: str = "alice", request_id: str = "topup-1", amount: str = "20") -> dict[str, Any]:
