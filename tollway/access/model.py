@@ -58,6 +58,7 @@ class Action(StrEnum):
     ORGANIZATION_MANAGE = "organization:manage"  # an organization's settings, users and extensions
     LINES_WRITE = "lines:write"  # the caller ids and FollowMe of a client's line or of an extension
     NODE_EDIT = "node:edit"  # name, language, time zone, contact email and phone: a node's own too
+    BRAND_WRITE = "brand:write"  # the name, colours, logo and support contact a reseller shows its customers
 
 
 class Decision(StrEnum):
@@ -217,8 +218,10 @@ def limited_view(principal: Principal, target: Place) -> bool:
 
 
 class Forbidden(Refusal):
-    def __init__(self, action: Action) -> None:
-        super().__init__("forbidden", f"not allowed to {action}")
+    """403: the principal sees the target but may not do this to it."""
+
+    def __init__(self, action: Action, *, reason: str = "forbidden", message: str | None = None) -> None:
+        super().__init__(reason, message or f"not allowed to {action}")
 
 
 def place_of(node: Node) -> Place:

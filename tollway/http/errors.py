@@ -10,7 +10,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tollway.access.model import Forbidden
 from tollway.errors import NUL_MESSAGE, NUL_REASON, NotFound, Refusal
 
-UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
+UNAUTHORIZED = frozenset(
+    {
+        "authentication_required",
+        "login_failed",
+        "api_key_invalid",
+        "session_invalid",
+        "second_factor_required",
+        "second_factor_expired",
+        "code_wrong",
+    }
+)
 CONFLICTS = frozenset(
     {
         "login_taken",

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -151,6 +152,13 @@ users = Table(
     Column("locked_until", UtcDateTime, nullable=True),
     Column("last_login_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("language", String(8), nullable=True),  # the portal's language for this login; NULL: its node's
+    Column("totp_secret_sealed", String(400), nullable=True),  # sealed (tollway/sealing.py); NULL: no second factor
+    Column("totp_confirmed_at", UtcDateTime, nullable=True),  # NULL while enrolment awaits its first code
+    Column("totp_last_step", BigInteger, nullable=True),  # the last 30-second step used: a code works once
+    # Wrong codes in a row (a right password does not reset it); a server default for bulk inserts.
+    Column("totp_failed", Integer, nullable=False, default=0, server_default="0"),
+    Column("totp_locked_until", UtcDateTime, nullable=True),
     CheckConstraint("status IN ('active', 'disabled')", name="status"),
 )
 Index("ix_users_node_id", users.c.node_id)
@@ -762,3 +770,32 @@ login_throttles = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 Index("ix_sessions_user_id", sessions.c.user_id)  # a user's other sessions, closed when its password changes
+
+# -- the portal: each reseller's brand and host names --------------------------------------------------
+
+brands = Table(
+    "brands",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the name is nodes.brand_name
+    Column("colour_primary", String(7), nullable=True),  # '#1f4e79': the header, buttons, links
+    Column("colour_accent", String(7), nullable=True),  # '#e8f0f8': highlights behind dark text
+    Column("support_email", String(254), nullable=True),
+    Column("support_phone", String(40), nullable=True),
+    Column("support_url", String(300), nullable=True),
+    Column("customer_language", String(8), nullable=True),  # default language of its portal and new clients
+    Column("logo", LargeBinary, nullable=True),  # PNG, JPEG or WebP, checked by its first bytes
+    Column("logo_type", String(16), nullable=True),
+    Column("logo_digest", String(64), nullable=True),  # SHA-256 of the logo: its address, cached for ever
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("(logo IS NULL) = (logo_digest IS NULL)", name="logo_with_digest"),
+)
+Index("ix_brands_logo_digest", brands.c.logo_digest)
+
+brand_hosts = Table(
+    "brand_hosts",
+    metadata,
+    Column("host", String(253), primary_key=True),  # lower case, no port: what the Host header names
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_brand_hosts_node_id", brand_hosts.c.node_id)
