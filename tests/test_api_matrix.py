@@ -83,6 +83,12 @@ def alice_topped_up(database: Database) -> object:
     return balances.topup(database, login="alice", amount_micros=1_000_000, transfer_id="to-reverse")
 
 
+def alice_has_a_login(database: Database) -> object:
+    return access.create_user(
+        database, None, node_login="alice", login="alice-web", password=PASSWORD, role=Role.CLIENT
+    )
+
+
 # The shop: north-city sells by bank transfer and by Stripe (its key sealed with a key made for the test).
 MATRIX_PAYMENTS = PaymentSettings(Sealer(Sealer.new_key()))
 BANK_DETAILS = {"account_holder": "North City VoIP", "iban": "DE89 3704 0044 0532 0130 00"}
@@ -492,6 +498,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 404, 404, 404, 404),
         setup=north_city_organization,
     ),
+    ("POST", "/api/v1/organizations/{login}/imports"): Row(
+        "/api/v1/organizations/nc-pbx/imports",
+        None,
+        expect(201, 201, 404, 404, 404, 404),
+        content="login,name,extension\nnc-bo,Bo,102\n",
+        setup=north_city_organization,
+    ),
     # Lines: alice's (agent-ana sees it, changes nothing), and extension 101 of nc-pbx.
     ("GET", "/api/v1/lines/{login}"): Row("/api/v1/lines/alice", None, expect(200, 200, 404, 200, 200, 404)),
     ("POST", "/api/v1/lines/{login}/caller-ids"): Row(
@@ -553,6 +566,21 @@ MATRIX: dict[tuple[str, str], Row] = {
         {"domain": "nc-pbx", "username": "101"},
         expect(200, 200, 200, 403, 403, 403),
         setup=north_city_organization,
+    ),
+    # Account editing: owners, the agent of a client and the client itself edit its details.
+    ("PATCH", "/api/v1/nodes/{login}"): Row(
+        "/api/v1/nodes/alice", {"phone": "+12125550100"}, expect(200, 200, 404, 200, 200, 404)
+    ),
+    # A password is changed by its own user only (a key is nobody's user): 403 for whoever sees alice.
+    ("PUT", "/api/v1/users/{login}/password"): Row(
+        "/api/v1/users/alice-web/password",
+        {"current_password": PASSWORD, "new_password": "a new long password"},
+        expect(403, 403, 404, 403, 403, 404),
+        setup=alice_has_a_login,
+    ),
+    # Reset by an owner strictly above the user's node: alice may not reset her own node's logins.
+    ("POST", "/api/v1/users/{login}/password-reset"): Row(
+        "/api/v1/users/alice-web/password-reset", None, expect(200, 200, 404, 403, 403, 404), setup=alice_has_a_login
     ),
 }
 

@@ -218,8 +218,10 @@ def limited_view(principal: Principal, target: Place) -> bool:
 
 
 class Forbidden(Refusal):
-    def __init__(self, action: Action) -> None:
-        super().__init__("forbidden", f"not allowed to {action}")
+    """403: the principal sees the target but may not do this to it."""
+
+    def __init__(self, action: Action, *, reason: str = "forbidden", message: str | None = None) -> None:
+        super().__init__(reason, message or f"not allowed to {action}")
 
 
 def place_of(node: Node) -> Place:

@@ -18,6 +18,9 @@ from tollway.http.api.schemas import (
     BeforeId,
     LoginsOut,
     PageSize,
+    PasswordChangeIn,
+    PasswordChangeOut,
+    PasswordResetOut,
     SessionIn,
     SessionOut,
     UserIn,
@@ -135,3 +138,26 @@ def read_audit(
         )
         for e in entries
     ]
+
+
+@router.put(
+    "/users/{login}/password", summary="Change your own password (the current one needed); ends your other sessions"
+)
+def change_password(
+    login: str, body: PasswordChangeIn, request: Request, database: DatabaseDep, principal: PrincipalDep
+) -> PasswordChangeOut:
+    closed = access.change_password(
+        database,
+        principal,
+        login=login,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_session_token=request.cookies.get(SESSION_COOKIE),
+        address=client_address(request),
+    )
+    return PasswordChangeOut(sessions_closed=closed)
+
+
+@router.post("/users/{login}/password-reset", summary="Give a user below you a new password: shown once")
+def reset_password(login: str, database: DatabaseDep, principal: PrincipalDep) -> PasswordResetOut:
+    return PasswordResetOut(login=login, password=access.reset_password(database, principal, login=login))
