@@ -307,3 +307,29 @@ def test_text_with_a_nul_character_is_refused_before_any_use_case(world: Databas
     answer = client.post("/login", data={"login": "ali\x00ce", "password": PASSWORD, "csrf_token": csrf_of(form)})
     assert answer.status_code == 422 and "holds characters that are not allowed" in answer.text
     assert client.get("/login?next=/%00").status_code == 422
+
+
+def test_a_customer_sees_its_payments_and_its_monthly_statement(world: Database) -> None:
+    client = browser(world)
+    log_in(client, "alice")
+    payments = client.get("/payments").text
+    # The demo topped alice up 25.00, then 5.00 for her plan's first fee, which was then charged.
+    rows = re.findall(r"<td>(Top-up|Plan fee)</td>\s*<td>([^<]*)</td>\s*<td class=\"number\">([^<]+)</td>", payments)
+    assert sorted(rows) == [
+        ("Plan fee", "north-city:talk-100", "-$5.00"),
+        ("Top-up", "demo opening balance", "$25.00"),
+        ("Top-up", "demo: her plan&#39;s first fee", "$5.00"),
+    ]
+    statement = client.get("/statement").text
+    assert re.search(r'id="opening">\$0.00<', statement) and re.search(r'id="closing">\$25.00<', statement)
+    assert re.search(r"0 calls</td>\s*<td></td>\s*<td class=\"number\" id=\"calls\">\$0.00<", statement)
+    assert 'media="print"' in statement and "data-print" in statement
+    assert client.get("/statement?month=1999-01").status_code == 422
+    assert client.get("/statement?month=garbage").status_code == 422
+
+
+def test_money_pages_are_for_customers_only(world: Database) -> None:
+    client = browser(world)
+    log_in(client, "nc-admin")
+    assert client.get("/payments").status_code == 404
+    assert client.get("/statement").status_code == 404
