@@ -354,5 +354,9 @@ def switch_key_id(connection: Connection, name: str) -> str | None:
     return None if row is None else str(row.key_id)
 
 
+def set_switch_api_key(connection: Connection, *, name: str, api_key_id: int) -> None:
+    connection.execute(update(switches).where(switches.c.name == name).values(api_key_id=api_key_id))
+
+
 def switch_named(connection: Connection, name: str) -> bool:
     return connection.execute(select(switches.c.id).where(switches.c.name == name)).first() is not None
