@@ -255,11 +255,17 @@ def node_show(login: str) -> None:
     ]
     if node.position.kind is NodeKind.RESELLER:
         rows.append(("may sell", ", ".join(sorted(node.grants.client_types)) or "nothing"))
-        rows.append(("features", ", ".join(sorted(node.grants.features)) or "none"))
+        rows.append(("features", _features(node.grants.features)))
         rows.append(("clients limit", str(node.clients_limit) if node.clients_limit is not None else "none"))
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
+
+
+def _features(features: frozenset[model.Feature]) -> str:
+    """What a reseller may sell, the coming features marked as such."""
+    shown = [f"{f} (coming)" if f in model.FEATURES_COMING else str(f) for f in sorted(features)]
+    return ", ".join(shown) or "none"
 
 
 @node_app.command("tree")

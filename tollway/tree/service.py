@@ -119,6 +119,8 @@ def create_node_in(
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
     grants = _grants_for(owner, new)
+    if new.position.kind is NodeKind.AGENT:
+        model.check_feature_granted(owner.grants, model.Feature.AGENTS)
     if new.position.kind is NodeKind.CLIENT:
         model.check_client_type_granted(owner.grants, present(new.position.client_type, "client type"))
         for ancestor in owners:
