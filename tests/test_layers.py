@@ -1,4 +1,4 @@
-"""The package tree reads like DESIGN.md: imports point inward, the domain has no I/O."""
+"""The package tree reads like docs/design.md: imports point inward, the domain has no I/O."""
 
 from __future__ import annotations
 

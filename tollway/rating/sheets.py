@@ -1,10 +1,10 @@
-"""Rate sheets as CSV, read and written, in Tollway's own layout and VoipSwitch's (DESIGN.md section 3). Pure.
+"""Rate sheets as CSV, read and written, in Tollway's own layout and VoipSwitch's (docs/design.md section 3). Pure.
 
 Reading collects every error of the file, each with its line number (the header is line 1; blank
 lines count), and either returns every entry or raises ``SheetRefused``: nothing is half-imported.
 Two rows of one prefix that could price the same instant are an error, reported on the later line.
 
-Native layout: comma-separated, header required, columns named as in DESIGN.md in any order
+Native layout: comma-separated, header required, columns named as in docs/design.md in any order
 (prefix, description and price required). Empty cells: minimal_time, resolution, grace_period ->
 the tariff's default (None); connect_fee, free_seconds -> 0; from_day and to_day (both or neither)
 -> the whole week; from_time -> 00:00; to_time -> the end of the day (so does "24:00"). Times are
