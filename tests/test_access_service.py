@@ -166,7 +166,16 @@ def test_every_write_is_audited_and_each_reseller_reads_only_its_own_subtree(dem
     assert create_key.after == {
         "name": "alice's phone app",
         "role": "client",
-        "actions": ["balance:read", "calls:read", "node:read", "secrets:read", "tariffs:read", "user:manage"],
+        "actions": [
+            "balance:read",
+            "calls:read",
+            "lines:write",
+            "node:edit",
+            "node:read",
+            "secrets:read",
+            "tariffs:read",
+            "user:manage",
+        ],
     }
     seen_by_city = {(e.action, e.target_id) for e in entries}
     assert ("node.create", "alice") in seen_by_city  # the demo's own writes, made at the command line

@@ -172,3 +172,26 @@ def test_an_operator_makes_the_first_login_and_api_key_from_the_command_line(dat
     wrong_role = tollway("api-key", "create", "alice", "--name", "x", "--role", "agent", url=database.url)
     assert wrong_role.returncode == 1
     assert wrong_role.stderr == "error: the role agent does not fit a retail client (role_does_not_fit)\n"
+
+
+def test_text_with_a_nul_is_refused_with_a_clear_message(database: Database, tmp_path: Path) -> None:
+    """argv cannot carry a NUL, but stdin, a terminal and files can: each is refused, naming where it was."""
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
+    env = {**os.environ, "TOLLWAY_DATABASE_URL": database.url, "COLUMNS": "200"}
+    command = [TOLLWAY, "user", "create", "north-city", "nc-admin", "--role", "reseller_admin", "--password-stdin"]
+    created = subprocess.run(
+        command, input="correct\x00horse battery\n", env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert created.returncode == 1
+    assert created.stderr == "error: the password: text must not contain NUL characters (text_contains_nul)\n"
+    calls = tmp_path / "calls.csv"
+    calls.write_text(
+        "call_id,account,tariff,caller,callee,start,duration\nc1,ali\x00ce,,1,442079460000,2026-11-23,60\n"
+    )
+    rated = tollway("rate", str(calls), "-o", str(tmp_path / "rated.csv"), url=database.url)
+    assert rated.returncode == 1
+    assert f"{calls}: line 2: the line: text must not contain NUL characters (text_contains_nul)" in rated.stderr
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("prefix,description,price\n44,U\x00K,0.02\n")
+    imported = tollway("tariff", "import", "house:wholesale", str(sheet), url=database.url)
+    assert imported.returncode == 1 and f"{sheet}:2: " in imported.stderr and "(description_invalid)" in imported.stderr

@@ -32,6 +32,7 @@ PBX = client(ClientType.PBX)
 WHOLESALE = client(ClientType.WHOLESALE)
 CALLING_CARD = client(ClientType.CALLING_CARD)
 CALLSHOP = client(ClientType.CALLSHOP)
+USER = client(ClientType.USER)
 
 POSITIONS = {
     "provider": PROVIDER,
@@ -44,21 +45,23 @@ POSITIONS = {
     "wholesale": WHOLESALE,
     "calling_card": CALLING_CARD,
     "callshop": CALLSHOP,
+    "user": USER,
 }
 
 # Written out by hand from the decided rules, one row per owner, columns in POSITIONS order:
-#            provider L3   L2   L1   agent retail pbx  wholesale calling_card callshop
+#            provider L3   L2   L1   agent retail pbx  wholesale calling_card callshop user
 OWNERSHIP_TABLE = {
-    "provider": "no   yes  yes  yes  no    yes    yes  yes       yes          yes",
-    "L3": "no   no   yes  no   no    no     no   no        no           no",
-    "L2": "no   no   no   yes  yes   no     yes  no        no           no",
-    "L1": "no   no   no   no   yes   yes    yes  yes       yes          yes",
-    "agent": "no   no   no   no   no    no     no   no        no           no",
-    "retail": "no   no   no   no   no    no     no   no        no           no",
-    "pbx": "no   no   no   no   no    no     no   no        no           no",
-    "wholesale": "no   no   no   no   no    no     no   no        no           no",
-    "calling_card": "no   no   no   no   no    no     no   no        no           no",
-    "callshop": "no   no   no   no   no    no     no   no        no           no",
+    "provider": "no   yes  yes  yes  no    yes    yes  yes       yes          yes      no",
+    "L3": "no   no   yes  no   no    no     no   no        no           no       no",
+    "L2": "no   no   no   yes  yes   no     yes  no        no           no       no",
+    "L1": "no   no   no   no   yes   yes    yes  yes       yes          yes      no",
+    "agent": "no   no   no   no   no    no     no   no        no           no       no",
+    "retail": "no   no   no   no   no    no     no   no        no           no       no",
+    "pbx": "no   no   no   no   no    no     no   no        no           no       yes",
+    "wholesale": "no   no   no   no   no    no     no   no        no           no       no",
+    "calling_card": "no   no   no   no   no    no     no   no        no           no       no",
+    "callshop": "no   no   no   no   no    no     no   no        no           no       no",
+    "user": "no   no   no   no   no    no     no   no        no           no       no",
 }
 
 
@@ -74,7 +77,7 @@ def ownership_cases() -> list[tuple[str, str, bool]]:
 
 def test_the_ownership_table_covers_every_pair_of_positions() -> None:
     assert {(owner, child) for owner, child, _ in ownership_cases()} == {(o, c) for o in POSITIONS for c in POSITIONS}
-    assert len(ownership_cases()) == 100
+    assert len(ownership_cases()) == 121
 
 
 @pytest.mark.parametrize(("owner", "child", "allowed"), ownership_cases())
@@ -119,13 +122,15 @@ def test_a_reseller_without_a_level_is_not_ownable_even_by_the_pure_rule() -> No
 
 
 def test_client_types_ownable_before_narrowing() -> None:
-    every_type = frozenset(ClientType)
+    every_type = frozenset(ClientType) - {ClientType.USER}  # users are owned by organizations only
     assert model.client_types_ownable(PROVIDER) == every_type
     assert model.client_types_ownable(L1) == every_type
     assert model.client_types_ownable(L2) == {ClientType.PBX}
     assert model.client_types_ownable(L3) == frozenset()
     assert model.client_types_ownable(AGENT) == frozenset()
     assert model.client_types_ownable(RETAIL) == frozenset()
+    assert model.client_types_ownable(PBX) == {ClientType.USER}
+    assert every_type == model.ALL_CLIENT_TYPES
 
 
 def test_a_sub_reseller_may_sell_what_its_owner_sells_or_less() -> None:

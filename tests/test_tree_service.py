@@ -19,6 +19,7 @@ from tollway.store.schema import ledger_accounts, nodes
 from tollway.tree import service
 from tollway.tree.model import (
     AGENT,
+    ALL_CLIENT_TYPES,
     ClientType,
     Feature,
     Grants,
@@ -94,7 +95,7 @@ def test_a_whole_tree_is_built_from_the_provider_down(database: Database) -> Non
     create(database, "l2", PBX, "pbx-of-l2")
     create(database, "l2", AGENT, "agent-of-l2")
     create(database, "l1", AGENT, "agent-of-l1")
-    for client_type in ClientType:
+    for client_type in sorted(ALL_CLIENT_TYPES):
         create(database, "l1", client(client_type), f"{client_type}-of-l1")
 
     house, l3, l2, l1 = (read(database, login) for login in ("house", "l3", "l2", "l1"))
@@ -107,7 +108,7 @@ def test_a_whole_tree_is_built_from_the_provider_down(database: Database) -> Non
     assert retail.status is Status.ACTIVE
     assert read(database, "pbx-of-l2").parent_id == l2.id
     assert read(database, "agent-of-l2").position == AGENT
-    assert row_counts(database)[0] == 4 + 1 + 2 + len(ClientType)
+    assert row_counts(database)[0] == 4 + 1 + 2 + len(ALL_CLIENT_TYPES)
 
 
 def owners_of_every_position(database: Database) -> dict[str, str]:
@@ -115,16 +116,23 @@ def owners_of_every_position(database: Database) -> dict[str, str]:
     chain_of_resellers(database)
     logins = {"provider": "house", "L3": "l3", "L2": "l2", "L1": "l1", "agent": "agent-of-l1"}
     create(database, "l1", AGENT, "agent-of-l1")
-    for client_type in ClientType:
+    for client_type in sorted(ALL_CLIENT_TYPES):
         create(database, "l1", client(client_type), f"{client_type}-of-l1")
         logins[str(client_type)] = f"{client_type}-of-l1"
+    user = NewNode(position=client(ClientType.USER), login="user-of-pbx", name="User")
+    database.run(
+        lambda connection: service.create_node_in(
+            connection, owner_login="pbx-of-l1", new=user, now=utc_now(), organization_user=True
+        )
+    )
+    logins["user"] = "user-of-pbx"
     return logins
 
 
 def test_every_link_the_rules_refuse_is_refused_and_leaves_nothing_behind(database: Database) -> None:
     logins = owners_of_every_position(database)
     refused_links = [(owner, child) for owner, child, allowed in ownership_cases() if not allowed]
-    assert len(refused_links) == 82
+    assert len(refused_links) == 102
     for owner, child in refused_links:
         new = NewNode(position=POSITIONS[child], login=f"new-{owner}-{child}".lower().replace("_", "-"), name="New")
         assert refused(database, logins[owner], new) == "ownership_refused", (owner, child)
@@ -133,9 +141,13 @@ def test_every_link_the_rules_refuse_is_refused_and_leaves_nothing_behind(databa
 def test_every_link_the_rules_allow_is_created(database: Database) -> None:
     logins = owners_of_every_position(database)
     allowed_links = [(owner, child) for owner, child, allowed in ownership_cases() if allowed]
-    assert len(allowed_links) == 18
+    assert len(allowed_links) == 19
     for owner, child in allowed_links:
         login = f"new-{owner}-{child}".lower().replace("_", "-")
+        if child == "user":  # allowed, but made only through its organization
+            made_directly = NewNode(POSITIONS[child], login, "U")
+            assert refused(database, logins[owner], made_directly) == "user_through_organization"
+            continue
         node = create(database, logins[owner], POSITIONS[child], login)
         assert node.position == POSITIONS[child]
         assert node.parent_id == read(database, logins[owner]).id
@@ -248,7 +260,7 @@ def test_a_sub_reseller_sells_what_its_owner_grants_and_no_more(database: Databa
     provider(database)
     retail_and_pbx = Grants(frozenset({ClientType.RETAIL, ClientType.PBX}), frozenset({Feature.TARIFFS}))
     create(database, "house", L3, "l3", grants=retail_and_pbx)
-    every_type = Grants(frozenset(ClientType), frozenset({Feature.TARIFFS}))
+    every_type = Grants(ALL_CLIENT_TYPES, frozenset({Feature.TARIFFS}))
     wider = NewNode(L2, login="l2-wider", name="Wider", grants=every_type)
     assert refused(database, "l3", wider) == "client_types_wider_than_owner"
     more_features = NewNode(L2, login="l2-more", name="More", grants=Grants(frozenset(), frozenset(Feature)))
@@ -275,7 +287,7 @@ def test_grants_may_be_narrowed_but_never_widened_beyond_the_owner(database: Dat
     create(database, "house", L3, "l3", grants=Grants(frozenset({ClientType.RETAIL, ClientType.PBX}), frozenset()))
     create(database, "l3", L2, "l2")
     with pytest.raises(Refusal) as refusal:
-        service.set_grants(database, login="l2", grants=Grants(frozenset(ClientType), frozenset()))
+        service.set_grants(database, login="l2", grants=Grants(ALL_CLIENT_TYPES | {ClientType.USER}, frozenset()))
     assert refusal.value.reason == "client_types_wider_than_owner"
     with pytest.raises(Refusal) as refusal:
         service.set_grants(
@@ -297,7 +309,7 @@ def test_grants_may_not_be_narrowed_below_what_a_sub_reseller_still_sells(databa
     assert refusal.value.reason == "sub_reseller_wider"
     assert "l1" in refusal.value.message
     with pytest.raises(Refusal) as refusal:
-        service.set_grants(database, login="l2", grants=Grants(frozenset(ClientType), frozenset({Feature.TARIFFS})))
+        service.set_grants(database, login="l2", grants=Grants(ALL_CLIENT_TYPES, frozenset({Feature.TARIFFS})))
     assert refusal.value.reason == "sub_reseller_wider"
     assert read(database, "l2").grants == Grants()
 

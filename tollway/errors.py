@@ -33,6 +33,25 @@ class NotFound(Refusal):
         super().__init__(f"{what}_not_found", f"{what.replace('_', ' ')} {key!s} not found")
 
 
+NUL = "\x00"
+NUL_REASON = "text_contains_nul"
+NUL_MESSAGE = "text must not contain NUL characters"
+
+
+class TextContainsNul(Refusal):
+    """Text holding a NUL character: PostgreSQL cannot store it, and no login, name or number has one."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(NUL_REASON, f"{where}: {NUL_MESSAGE}")
+
+
+def refuse_nul(where: str, text: str) -> str:
+    """``text``, or ``TextContainsNul`` naming ``where`` it came from."""
+    if NUL in text:
+        raise TextContainsNul(where)
+    return text
+
+
 class InvariantBroken(TollwayError):
     """A rule that must always hold does not: stop loudly."""
 

@@ -5,14 +5,21 @@ Two questions, in this order:
    target that does not exist, so ids cannot be probed across tenants.
      - provider and reseller admins see their own node and everything below it;
      - an agent sees itself and the clients it manages (never other agents' clients);
+     - an organization's admin sees its organization and the accounts of its users;
      - a client or an organization user sees its own node only.
 2. May it *do* this to what it sees? If not, FORBIDDEN. Its role must grant the action, an API key
    may narrow that further, and actions an owner takes on a node (top up, suspend, change limits)
    apply only strictly below the principal's own node: nobody tops itself up.
+
+And one rule for what a principal *creates* (``check_mint``): a user, an API key, a session or a node
+with settings holds no action its creator does not hold itself. A user of role R needs every action R
+grants, a key every action it is given, a node every action that changing each field it sets would
+later need (``NODE_FIELD_ACTIONS``); a field left at its default needs nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +33,7 @@ class Role(StrEnum):
     AGENT = "agent"
     CLIENT = "client"
     ORGANIZATION_USER = "organization_user"
+    ORGANIZATION_ADMIN = "organization_admin"  # at an organization: its users, extensions, caller ids, FollowMe
 
 
 class Action(StrEnum):
@@ -45,6 +53,9 @@ class Action(StrEnum):
     CALLS_CONTROL = "calls:control"  # a switch: authorize, answer, update and end calls below its node
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
     COMMISSION_WITHDRAW = "commission:withdraw"  # an agent moves its accrued commission to its wallet
+    ORGANIZATION_MANAGE = "organization:manage"  # an organization's settings, users and extensions
+    LINES_WRITE = "lines:write"  # the caller ids and FollowMe of a client's line or of an extension
+    NODE_EDIT = "node:edit"  # name, language, time zone, contact email and phone: a node's own too
 
 
 class Decision(StrEnum):
@@ -59,6 +70,7 @@ ROLE_KINDS: dict[Role, frozenset[NodeKind]] = {
     Role.AGENT: frozenset({NodeKind.AGENT}),
     Role.CLIENT: frozenset({NodeKind.CLIENT}),
     Role.ORGANIZATION_USER: frozenset({NodeKind.CLIENT}),
+    Role.ORGANIZATION_ADMIN: frozenset({NodeKind.CLIENT}),
 }
 
 _ADMIN = frozenset(Action)
@@ -74,6 +86,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.COMMISSION_WITHDRAW,
             Action.EXCHANGE_RATES_READ,
             Action.TARIFFS_READ,
+            Action.NODE_EDIT,  # its own details and its clients' (their contact, language, time zone)
         }
     ),
     Role.CLIENT: frozenset(
@@ -84,9 +97,25 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.SECRETS_READ,
             Action.USER_MANAGE,
             Action.TARIFFS_READ,
+            Action.LINES_WRITE,
+            Action.NODE_EDIT,
         }
     ),
-    Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ}),
+    Role.ORGANIZATION_USER: frozenset({Action.NODE_READ, Action.BALANCE_READ, Action.CALLS_READ, Action.LINES_WRITE}),
+    Role.ORGANIZATION_ADMIN: frozenset(
+        {
+            Action.NODE_READ,
+            Action.NODE_CREATE,  # its users' accounts, through the organization (tree refuses anything else)
+            Action.BALANCE_READ,
+            Action.CALLS_READ,
+            Action.SECRETS_READ,
+            Action.USER_MANAGE,
+            Action.TARIFFS_READ,
+            Action.LINES_WRITE,
+            Action.ORGANIZATION_MANAGE,
+            Action.NODE_EDIT,
+        }
+    ),
 }
 
 # Actions an owner takes on a node: never on the principal's own node.
@@ -136,8 +165,8 @@ class Scope:
 
 def scope_of(principal: Principal) -> Scope:
     me = principal.place
-    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN):
-        return Scope(path_prefix=me.path)
+    if principal.role in (Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN, Role.ORGANIZATION_ADMIN):
+        return Scope(path_prefix=me.path)  # an organization's admin: the organization and its users
     if principal.role is Role.AGENT:
         return Scope(agent_id=me.node_id)
     return Scope(node_id=me.node_id)
@@ -188,6 +217,14 @@ def place_of(node: Node) -> Place:
     return Place(node.id, node.path, node.position.kind, node.parent_id, node.managed_by_agent_id)
 
 
+def hidden_from(principal: Principal | None, target: Node) -> bool:
+    """True when the principal may not even know ``target`` exists: what it names there (a tariff, a plan,
+    an API key of that node) must then be answered "not found", exactly as a thing that does not exist."""
+    if principal is None:
+        return False
+    return decide(principal, Action.NODE_READ, place_of(target)) is Decision.NOT_FOUND
+
+
 def authorize(principal: Principal | None, action: Action, target: Node | None) -> None:
     """Apply the rule: NotFound for what the principal may not see, Forbidden for what it may not do.
 
@@ -200,3 +237,62 @@ def authorize(principal: Principal | None, action: Action, target: Node | None) 
         raise NotFound("node", target.login if target else "")
     if decision is Decision.FORBIDDEN:
         raise Forbidden(action)
+
+
+class NodeField(StrEnum):
+    """What a creator may set on a new node beyond its place, login and name (which creation itself is)."""
+
+    CREDIT_LIMIT = "credit_limit"
+    CLIENTS_LIMIT = "clients_limit"
+    CONCURRENT_CALLS_LIMIT = "concurrent_calls_limit"
+    GRANTS = "grants"  # a reseller's client types and features
+    MANAGED_BY_AGENT = "managed_by_agent"  # the agent pays the account's fee and earns on it
+    LANGUAGE = "language"
+    TIME_ZONE = "time_zone"
+    MAX_CALL_SECONDS = "max_call_seconds"
+    TARIFF = "tariff"  # the tariff it pays at (a profile's)
+
+
+# The action that changing each field later requires: setting it at creation requires the same.
+NODE_FIELD_ACTIONS: dict[NodeField, Action] = {
+    NodeField.CREDIT_LIMIT: Action.MONEY_ADJUST,
+    NodeField.CLIENTS_LIMIT: Action.NODE_UPDATE,
+    NodeField.CONCURRENT_CALLS_LIMIT: Action.NODE_UPDATE,
+    NodeField.GRANTS: Action.NODE_UPDATE,
+    NodeField.MANAGED_BY_AGENT: Action.MONEY_ADJUST,  # as spending an agent's wallet does
+    NodeField.LANGUAGE: Action.NODE_EDIT,
+    NodeField.TIME_ZONE: Action.NODE_EDIT,
+    NodeField.MAX_CALL_SECONDS: Action.NODE_UPDATE,
+    NodeField.TARIFF: Action.NODE_UPDATE,
+}
+
+
+class MintForbidden(Forbidden):
+    """403: what would be created holds an action its creator does not; ``reason`` names what asked for it."""
+
+    def __init__(self, what: str, missing: frozenset[Action]) -> None:
+        Refusal.__init__(
+            self,
+            f"{what}_forbidden",
+            f"setting {what} needs {', '.join(sorted(missing))}, which you do not hold",
+        )
+
+
+def check_mint(principal: Principal | None, needs: Mapping[str, Iterable[Action]]) -> None:
+    """Never mint more than you hold. ``needs`` maps each thing asked for (``role``, ``actions``, a node's
+    field) to the actions it would carry; the first one holding an action the principal lacks is refused.
+
+    ``principal`` None is the operator at the machine's command line, who holds everything.
+    """
+    if principal is None:
+        return
+    for what, actions in needs.items():
+        missing = frozenset(actions) - principal.actions
+        if missing:
+            raise MintForbidden(what, missing)
+
+
+def node_creation_needs(fields: Iterable[NodeField]) -> dict[str, frozenset[Action]]:
+    """What creating a node that sets ``fields`` asks of its creator, field by field (beyond ``node:create``
+    on the owner, which ``decide`` checks)."""
+    return {str(field): frozenset({NODE_FIELD_ACTIONS[field]}) for field in fields}

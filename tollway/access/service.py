@@ -13,7 +13,17 @@ from sqlalchemy import Connection
 from tollway.access import credentials
 from tollway.access import store as access_store
 from tollway.access.audit import audit
-from tollway.access.model import ROLE_ACTIONS, Action, Principal, Role, authorize, place_of, role_fits
+from tollway.access.model import (
+    ROLE_ACTIONS,
+    Action,
+    Principal,
+    Role,
+    authorize,
+    check_mint,
+    hidden_from,
+    place_of,
+    role_fits,
+)
 from tollway.access.store import ApiKey, AuditEntry, User
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
@@ -57,6 +67,7 @@ def create_user(
         authorize(principal, Action.USER_MANAGE, node)
         if not role_fits(role, node.position.kind):
             raise Refusal("role_does_not_fit", f"the role {role} does not fit a {node.position}")
+        check_mint(principal, {"role": ROLE_ACTIONS[role]})
         if access_store.find_user(connection, tree_model.check_login(login)) is not None:
             raise Refusal("login_taken", f"the login {login!r} is taken")
         user = access_store.insert_user(
@@ -147,8 +158,9 @@ def create_api_key(
         if not role_fits(role, node.position.kind):
             raise Refusal("role_does_not_fit", f"the role {role} does not fit a {node.position}")
         scope = ROLE_ACTIONS[role] if actions is None else frozenset(actions)
-        if not scope <= ROLE_ACTIONS[role] or (principal is not None and not scope <= principal.actions):
-            raise Refusal("scope_wider_than_role", "an API key may only narrow what its role and its creator may do")
+        if not scope <= ROLE_ACTIONS[role]:
+            raise Refusal("scope_wider_than_role", "an API key may only narrow what its role may do")
+        check_mint(principal, {"actions": scope})
         key = access_store.insert_api_key(
             connection,
             key_id=new_key.key_id,
@@ -178,8 +190,8 @@ def revoke_api_key(database: Database, principal: Principal | None, *, key_id: s
     def use_case(connection: Connection) -> None:
         key = access_store.find_api_key(connection, key_id)
         node = tree_store.get_node(connection, key.node_id) if key else None
-        if key is None or node is None:
-            raise NotFound("api_key", key_id)
+        if key is None or node is None or hidden_from(principal, node):
+            raise NotFound("api_key", key_id)  # never the login of a node out of sight
         authorize(principal, Action.USER_MANAGE, node)
         if key.revoked:
             raise Refusal("api_key_revoked", "the key is already revoked")
@@ -261,6 +273,10 @@ def open_session(database: Database, principal: Principal) -> Session:
     session = Session(token, secrets.token_urlsafe(SESSION_TOKEN_BYTES), utc_now() + SESSION_LIFETIME)
 
     def use_case(connection: Connection) -> Session:
+        user = access_store.get_user(connection, present(principal.user_id, "user id"))
+        if user is None or not user.active:
+            raise Refusal("session_invalid", "the session's user no longer exists or is disabled")
+        check_mint(principal, {"session": ROLE_ACTIONS[user.role]})  # a session is its own user's, no more
         access_store.insert_session(
             connection,
             token_hash=credentials.hash_secret(token),

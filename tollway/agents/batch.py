@@ -21,7 +21,7 @@ from sqlalchemy import Connection, String, cast, literal, update
 
 from tollway.access import credentials
 from tollway.access.audit import audit
-from tollway.access.model import Action, Principal, Role, authorize
+from tollway.access.model import Action, NodeField, Principal, Role, authorize, check_mint, node_creation_needs
 from tollway.agents import store
 from tollway.agents.model import (
     LOGIN_RANDOM_DIGITS,
@@ -115,6 +115,8 @@ def create_batch(
         profile_id, profile, tariff_id = found
         if by_agent and agent is not None and not store.agent_may_use(connection, agent.id, profile_id):
             raise Refusal("profile_not_allowed", f"{agent.login} may not create accounts from {profile_name}")
+        if not by_agent:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
+            check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
         _check_owner_can_take(connection, owner, profile, count)
 
         accounts = _draw_accounts(connection, profile, count)
@@ -176,6 +178,19 @@ def create_batch(
         )
 
     return database.run(use_case)
+
+
+def profile_fields(owner: Node, profile: CustomerProfile, tariff_id: int | None) -> list[NodeField]:
+    """The fields a profile sets beyond a new client's defaults: whoever creates from it needs their actions."""
+    chosen = {
+        NodeField.CREDIT_LIMIT: profile.credit_limit_micros != 0,
+        NodeField.CONCURRENT_CALLS_LIMIT: profile.concurrent_calls_limit is not None,
+        NodeField.MAX_CALL_SECONDS: profile.max_call_seconds is not None,
+        NodeField.LANGUAGE: profile.language is not None and profile.language != owner.language,
+        NodeField.TIME_ZONE: profile.time_zone is not None and profile.time_zone != owner.time_zone,
+        NodeField.TARIFF: tariff_id is not None,
+    }
+    return [field for field, is_set in chosen.items() if is_set]
 
 
 def progress_total(count: int) -> int:

@@ -30,7 +30,7 @@ from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose, Applied, TransferKind, TransferRequest
-from tollway.rating.service import require_tariff
+from tollway.rating.service import authorize_read, require_tariff
 from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
@@ -119,7 +119,7 @@ def put_profile(
     def use_case(connection: Connection) -> CustomerProfile:
         owner = require_node(connection, owner_login)
         authorize(principal, Action.TARIFFS_WRITE, owner)
-        tariff_id = check_profile(connection, owner, profile)
+        tariff_id = check_profile(connection, owner, profile, principal=principal)
         store.put_profile(connection, owner.id, profile, tariff_id, now=utc_now())
         audit(
             connection,
@@ -135,7 +135,9 @@ def put_profile(
     return database.run(use_case)
 
 
-def check_profile(connection: Connection, owner: Node, profile: CustomerProfile) -> int | None:
+def check_profile(
+    connection: Connection, owner: Node, profile: CustomerProfile, *, principal: Principal | None = None
+) -> int | None:
     """Everything a profile says, checked against its owner; the tariff's id, if it names one."""
     tree_model.check_login(profile.name)
     if profile.login_prefix and not tree_model.LOGIN_PATTERN.match(profile.login_prefix + "0"):
@@ -152,6 +154,7 @@ def check_profile(connection: Connection, owner: Node, profile: CustomerProfile)
     if profile.tariff is None:
         return None
     tariff = require_tariff(connection, profile.tariff)
+    authorize_read(connection, principal, tariff)  # another tenant's: not found, as a missing one
     if tariff.owner_id != owner.id:
         raise Refusal("tariff_not_owners", f"{tariff.name} does not belong to {owner.login}")
     if tariff.currency != owner.currency:

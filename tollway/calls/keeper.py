@@ -106,7 +106,7 @@ def _send(order: Disconnect, notifiers: NotifierFactory, kind: str, url: str | N
 
 
 def _record(connection: Connection, pk: int, order: Disconnect, outcome: str | NotifyFailed) -> None:
-    call = store.find_call(connection, order.call_id, lock=True)
+    call = store.lock_call(connection, pk)
     if call is None or call.disconnect_state != "due" or call.disconnect_attempts != order.attempt:
         return  # the switch ended the call meanwhile, or another process took a later attempt: theirs stands
     if outcome == "sent":

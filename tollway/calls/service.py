@@ -31,25 +31,27 @@ from tollway.access import credentials
 from tollway.access import service as access
 from tollway.access import store as access_store
 from tollway.access.audit import audit
-from tollway.access.model import Action, Forbidden, Principal, Role, authorize, scope_of
+from tollway.access.model import Action, Forbidden, Principal, Role, Scope, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
 from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds, next_grant
 from tollway.calls.model import authorize as longest_call
 from tollway.calls.notify import notifier_for
+from tollway.calls.payer import Floor
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
 from tollway.config import Settings
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
+from tollway.organizations import payers
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
 from tollway.rating.loading import TABLES, LevelCache, NoTariff, TableCache, chain_of
 from tollway.rating.plans import split_cost
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, NodeKind, Status
+from tollway.tree.model import ClientType, Node, NodeKind, Status
 
 CALL_ID_LENGTH_MAX = 128
 # A SIP Call-ID: visible ASCII without spaces; "/", "?", "#" and "%" are left out because the id travels
@@ -68,6 +70,7 @@ SIP_CODES: dict[str, int] = {
     "no_tariff": 404,
     "no_rate": 404,
     "insufficient_funds": 402,
+    "spending_cap_reached": 402,
 }
 MESSAGES: dict[str, str] = {
     "account_unknown": "there is no account {account}",
@@ -79,6 +82,7 @@ MESSAGES: dict[str, str] = {
     "no_tariff": "{level} has no tariff",
     "no_rate": "the tariff of {level} has no rate for {callee}",
     "insufficient_funds": "{level} cannot pay for a call to {callee}",
+    "spending_cap_reached": "{level} is spent for a call to {callee}",
 }
 
 
@@ -112,6 +116,7 @@ class CallRequest:
     caller: str
     callee: str
     answered: bool = False
+    extension: str | None = None  # instead of an account: the SIP extension that placed it, username@domain
 
 
 class CallUnknown(NotFound):
@@ -243,12 +248,36 @@ def authorize_call(
     """Authorize a call and reserve its first grant at every level, or refuse it naming why and where."""
     check_call_id(request.call_id)
     instant = now or utc_now()
+    floors: tuple[Floor, ...] = ()
+    if request.extension is not None:
+        payer = payers.resolve(
+            database, extension=request.extension, callee=request.callee, principal=principal, now=instant
+        )
+        if payer.internal:
+            return internal_answer(request.call_id)
+        request = replace(request, account=payer.account, caller=request.caller or payer.caller)
+        floors = payer.floors
     try:
-        return database.run(lambda connection: _authorize(connection, request, principal, settings, instant, tables))
+        return database.run(
+            lambda connection: _authorize(connection, request, principal, settings, instant, tables, floors)
+        )
     except IntegrityError:
         # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
         with database.reading() as connection:
-            return _replay(connection, request, principal)
+            return _replay(connection, request, principal, tenant_of(connection, principal))
+
+
+def internal_answer(call_id: str) -> dict[str, Any]:
+    """A call between two extensions of one organization: free, not recorded, not sent up the chain."""
+    return {
+        "call_id": call_id,
+        "status": "authorized",
+        "internal": True,
+        "max_seconds": CALL_SECONDS_MAX,
+        "grant_seconds": CALL_SECONDS_MAX,
+        "final": True,
+        "limited_by": None,
+    }
 
 
 def check_call_id(call_id: str) -> str:
@@ -259,8 +288,21 @@ def check_call_id(call_id: str) -> str:
     return call_id
 
 
-def _replay(connection: Connection, request: CallRequest, principal: Principal | None) -> dict[str, Any]:
-    call = store.find_call(connection, request.call_id)
+def tenant_of(connection: Connection, principal: Principal | None) -> int:
+    """Whose call ids a principal uses: its own node's (a switch's, an admin's); the command line is the provider.
+
+    A call id names a call within one tenant only: another tenant's switch may use the same id for a call
+    of its own and learns nothing from it, and no tenant can claim ids before another does.
+    """
+    if principal is not None:
+        return principal.place.node_id
+    return present(tree_store.find_provider(connection), "the provider").id
+
+
+def _replay(
+    connection: Connection, request: CallRequest, principal: Principal | None, tenant_id: int
+) -> dict[str, Any]:
+    call = store.find_call(connection, request.call_id, tenant_id=tenant_id)
     if call is None:
         raise Refusal("call_id_taken", f"call {request.call_id} is being authorized; retry")
     if principal is not None:
@@ -279,15 +321,18 @@ def _authorize(
     settings: CallSettings,
     now: datetime,
     tables: TableCache,
+    floors: Sequence[Floor] = (),
 ) -> dict[str, Any]:
-    if store.find_call(connection, request.call_id) is not None:
-        return _replay(connection, request, principal)
+    tenant_id = tenant_of(connection, principal)
+    if store.find_call(connection, request.call_id, tenant_id=tenant_id) is not None:
+        return _replay(connection, request, principal, tenant_id)
     switch_id = None
     if principal is not None and principal.api_key_id is not None:
         switch = store.switch_for_key(connection, principal.api_key_id)
         switch_id = switch[0] if switch else None
     base: dict[str, Any] = {
         "call_id": request.call_id,
+        "tenant_id": tenant_id,
         "switch_id": switch_id,
         "account": request.account[:63],
         "caller": request.caller[:64],
@@ -299,7 +344,7 @@ def _authorize(
         return _record_refusal(connection, base, request, "account_unknown", None)
     base |= {"node_id": node.id, "path": node.path}
     try:
-        return _authorize_known(connection, request, node, base, settings, now, tables)
+        return _authorize_known(connection, request, node, base, settings, now, tables, floors)
     except _Refused as refused:
         return _record_refusal(connection, base, request, refused.reason, refused.level)
 
@@ -331,6 +376,7 @@ def _authorize_known(
     settings: CallSettings,
     now: datetime,
     tables: TableCache,
+    floors: Sequence[Floor] = (),
 ) -> dict[str, Any]:
     if node.position.kind is not NodeKind.CLIENT:
         raise _Refused("account_not_rated", node.login)  # resellers, agents and the provider make no calls
@@ -371,6 +417,7 @@ def _authorize_known(
                 reservation=0,
             )
         )
+    lines += _floor_lines(lines[0], floors)
     # Only now lock: the wallets of every level, then the plan. Everything below is decided under the locks.
     accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
     for member in nodes:
@@ -386,7 +433,7 @@ def _authorize_known(
     try:
         longest = longest_call(funds, cap=cap)
     except InsufficientFunds as short:
-        raise _Refused("insufficient_funds", short.account) from None
+        raise _Refused(_shortfall(lines, short.account), short.account) from None
     grant = next_grant(funds, granted=0, quota=settings.grant_seconds, hard_max=longest.seconds)
     answer = {
         "call_id": request.call_id,
@@ -415,11 +462,37 @@ def _authorize_known(
     return answer
 
 
+FLOOR_POSITION_FIRST = 100  # charge lines from this position on are floors, not levels of the chain
+
+
+def _floor_lines(first: ChargeLine, floors: Sequence[Floor]) -> list[ChargeLine]:
+    """A floor (a user's spending cap) is one more level after the chain: it pays the first level's price for
+    the call from its account into its sink, so it is reserved, extended, posted and released as they are."""
+    return [
+        replace(
+            first,
+            position=offset,
+            node_id=floor.node_id,
+            account=floor.label,
+            wallet_account_id=floor.account_id,
+            revenue_account_id=floor.sink_account_id,
+        )
+        for offset, floor in enumerate(floors, start=FLOOR_POSITION_FIRST)
+    ]
+
+
+def _shortfall(lines: Sequence[ChargeLine], account: str | None) -> str:
+    """Why a call cannot go on: a level's money, or a floor's (a spending cap) that is spent."""
+    floor = any(line.position >= FLOOR_POSITION_FIRST and line.account == account for line in lines)
+    return "spending_cap_reached" if floor else "insufficient_funds"
+
+
 def _check_concurrency(connection: Connection, member: Node) -> None:
     limit = member.concurrent_calls_limit
     if limit is None:
         return
-    if member.position.kind is NodeKind.CLIENT:
+    # An organization (a pbx client) counts the calls of its users' accounts too, as a reseller does.
+    if member.position.kind is NodeKind.CLIENT and member.position.client_type is not ClientType.PBX:
         active = store.count_active_of_node(connection, member.id)
     else:
         active = store.count_active_below(connection, member.path)
@@ -494,7 +567,12 @@ def _void(pk: int, line: ChargeLine) -> TransferRequest:
 
 
 def _locked_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
-    call = store.find_call(connection, call_id, lock=True) if "\x00" not in call_id else None
+    """The caller's own call ``call_id`` (of its tenant), locked: a switch controls only the calls its tenant
+    authorized, never another's that happens to carry the same id."""
+    if principal is not None and Action.CALLS_CONTROL not in principal.actions:
+        raise Forbidden(Action.CALLS_CONTROL)
+    tenant_id = tenant_of(connection, principal)
+    call = store.find_call(connection, call_id, tenant_id=tenant_id, lock=True) if "\x00" not in call_id else None
     if call is None or call.node_id is None:
         raise CallUnknown(call_id)
     if principal is not None:
@@ -615,7 +693,7 @@ def _extend(connection: Connection, call: CallRecord, settings: CallSettings, no
     if grant.final and grant.total_seconds < call.max_seconds:
         # A level ran dry before the switch's own timeout: the engine must end the call when the grant does.
         values |= _disconnect_values(
-            "insufficient_funds", grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
+            _shortfall(lines, grant.limited_by), grant.limited_by, answered_at + timedelta(seconds=grant.total_seconds)
         )
     store.update_call(connection, call.id, **values)
     return replace(call, **values)
@@ -739,16 +817,52 @@ def _resolve(pk: int, pending_id: str, phase: Phase, amount: int | None) -> Tran
 
 
 def get_call(database: Database, call_id: str, *, principal: Principal | None = None) -> dict[str, Any]:
+    """One call by its id: the caller's own tenant's call of that id, else the one call of that id it may see.
+
+    Someone who sees the calls of several tenants (an owner, the provider) may find that two of them used
+    the same id: that is refused as ``call_id_ambiguous``, and ``list_calls(call_id=...)`` lists them all.
+    """
     with database.reading() as connection:
-        call = store.find_call(connection, call_id) if "\x00" not in call_id else None
-        if call is None or call.node_id is None:
-            raise CallUnknown(call_id)
-        if principal is not None:
-            try:
-                authorize(principal, Action.CALLS_READ, tree_store.get_node(connection, call.node_id))
-            except NotFound:
-                raise CallUnknown(call_id) from None
+        call = _readable_call(connection, call_id, principal)
         return call_view(call, store.lines_of(connection, call.id))
+
+
+def _readable_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
+    scope = reader_scope(principal)
+    if "\x00" in call_id:
+        raise CallUnknown(call_id)
+    own = store.find_call(connection, call_id, tenant_id=tenant_of(connection, principal))
+    if own is not None and own.node_id is not None and _may_read(connection, principal, own):
+        return own
+    found = store.calls_with_id(connection, call_id, path_prefix=scope.path_prefix, node_id=scope.node_id, limit=2)
+    if len(found) > 1:
+        raise Refusal("call_id_ambiguous", f"several calls you can see have the id {call_id}: list them by call_id")
+    if not found or not _may_read(connection, principal, found[0]):
+        raise CallUnknown(call_id)
+    return found[0]
+
+
+def reader_scope(principal: Principal | None) -> Scope:
+    """Which calls a principal may read, as a query's filter: anyone with ``calls:read`` (or a switch's
+    ``calls:control``) its subtree, a client its own calls; an agent none (it sees totals, not calls)."""
+    if principal is None:
+        return Scope()
+    if not principal.actions & {Action.CALLS_READ, Action.CALLS_CONTROL}:
+        raise Forbidden(Action.CALLS_READ)
+    scope = scope_of(principal)
+    if scope.agent_id is not None:
+        raise Forbidden(Action.CALLS_READ)
+    return scope
+
+
+def _may_read(connection: Connection, principal: Principal | None, call: CallRecord) -> bool:
+    if principal is None:
+        return True
+    try:
+        authorize(principal, Action.CALLS_READ, tree_store.get_node(connection, present(call.node_id, "node")))
+    except NotFound:
+        return False
+    return True
 
 
 # -- the keeper: extensions, sweeps, forced disconnects -------------------------------------------
@@ -882,15 +996,8 @@ def list_calls(
     A switch (``calls:control``) and anyone with ``calls:read`` sees the calls of its subtree; an agent sees
     none (it sees totals, not calls); a client sees its own.
     """
-    path_prefix: str | None = None
-    node_id: int | None = None
-    if principal is not None:
-        if not principal.actions & {Action.CALLS_READ, Action.CALLS_CONTROL}:
-            raise Forbidden(Action.CALLS_READ)
-        scope = scope_of(principal)
-        if scope.agent_id is not None:
-            raise Forbidden(Action.CALLS_READ)
-        path_prefix, node_id = scope.path_prefix, scope.node_id
+    scope = reader_scope(principal)
+    path_prefix, node_id = scope.path_prefix, scope.node_id
     with database.reading() as connection:
         records = store.page_calls(
             connection, path_prefix=path_prefix, node_id=node_id, active=active, after_id=after_id, limit=limit

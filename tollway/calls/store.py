@@ -25,6 +25,7 @@ ACTIVE_STATES = ("authorized", "answered")
 class CallRecord:
     id: int
     call_id: str
+    tenant_id: int
     node_id: int | None
     switch_id: int | None
     account: str
@@ -125,9 +126,30 @@ def insert_call(connection: Connection, **values: Any) -> int:
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-def find_call(connection: Connection, call_id: str, *, lock: bool = False) -> CallRecord | None:
-    query = select(calls).where(calls.c.call_id == call_id)
+def find_call(connection: Connection, call_id: str, *, tenant_id: int, lock: bool = False) -> CallRecord | None:
+    """The call ``call_id`` of one tenant (call ids are unique per tenant only)."""
+    query = select(calls).where(calls.c.call_id == call_id, calls.c.tenant_id == tenant_id)
     row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else _call(row)
+
+
+def calls_with_id(
+    connection: Connection, call_id: str, *, path_prefix: str | None, node_id: int | None, limit: int
+) -> list[CallRecord]:
+    """The calls of any tenant that carry ``call_id``, of accounts in the subtree at ``path_prefix`` or of
+    the account ``node_id`` (None: anywhere), by ascending id, at most ``limit``."""
+    conditions = [calls.c.call_id == call_id, calls.c.node_id.is_not(None)]
+    if path_prefix is not None:
+        conditions.append(calls.c.path.startswith(path_prefix, autoescape=True))
+    if node_id is not None:
+        conditions.append(calls.c.node_id == node_id)
+    return [
+        _call(row) for row in connection.execute(select(calls).where(*conditions).order_by(calls.c.id).limit(limit))
+    ]
+
+
+def lock_call(connection: Connection, pk: int) -> CallRecord | None:
+    row = connection.execute(select(calls).where(calls.c.id == pk).with_for_update()).first()
     return None if row is None else _call(row)
 
 

@@ -44,6 +44,7 @@ from tollway.cli.notices import notices_app
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
 from tollway.demo_logins import load_logins
+from tollway.errors import refuse_nul
 from tollway.ledger import service as ledger
 from tollway.ledger.exchange import list_rates
 from tollway.money import format_amount
@@ -456,6 +457,7 @@ def user_create(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    refuse_nul("the password", password)  # argv cannot carry a NUL, but stdin and a terminal can
     user = access.create_user(database(), None, node_login=node, login=login, password=password, role=role)
     out.print(f"created {user.role} login {user.login} for {node}")
 

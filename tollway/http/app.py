@@ -7,16 +7,30 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tollway import __version__
 from tollway.access.audit import current_request_id
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.http.api import access, agents, calls, money, nodes, notices, plans, rates, tariffs
+from tollway.http.api import (
+    access,
+    agents,
+    calls,
+    lines,
+    money,
+    nodes,
+    notices,
+    organizations,
+    plans,
+    rates,
+    sip,
+    tariffs,
+)
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
+from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
@@ -62,6 +76,7 @@ def create_app(
         redoc_url=None,
         openapi_url=OPENAPI_URL,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
     app.state.call_settings = call_settings
@@ -78,8 +93,13 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        organizations.router,
+        lines.router,
+        sip.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+
+    app.add_middleware(RequestBodyLimits)  # before the access log, which stays outside it: refusals are logged
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

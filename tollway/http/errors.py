@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway.access.model import Forbidden
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NUL_MESSAGE, NUL_REASON, NotFound, Refusal
 
 UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
 CONFLICTS = frozenset(
@@ -22,6 +22,11 @@ CONFLICTS = frozenset(
         "tariff_in_use",
         "plan_exists",
         "batch_exists",
+        "caller_id_exists",
+        "extension_number_taken",
+        "sip_username_taken",
+        "sip_domain_taken",
+        "call_id_ambiguous",
     }
 )
 
@@ -49,6 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def framework(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         # The framework's own refusals (a body that is not JSON, an unknown path) in our shape too.
         reason = "request_invalid" if error.status_code == 400 else f"http_{error.status_code}"
+        reason = getattr(error, "reason", reason)  # our own, such as BodyTooLarge's
         return JSONResponse(
             status_code=422 if error.status_code == 400 else error.status_code,
             content={"reason": reason, "message": str(error.detail)},
@@ -57,8 +63,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in error.errors()]
-        return JSONResponse(
-            status_code=422,
-            content={"reason": "request_invalid", "message": "the request is invalid", "problems": problems},
-        )
+        errors = error.errors()
+        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in errors]
+        reason, message = "request_invalid", "the request is invalid"
+        if any(e["type"] == NUL_REASON for e in errors):
+            reason, message = NUL_REASON, NUL_MESSAGE
+        return JSONResponse(status_code=422, content={"reason": reason, "message": message, "problems": problems})

@@ -31,6 +31,9 @@ class AccountPurpose(StrEnum):
     COMMISSION = "commission"  # an agent's accrued commission
     EXCHANGE = "exchange"  # the provider's position in one currency, for conversions
     CLEARING = "clearing"  # a payment gateway's money in transit
+    SPENDING_DAY = "spending_day"  # an organization user's daily spending cap: what is left of it (its floor)
+    SPENDING_MONTH = "spending_month"  # the same, per month
+    SPENT = "spent"  # where an organization user's spending under its caps is counted
 
 
 class TransferKind(StrEnum):
@@ -44,6 +47,7 @@ class TransferKind(StrEnum):
     REFUND = "refund"
     SUBSCRIPTION = "subscription"
     EXCHANGE = "exchange"
+    CAP_RESET = "cap_reset"  # a spending cap starts a new day or month
 
 
 class Phase(StrEnum):

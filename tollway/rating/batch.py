@@ -22,7 +22,7 @@ from typing import TextIO
 
 from sqlalchemy import Connection
 
-from tollway.errors import Refusal
+from tollway.errors import NUL, Refusal, TextContainsNul
 from tollway.money import MICROS_PER_UNIT
 from tollway.rating import store
 from tollway.rating.chain import Charge, Level, rate_call
@@ -131,10 +131,12 @@ def rate_file(
     summary = Summary()
     for summary.calls, row in enumerate(reader, start=1):
         line = reader.line_num
-        call_id = row[0] if row else ""
+        call_id = row[0].replace(NUL, "\ufffd") if row else ""  # echoed in the output, never with a NUL
         try:
             if len(row) != len(INPUT_COLUMNS):
                 raise Refusal("columns_invalid", f"{len(row)} columns instead of {len(INPUT_COLUMNS)}")
+            if any(NUL in cell for cell in row):
+                raise TextContainsNul("the line")
             _, account, tariff, _caller, callee, start, duration = row
             charges = chains.rate(account, tariff, callee, _epoch(start), _duration(duration))
         except Refusal as refusal:

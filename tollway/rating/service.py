@@ -383,6 +383,7 @@ def assign_tariff(database: Database, *, login: str, tariff: str, principal: Pri
         if node.position.kind not in (NodeKind.RESELLER, NodeKind.CLIENT):
             raise Refusal("tariff_not_assignable", "tariffs are assigned to resellers and clients")
         chosen = require_tariff(connection, tariff)
+        authorize_read(connection, principal, chosen)  # another tenant's: not found, as a missing one
         if chosen.owner_id != node.parent_id:
             raise Refusal("tariff_not_owners", f"{chosen.name} does not belong to {login}'s owner")
         if chosen.currency != node.currency:

@@ -57,6 +57,7 @@ from tollway.money import MICROS_PER_UNIT
 from tollway.rating.rates import RateRow, WeeklyWindow
 from tollway.rating.tariff import MULTIPLIER_MAX, Defaults, RateEntry
 
+SHEET_BYTES_MAX = 200 * 1024 * 1024  # a whole sheet: a million rows take about 60 MB
 SHEET_ERRORS_MAX = 100  # errors listed in a refusal; the message gives the count of all of them
 SHEET_PROGRESS_LINES = 10_000  # on_progress is called every this many lines, and at the end
 SHEET_CACHE_MAX = 10_000  # distinct amounts, multipliers and windows remembered while reading a sheet

@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Principal, authorize
+from tollway.access.model import Action, Principal, authorize, hidden_from
 from tollway.balances.service import account_id
 from tollway.clock import utc_now
-from tollway.errors import NotFound, Refusal, present
+from tollway.errors import NotFound, Refusal
 from tollway.ledger.model import AccountPurpose
 from tollway.money import check_currency, format_amount
 from tollway.rating import store
@@ -106,8 +106,9 @@ def subscribe(
         node = require_node(connection, login, lock=True)
         authorize(principal, Action.NODE_UPDATE, node)
         found = store.find_plan(connection, plan_name)
-        if found is None:
-            raise NotFound("plan", plan_name)
+        seller = None if found is None else tree_store.get_node(connection, found[1])
+        if found is None or seller is None or hidden_from(principal, seller):
+            raise NotFound("plan", plan_name)  # another tenant's plan: exactly as one that does not exist
         plan_id, owner_id, plan = found
         if node.position.kind is not NodeKind.CLIENT:
             raise Refusal("plan_not_assignable", "plans are given to clients")
@@ -128,7 +129,6 @@ def subscribe(
             seconds_left=plan.included_seconds,
             now=instant,
         )
-        seller = present(tree_store.get_node(connection, owner_id), f"owner of {plan.name}")
         request = fee_request(
             subscription_id,
             plan,

@@ -318,7 +318,7 @@ calls = Table(
     "calls",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("call_id", String(128), nullable=False, unique=True),
+    Column("call_id", String(128), nullable=False),  # the switch's id: unique per tenant, not across tenants
     Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
     Column("path", String(400), nullable=True),  # the account's path, to count calls per subtree
     Column("switch_id", Integer, ForeignKey("switches.id"), nullable=True),
@@ -350,6 +350,10 @@ calls = Table(
     Column("update_answer", Text, nullable=True),
     CheckConstraint("state IN ('authorized', 'answered', 'ended', 'refused')", name="state"),
     CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
+    # The node of the principal that authorized it (a switch's node; the provider for the command line):
+    # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
+    Column("tenant_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
 )
 Index(
     "ix_calls_grant_expires_at",
@@ -477,3 +481,110 @@ emails = Table(
 )
 Index("ix_emails_due", emails.c.next_at, sqlite_where=emails.c.state == "due", postgresql_where=emails.c.state == "due")
 Index("ix_emails_node_id_created_at", emails.c.node_id, emails.c.created_at)
+
+# UC/PBX organizations (tollway/organizations): a pbx client's settings; its users are client nodes of type
+# 'user' below it, each with its role and spending caps here; their extensions carry SIP credentials.
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("wallet", String(16), nullable=False),  # who pays for a user's calls: 'user' or 'organization'
+    Column("extension_digits", Integer, nullable=False),  # the length of every extension number
+    Column("sip_domain", String(253), nullable=False, unique=True),  # the extensions' SIP domain and digest realm
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("wallet IN ('user', 'organization')", name="wallet"),
+    CheckConstraint("extension_digits BETWEEN 2 AND 6", name="extension_digits_in_range"),
+)
+
+# Limits on organizations, set by owners: on an organization its own, on a reseller the most any organization
+# below it may be given. NULL: no limit at that level.
+organization_limits = Table(
+    "organization_limits",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("users_limit", Integer, nullable=True),
+    Column("extensions_per_user_limit", Integer, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("users_limit >= 0 AND extensions_per_user_limit >= 0", name="limits_not_negative"),
+)
+
+organization_users = Table(
+    "organization_users",
+    metadata,
+    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the user's own account
+    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("daily_cap_micros", BigInteger, nullable=True),  # when the organization pays: what it may spend a day
+    Column("monthly_cap_micros", BigInteger, nullable=True),
+    Column("cap_day", String(10), nullable=True),  # the day (YYYY-MM-DD) its daily cap account counts
+    Column("cap_month", String(7), nullable=True),  # the month (YYYY-MM) its monthly cap account counts
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("role IN ('admin', 'member')", name="role"),
+    CheckConstraint("daily_cap_micros >= 0 AND monthly_cap_micros >= 0", name="caps_not_negative"),
+)
+Index("ix_organization_users_organization_id", organization_users.c.organization_id)
+
+extensions = Table(
+    "extensions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("user_node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("number", String(6), nullable=False),
+    Column("sip_username", String(64), nullable=False),
+    Column("ha1", String(32), nullable=False),  # MD5(username:realm:secret), what digest authentication needs
+    Column("secret_sealed", String(400), nullable=False),  # the secret itself, sealed (tollway/sealing.py)
+    Column("voicemail", Boolean, nullable=False),
+    Column("recording", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("secret_changed_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("organization_id", "number"),
+    UniqueConstraint("organization_id", "sip_username"),
+    CheckConstraint("status IN ('active', 'disabled')", name="status"),
+)
+Index("ix_extensions_user_node_id", extensions.c.user_node_id)
+
+# Lines (tollway/lines): what a client account or an extension presents and where it rings. ``node_id`` is
+# the client, or the organization of ``extension_id``.
+caller_ids = Table(
+    "caller_ids",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("number", String(20), nullable=False),  # E.164 with its '+'
+    Column("verified", Boolean, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("verified_at", UtcDateTime, nullable=True),
+)
+Index("ix_caller_ids_node_id_extension_id", caller_ids.c.node_id, caller_ids.c.extension_id)
+
+follow_me = Table(
+    "follow_me",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("position", Integer, nullable=False),  # 1, 2, 3 ...: the order the numbers ring in
+    Column("number", String(32), nullable=False),
+    Column("ring_seconds", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("ring_seconds BETWEEN 5 AND 120", name="ring_seconds_in_range"),
+)
+Index("ix_follow_me_node_id_extension_id", follow_me.c.node_id, follow_me.c.extension_id)
+
+# Wholesale trunks recognised by the address their calls come from (one network belongs to one trunk).
+trunk_addresses = Table(
+    "trunk_addresses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("network", String(43), nullable=False, unique=True),  # an IPv4 or IPv6 network, in CIDR form
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_trunk_addresses_node_id", trunk_addresses.c.node_id)

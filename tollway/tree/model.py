@@ -43,6 +43,7 @@ class ClientType(StrEnum):
     WHOLESALE = "wholesale"
     CALLING_CARD = "calling_card"
     CALLSHOP = "callshop"
+    USER = "user"  # a user of a pbx client (an organization): owned by it, never sold on its own
 
 
 class Feature(StrEnum):
@@ -69,7 +70,8 @@ class Status(StrEnum):
     CLOSED = "closed"
 
 
-ALL_CLIENT_TYPES = frozenset(ClientType)
+# What resellers sell: every client type except an organization's users, which only organizations own.
+ALL_CLIENT_TYPES = frozenset(ClientType) - {ClientType.USER}
 ALL_FEATURES = frozenset(Feature)
 FEATURES_AVAILABLE = frozenset({Feature.TARIFFS, Feature.PLANS, Feature.AGENTS})
 FEATURES_COMING = ALL_FEATURES - FEATURES_AVAILABLE  # granted and narrowed now, enforced once they exist
@@ -119,6 +121,8 @@ def client_types_ownable(owner: Position) -> frozenset[ClientType]:
         return ALL_CLIENT_TYPES
     if owner == reseller(2):
         return frozenset({ClientType.PBX})
+    if owner == client(ClientType.PBX):
+        return frozenset({ClientType.USER})  # an organization owns the accounts of its users
     return frozenset()
 
 

@@ -8,7 +8,17 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Forbidden, Principal, Role, authorize, scope_of
+from tollway.access.model import (
+    Action,
+    Forbidden,
+    NodeField,
+    Principal,
+    Role,
+    authorize,
+    check_mint,
+    node_creation_needs,
+    scope_of,
+)
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
@@ -17,7 +27,7 @@ from tollway.money import check_currency
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import store as tree_store
-from tollway.tree.model import Grants, Node, NodeKind, Position, Status
+from tollway.tree.model import ClientType, Grants, Node, NodeKind, Position, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +117,22 @@ def create_node(database: Database, *, owner_login: str, new: NewNode, principal
 
 
 def create_node_in(
-    connection: Connection, *, owner_login: str, new: NewNode, now: datetime, principal: Principal | None = None
+    connection: Connection,
+    *,
+    owner_login: str,
+    new: NewNode,
+    now: datetime,
+    principal: Principal | None = None,
+    organization_user: bool = False,
 ) -> Node:
+    """``organization_user``: the caller is the organizations' use case, which checks the organization's
+    own limits; a user of an organization is made by it only (tollway/organizations)."""
     # Lock the owner: two creations racing for the last place under a clients limit queue here.
     owner = require_node(connection, owner_login, lock=True)
     authorize(principal, Action.NODE_CREATE, owner)
     if principal is not None and principal.role is Role.AGENT and new.position.kind is not NodeKind.CLIENT:
         raise Forbidden(Action.NODE_CREATE)
+    check_mint(principal, node_creation_needs(fields_set(owner, new, principal)))
     model.check_link(owner.position, new.position)
     owners = tree_store.chain(connection, owner)
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
@@ -121,7 +140,9 @@ def create_node_in(
     grants = _grants_for(owner, new)
     if new.position.kind is NodeKind.AGENT:
         model.check_feature_granted(owner.grants, model.Feature.AGENTS)
-    if new.position.kind is NodeKind.CLIENT:
+    if new.position.client_type is ClientType.USER and not organization_user:
+        raise Refusal("user_through_organization", "an organization's users are created through its organization")
+    if new.position.kind is NodeKind.CLIENT and new.position.client_type is not ClientType.USER:
         model.check_client_type_granted(owner.grants, present(new.position.client_type, "client type"))
         for ancestor in owners:
             if ancestor.clients_limit is None:
@@ -159,6 +180,23 @@ def create_node_in(
     return node
 
 
+def fields_set(owner: Node, new: NewNode, principal: Principal | None) -> list[NodeField]:
+    """The fields a creation sets beyond their defaults (the owner's language and time zone, no credit, no
+    limits, the owner's grants); each asks the creator for the action that changing it later needs."""
+    chosen = {
+        NodeField.CREDIT_LIMIT: new.credit_limit_micros != 0,
+        NodeField.CLIENTS_LIMIT: new.clients_limit is not None,
+        NodeField.CONCURRENT_CALLS_LIMIT: new.concurrent_calls_limit is not None,
+        NodeField.GRANTS: new.grants is not None,
+        NodeField.LANGUAGE: new.language is not None and new.language != owner.language,
+        NodeField.TIME_ZONE: new.time_zone is not None and new.time_zone != owner.time_zone,
+        # An agent's clients are its own to manage: naming itself sets nothing.
+        NodeField.MANAGED_BY_AGENT: new.managed_by_agent_login is not None
+        and not (principal is not None and principal.role is Role.AGENT),
+    }
+    return [field for field, is_set in chosen.items() if is_set]
+
+
 def summary(node: Node) -> dict[str, object]:
     """What the audit log records of a node."""
     return {
@@ -189,10 +227,14 @@ def _grants_for(owner: Node, new: NewNode) -> Grants:
 
 def _managing_agent_id(connection: Connection, owner: Node, new: NewNode, principal: Principal | None) -> int | None:
     if principal is not None and principal.role is Role.AGENT:
-        return principal.place.node_id  # an agent's clients are managed by that agent, whatever it says
+        me = present(tree_store.get_node(connection, principal.place.node_id), "the principal's node")
+        if new.managed_by_agent_login not in (None, me.login):
+            raise NotFound("node", new.managed_by_agent_login)  # another agent: out of its sight
+        return me.id  # an agent's clients are managed by that agent
     if new.managed_by_agent_login is None:
         return None
     agent = require_node(connection, new.managed_by_agent_login)
+    authorize(principal, Action.NODE_READ, agent)  # an agent out of sight is not found, as a missing one
     if new.position.kind is not NodeKind.CLIENT:
         raise Refusal("agent_manages_clients_only", "an agent manages client accounts only")
     if agent.position.kind is not NodeKind.AGENT or agent.parent_id != owner.id:

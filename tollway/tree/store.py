@@ -194,6 +194,7 @@ def count_open_clients_below(connection: Connection, node: Node) -> int:
             .where(
                 nodes.c.path.startswith(node.path, autoescape=True),
                 nodes.c.kind == str(NodeKind.CLIENT),
+                nodes.c.client_type != str(ClientType.USER),  # an organization's users are not clients of a reseller
                 nodes.c.status != str(Status.CLOSED),
             )
         ).scalar_one()

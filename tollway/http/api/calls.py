@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
@@ -30,13 +30,22 @@ Seconds = Annotated[int, Field(ge=0, le=144_000)]
 
 class AuthorizeIn(Strict):
     call_id: CallId
-    account: Annotated[str, Field(min_length=1, max_length=63, examples=["alice"])]
+    account: Annotated[str, Field(min_length=1, max_length=63, examples=["alice"])] | None = None
+    extension: Annotated[str, Field(min_length=3, max_length=317, examples=["101@acme"])] | None = Field(
+        default=None, description="instead of account: the SIP extension that placed the call, username@domain"
+    )
     caller: Text64 = ""
     callee: Annotated[str, Field(min_length=1, max_length=64, examples=["+44 20 7946 0000"])]
     answered: bool = Field(default=False, description="the call is already answered: its grant starts now")
 
+    @model_validator(mode="after")
+    def _one_payer(self) -> AuthorizeIn:
+        if (self.account is None) == (self.extension is None):
+            raise ValueError("name the account that pays, or the extension that placed the call: one of the two")
+        return self
 
-class AuthorizeOut(Strict):
+
+class AuthorizeOut(Reply):
     call_id: str
     status: Literal["authorized", "refused"]
     max_seconds: int | None = Field(default=None, description="the hard maximum the switch must enforce")
@@ -47,6 +56,7 @@ class AuthorizeOut(Strict):
     level: str | None = Field(default=None, description="the level that refused it")
     sip_code: int | None = Field(default=None, description="the SIP final response to send: 402, 403, 404, 484")
     message: str | None = None
+    internal: bool | None = Field(default=None, description="a call between two extensions: free, not recorded")
 
 
 class UpdateIn(Strict):
@@ -54,7 +64,7 @@ class UpdateIn(Strict):
     elapsed_seconds: Seconds
 
 
-class UpdateOut(Strict):
+class UpdateOut(Reply):
     call_id: str
     status: str
     max_seconds: int
@@ -69,7 +79,7 @@ class EndIn(Strict):
     reason: Annotated[str, Field(max_length=48)] = "normal"
 
 
-class ChargeOut(Strict):
+class ChargeOut(Reply):
     level: int
     account: str
     tariff: str
@@ -86,7 +96,7 @@ class ChargeOut(Strict):
     overshoot_micros: int | None = None
 
 
-class CallOut(Strict):
+class CallOut(Reply):
     call_id: str
     reference: str = Field(description="the reference its ledger transfers carry")
     account: str
@@ -111,7 +121,7 @@ class CallOut(Strict):
     charges: list[ChargeOut] | None = None
 
 
-class CallPage(Strict):
+class CallPage(Reply):
     items: list[CallOut]
     next_after_id: int | None
 
@@ -130,7 +140,9 @@ def _out(view: dict[str, Any]) -> CallOut:
 
 @router.post("/authorize", summary="Authorize a call: the longest it may last and its first grant, or why not")
 def authorize(body: AuthorizeIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> AuthorizeOut:
-    request = CallRequest(body.call_id, body.account, body.caller, body.callee, answered=body.answered)
+    request = CallRequest(
+        body.call_id, body.account or "", body.caller, body.callee, answered=body.answered, extension=body.extension
+    )
     return AuthorizeOut.model_validate(calls.authorize_call(database, request, principal=principal, settings=settings))
 
 

@@ -6,9 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from tollway.access.model import Action, Role
+from tollway.errors import NUL, NUL_MESSAGE, NUL_REASON
 from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status
 
 AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
@@ -29,7 +31,40 @@ FEATURES_SOLD = (
 )
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (a JSON value: lists and objects walked without recursion,
+    however deep) holds a NUL character, which PostgreSQL cannot store in text."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return False
+
+
 class Strict(BaseModel):
+    """What the API reads: unknown fields are refused, and so is a NUL in any text of any field (the one
+    place every request body is checked for it; query and path parameters: ``refuse_nul_parameters``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise PydanticCustomError(NUL_REASON, NUL_MESSAGE)
+        return value
+
+
+class Reply(BaseModel):
+    """What the API answers, where an unknown field is a bug to catch: strict about fields, not about text."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -1,0 +1,131 @@
+"""What a request may carry, checked before any use case runs: a bounded body, text without NUL characters.
+
+Bodies. ``RequestBodyLimits``, a plain ASGI middleware, refuses with 413 and a reason a body larger than
+its route takes: at once when the ``Content-Length`` says so (before a byte of it is read), or as soon as
+the bytes streamed in (chunked, without a length) pass the limit. Every route takes
+``REQUEST_BODY_BYTES_MAX``; a rate-sheet upload takes ``SHEET_BODY_BYTES_MAX``, but only from a request
+that carries credentials, and its route reads the body only once they are checked (the sheet is streamed
+by the route itself, after its dependencies have authenticated the caller): a stranger never gets more
+than the small limit. The credit-control path pays one header scan per request.
+
+A NUL in the text of a JSON body is refused by ``Strict`` (``tollway.http.api.schemas``), the base of
+every body the API reads; a NUL in a path or query parameter by ``refuse_nul_parameters``, a dependency
+of the whole application. Both answer 422 with the reason ``text_contains_nul``: PostgreSQL cannot store
+NUL in text, and no login, name, reference or number ever holds one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tollway.errors import NUL, TextContainsNul
+from tollway.http.auth import SESSION_COOKIE
+from tollway.rating.sheets import SHEET_BYTES_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    bytes_max: int
+    reason: str  # the refusal's reason
+    what: str  # what the body is, for the message
+
+    @property
+    def message(self) -> str:
+        return f"{self.what} is at most {self.bytes_max} bytes"
+
+
+REQUEST_BODY_BYTES_MAX = 64 * 1024  # any JSON body: the largest the API takes (50 rate rows) is about 15 kB
+SHEET_BODY_BYTES_MAX = SHEET_BYTES_MAX  # a rate sheet: a million rows take about 60 MB
+DEFAULT_BODY_LIMIT = BodyLimit(REQUEST_BODY_BYTES_MAX, "body_too_large", "a request body")
+SHEET_BODY_LIMIT = BodyLimit(SHEET_BODY_BYTES_MAX, "sheet_too_large", "a rate sheet")
+# (method, path, limit): the routes that take more than the default, from a caller with credentials only.
+LARGER_BODIES: tuple[tuple[str, re.Pattern[str], BodyLimit], ...] = (
+    ("PUT", re.compile(r"^/api/v1/tariffs/[^/]+/sheet$"), SHEET_BODY_LIMIT),
+)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in; the application's handler answers it (``reason`` included)."""
+
+    def __init__(self, limit: BodyLimit) -> None:
+        super().__init__(status_code=413, detail=limit.message)
+        self.reason = limit.reason
+
+
+class RequestBodyLimits:
+    """Refuses request bodies larger than their route takes (413, with the limit's reason)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        default: BodyLimit = DEFAULT_BODY_LIMIT,
+        larger: tuple[tuple[str, re.Pattern[str], BodyLimit], ...] = LARGER_BODIES,
+    ) -> None:
+        self.app = app
+        self.default = default
+        self.larger = larger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared, credentials = _content_length_and_credentials(scope)
+        limit = self._limit_of(scope) if credentials else self.default
+        if declared is not None:
+            if declared > limit.bytes_max:
+                await refusal(limit)(scope, receive, send)
+            else:  # the server never hands over more than the length it was given
+                await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit.bytes_max:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _limit_of(self, scope: Scope) -> BodyLimit:
+        for method, path, limit in self.larger:
+            if scope["method"] == method and path.match(scope["path"]):
+                return limit
+        return self.default
+
+
+def refusal(limit: BodyLimit) -> JSONResponse:
+    """The 413 answer; the connection closes, since the body it carries is left unread."""
+    content = {"reason": limit.reason, "message": limit.message}
+    return JSONResponse(status_code=413, content=content, headers={"connection": "close"})
+
+
+def _content_length_and_credentials(scope: Scope) -> tuple[int | None, bool]:
+    declared: int | None = None
+    credentials = False
+    cookie = SESSION_COOKIE.encode() + b"="
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+        elif name == b"authorization" or (name == b"cookie" and cookie in value):
+            credentials = True
+    return declared, credentials
+
+
+def refuse_nul_parameters(request: Request) -> None:
+    """Refuse a request whose path or query parameters hold a NUL character (any of them, typed or not)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and NUL in value:
+            raise TextContainsNul(f"path parameter {name}")
+    for name, value in request.query_params.multi_items():
+        if NUL in value or NUL in name:
+            raise TextContainsNul(f"query parameter {name.replace(NUL, '?')}")
