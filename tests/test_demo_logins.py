@@ -15,6 +15,7 @@ from tollway.demo_logins import DEMO_LOGINS, DEMO_SWITCH, load_logins
 from tollway.errors import NotFound, Refusal
 from tollway.store.database import Database
 from tollway.tree import service as tree
+from tollway.tree.model import ClientType
 
 from .test_cli_listings import use_database
 
@@ -24,6 +25,11 @@ def test_every_role_has_a_demo_login(demo_database: Database) -> None:
     roles = {demo.role for demo in DEMO_LOGINS}
     assert roles == set(Role)
     levels = {tree.get_node(demo_database, None, login=demo.node).position.level for demo in DEMO_LOGINS}
+    assert {tree.get_node(demo_database, None, login=d.node).position.client_type for d in DEMO_LOGINS} >= {
+        ClientType.PBX,  # the organization's admin
+        ClientType.USER,  # a user of the organization, with an account of its own
+        ClientType.RETAIL,
+    }
     assert {1, 2, 3} <= levels  # a reseller admin at each level
     for demo in DEMO_LOGINS:
         principal = access.login_with_password(demo_database, login=demo.login, password=demo.password)

@@ -9,6 +9,8 @@ one is revoked): a key is stored hashed, so the demo cannot print the old one ag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tollway.access import service as access
@@ -16,6 +18,8 @@ from tollway.access.model import Role
 from tollway.calls import service as calls
 from tollway.demo import PROVIDER_LOGIN
 from tollway.errors import Refusal
+from tollway.organizations import service as organizations
+from tollway.organizations.service import NewUser
 from tollway.store.database import Database
 
 DEMO_PASSWORD_SUFFIX = ".demo"  # noqa: S105 (development only, and published)
@@ -28,6 +32,7 @@ class DemoLogin:
     login: str
     role: Role
     node: str
+    organization: str | None = None  # an organization user: its account ``node`` is made in it first
 
     @property
     def password(self) -> str:
@@ -42,7 +47,8 @@ DEMO_LOGINS = (
     DemoLogin("reseller admin, level 1", "north-city-admin", Role.RESELLER_ADMIN, "north-city"),
     DemoLogin("agent", "agent-ana", Role.AGENT, "agent-ana"),
     DemoLogin("client", "alice", Role.CLIENT, "alice"),
-    DemoLogin("organization user", "acme-reception", Role.ORGANIZATION_USER, "acme-pbx"),
+    DemoLogin("organization admin", "acme-admin", Role.ORGANIZATION_ADMIN, "acme-pbx"),
+    DemoLogin("organization user", "acme-reception", Role.ORGANIZATION_USER, "acme-reception", "acme-pbx"),
 )
 
 
@@ -57,7 +63,11 @@ class DemoAccess:
 def load_logins(database: Database) -> DemoAccess:
     """Make the demo's logins (those missing) and its switch, or give the switch a new key; after ``load_demo``."""
     for demo_login in DEMO_LOGINS:
-        try:
+        if demo_login.organization is not None:
+            with _unless_made():
+                new = NewUser(demo_login.node, demo_login.role_label.capitalize())
+                organizations.create_user(database, organization=demo_login.organization, new=new)
+        with _unless_made():
             access.create_user(
                 database,
                 None,
@@ -66,9 +76,6 @@ def load_logins(database: Database) -> DemoAccess:
                 password=demo_login.password,
                 role=demo_login.role,
             )
-        except Refusal as refusal:
-            if refusal.reason != "login_taken":
-                raise
     try:
         _, api_key = calls.create_switch(database, name=DEMO_SWITCH, node_login=PROVIDER_LOGIN)
     except Refusal as refusal:
@@ -76,3 +83,13 @@ def load_logins(database: Database) -> DemoAccess:
             raise
         api_key = calls.rotate_switch_key(database, name=DEMO_SWITCH)
     return DemoAccess(DEMO_LOGINS, DEMO_SWITCH, PROVIDER_LOGIN, api_key)
+
+
+@contextmanager
+def _unless_made() -> Iterator[None]:
+    """Make something the demo needs, unless an earlier run made it (its login is taken)."""
+    try:
+        yield
+    except Refusal as refusal:
+        if refusal.reason != "login_taken":
+            raise
