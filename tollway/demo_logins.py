@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tollway.access import service as access
+from tollway.access import store as access_store
 from tollway.access.model import Role
 from tollway.calls import service as calls
 from tollway.demo import PROVIDER_LOGIN
@@ -62,7 +63,11 @@ class DemoAccess:
 
 def load_logins(database: Database) -> DemoAccess:
     """Make the demo's logins (those missing) and its switch, or give the switch a new key; after ``load_demo``."""
+    with database.reading() as connection:  # a rerun skips them before hashing a password (slow on purpose)
+        made = {d.login for d in DEMO_LOGINS if access_store.find_user(connection, d.login) is not None}
     for demo_login in DEMO_LOGINS:
+        if demo_login.login in made:
+            continue
         if demo_login.organization is not None:
             with _unless_made():
                 new = NewUser(demo_login.node, demo_login.role_label.capitalize())
