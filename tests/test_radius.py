@@ -364,6 +364,22 @@ def test_start_interim_and_stop_drive_the_call_and_stop_charges_every_level_exac
     assert [b - a for b, a in zip(before, availables(radius.database), strict=True)] == charged
 
 
+def test_a_stop_reporting_far_longer_than_was_granted_is_charged_the_grant_and_flagged(
+    radius: Radius, tmp_path: Path
+) -> None:
+    # alice has 0.20: 120 s at 0.10 a minute, of which the first 60 s are granted and reserved.
+    balances.adjust(radius.database, login="alice", amount_micros=-micros("9.80"), reason="test", transfer_id="t-1")
+    assert authorize(radius, tmp_path).code == "Access-Accept"
+    assert account(radius, tmp_path, START).code == "Accounting-Response"
+    stop = {"Acct-Session-Time": 20_000, "h323-disconnect-cause": "h323-disconnect-cause=10"}
+    assert account(radius, tmp_path, STOP, **stop).code == "Accounting-Response"
+    ended = calls.get_call(radius.database, CALL_ID)
+    assert (ended["status"], ended["duration_seconds"], ended["reported_duration_seconds"]) == ("ended", 60, 20_000)
+    assert ended["overshoot_reason"] == "beyond_grant"
+    assert [line["amount_micros"] for line in ended["charges"]] == [100_000, 60_000, 50_000, 90_000]
+    assert available(radius.database, "alice") == micros("0.10")  # never below her floor
+
+
 def test_accounting_for_a_call_never_authorized_authorizes_it_late_by_its_acct_session_id(
     radius: Radius, tmp_path: Path
 ) -> None:
@@ -638,3 +654,55 @@ def test_every_refusal_of_credit_control_has_its_own_documented_return_code() ->
     assert model.end_reason(None, 1) == "acct-terminate-cause=1"
     assert model.end_reason(None, None) == "normal"
     assert model.billed_leg(None) and model.billed_leg("Originate") and not model.billed_leg("answer")
+
+
+# -- hostile values: every packet is answered, every Stop ends its call ----------------------------------
+
+NUL = "\\000"  # radclient's escape for a NUL octet
+
+
+def test_a_nul_in_a_text_attribute_is_answered_and_a_stop_still_ends_its_call(radius: Radius, tmp_path: Path) -> None:
+    # A User-Name with a NUL inside names no account: rejected, not left unanswered for the gateway to resend.
+    rejected = authorize(radius, tmp_path, **{"User-Name": f"ali{NUL}ce", "h323-conf-id": "A1"})
+    assert (rejected.code, rejected.attributes["h323-return-code"]) == ("Access-Reject", "h323-return-code=1")
+    # A trailing NUL (the end of a C string, which some gateways send) is no part of the value.
+    before = availables(radius.database)
+    accepted = authorize(radius, tmp_path, **{"User-Name": f"alice{NUL}", "Calling-Station-Id": f"+1 555{NUL}0100"})
+    assert accepted.code == "Access-Accept"
+    assert account(radius, tmp_path, START).code == "Accounting-Response"
+    stop = {
+        "Acct-Session-Time": 95,
+        "User-Name": f"al{NUL}ice",
+        "Called-Station-Id": f"44{NUL}20",
+        "Calling-Station-Id": f"{NUL}1",
+        "h323-disconnect-cause": f"h323-disconnect-cause=1{NUL}0",
+    }
+    assert account(radius, tmp_path, STOP, **stop).code == "Accounting-Response"
+    ended = calls.get_call(radius.database, CALL_ID)
+    assert (ended["status"], ended["duration_seconds"]) == ("ended", 95)
+    assert (ended["caller"], ended["end_reason"]) == ("+1 555\ufffd0100", "h323-disconnect-cause=1\ufffd0")
+    charged = [158_334, 96_000, 100_000, 113_334]
+    assert [b - a for b, a in zip(before, availables(radius.database), strict=True)] == charged
+    # A Stop of a call nobody authorized, its texts all with a NUL: acknowledged, and no call is made of it.
+    stranger = {
+        "h323-conf-id": "",
+        "h323-call-origin": "",
+        "Acct-Session-Id": "0000002C",
+        "User-Name": f"ali{NUL}ce",
+        "Called-Station-Id": f"{NUL}44",
+        "Acct-Session-Time": 60,
+    }
+    assert account(radius, tmp_path, STOP, **stranger).code == "Accounting-Response"
+    with pytest.raises(calls.CallUnknown):
+        calls.get_call(radius.database, "acct-0000002C")
+
+
+def test_a_stop_reporting_more_than_the_longest_call_still_ends_it(radius: Radius, tmp_path: Path) -> None:
+    """Acct-Session-Time past what credit control takes (40 h) was acknowledged and dropped, the call left
+    up until the sweeper found it; it ends the call now, at the longest duration credit control takes."""
+    assert authorize(radius, tmp_path).code == "Access-Accept"
+    assert account(radius, tmp_path, START).code == "Accounting-Response"
+    assert account(radius, tmp_path, STOP, **{"Acct-Session-Time": 200_000}).code == "Accounting-Response"
+    ended = calls.get_call(radius.database, CALL_ID)
+    assert (ended["status"], ended["duration_seconds"]) == ("ended", model.REPORTED_SECONDS_MAX)
+    assert model.REPORTED_SECONDS_MAX == 144_000

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     call_stale_margin_seconds: int = Field(default=30, ge=1, le=3_600)  # then a silent call is closed
     call_ring_timeout_seconds: int = Field(default=180, ge=10, le=3_600)  # unanswered calls are closed after
     call_max_seconds: int = Field(default=14_400, ge=60, le=14_400)  # no call lasts longer, whatever it has
+    call_duration_margin_seconds: int = Field(default=5, ge=0, le=600)  # a reported duration may pass its grant by
     keeper: bool = True  # run credit control's keeper (extensions, sweeps, disconnects) in every process
     # Outgoing email (low-balance notices): the SMTP server that relays it, and the sender of last resort.
     smtp_host: str = "127.0.0.1"
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
     radius_auth_port: int = Field(default=1812, ge=0, le=65535)  # 0: any free port (tests)
     radius_acct_port: int = Field(default=1813, ge=0, le=65535)
     radius_clients: dict[str, RadiusClient] = Field(default_factory=dict, max_length=10_000)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks): password attempts are
+    # throttled per client address, and without this every client behind a proxy shares the proxy's.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=1_000)
     # The key that seals secrets Tollway must read back (gateway keys, TOTP seeds): see tollway/sealing.py.
     # Unset, it is read from secret_key_file, which is made on first use; every host must share one key.
     secret_key: SecretStr | None = None
@@ -91,6 +95,16 @@ class Settings(BaseSettings):
     @classmethod
     def _radius_clients_by_address(cls, clients: dict[str, RadiusClient]) -> dict[str, RadiusClient]:
         return {radius_client_key(address): client for address, client in clients.items()}
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, proxies: list[str]) -> list[str]:
+        for value in proxies:
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"a trusted proxy is an IP address or network, not {value!r}") from None
+        return [value.strip() for value in proxies]
 
     @classmethod
     def settings_customise_sources(

@@ -32,9 +32,12 @@ from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
 from tollway.tree.model import Status
 
-FAILED_LOGINS_FREE = 5  # attempts before throttling starts
+FAILED_LOGINS_FREE = 5  # attempts on one login before throttling starts
+FAILED_LOGINS_FREE_PER_ADDRESS = 20  # attempts from one address, on any logins (offices share one address)
 LOCKOUT_SECONDS_FIRST = 2
 LOCKOUT_SECONDS_MAX = 15 * 60
+LOGIN_KEY_PREFIX = "login:"
+ADDRESS_KEY_PREFIX = "address:"
 
 
 def _principal(
@@ -87,47 +90,76 @@ def create_user(
     return database.run(use_case)
 
 
-def lockout_seconds(failed_logins: int) -> int:
+def lockout_seconds(failed_logins: int, *, free: int = FAILED_LOGINS_FREE) -> int:
     """Doubling pauses after the free attempts, capped: guessing gets slow fast."""
-    if failed_logins < FAILED_LOGINS_FREE:
+    if failed_logins < free:
         return 0
-    return int(min(LOCKOUT_SECONDS_FIRST * 2 ** (failed_logins - FAILED_LOGINS_FREE), LOCKOUT_SECONDS_MAX))
+    return int(min(LOCKOUT_SECONDS_FIRST * 2 ** (failed_logins - free), LOCKOUT_SECONDS_MAX))
 
 
-def login_with_password(database: Database, *, login: str, password: str, now: datetime | None = None) -> Principal:
+def _throttle_keys(login: str, address: str | None) -> list[tuple[str, int]]:
+    """The counters an attempt is counted on, in one order (no deadlock), each with its free attempts.
+
+    Keyed by the login as typed, existing or not: a login that does not exist is throttled alike.
+    """
+    keys = [(LOGIN_KEY_PREFIX + login[:63], FAILED_LOGINS_FREE)]
+    if address:
+        keys.append((ADDRESS_KEY_PREFIX + address[:64], FAILED_LOGINS_FREE_PER_ADDRESS))
+    return sorted(keys)
+
+
+def count_attempt(database: Database, *, login: str, address: str | None, now: datetime) -> None:
+    """Count a password attempt as failed *before* its password is checked (one transaction, one
+    statement per counter), so attempts sent at once cannot all be checked; ``login_throttled`` while
+    the login or the address is blocked (nothing is counted then)."""
+
+    def use_case(connection: Connection) -> None:
+        keys = _throttle_keys(login, address)
+        access_store.ensure_throttles(connection, [key for key, _ in keys], now=now)
+        for key, free in keys:
+            failures = access_store.count_attempt(connection, key, now=now)
+            if failures is None:
+                raise Refusal("login_throttled", "too many failed attempts: try again later")
+            pause = lockout_seconds(failures, free=free)
+            if pause:
+                access_store.block_until(connection, key, now + timedelta(seconds=pause), now=now)
+
+    database.run(use_case)
+
+
+def _forgive_attempt(connection: Connection, *, login: str, address: str | None, now: datetime) -> None:
+    """The password was right: the login starts afresh; the address only takes back this attempt's count."""
+    for key, free in _throttle_keys(login, address):
+        is_login = key.startswith(LOGIN_KEY_PREFIX)
+        access_store.forgive_attempt(connection, key, clear=is_login, now=now)
+        if is_login or access_store.failures_of(connection, key) < free:
+            access_store.block_until(connection, key, None, now=now)
+
+
+def login_with_password(
+    database: Database, *, login: str, password: str, now: datetime | None = None, address: str | None = None
+) -> Principal:
+    """A user's principal for a right password. ``address`` is where the attempt comes from (the HTTP
+    client's, see tollway.http.client); the attempt is counted on the login and the address first."""
     instant = now or utc_now()
+    count_attempt(database, login=login, address=address, now=instant)
     with database.reading() as connection:
         user = access_store.find_user(connection, login)
-    if user is not None and user.locked_until is not None and user.locked_until > instant:
-        raise Refusal("login_throttled", "too many failed attempts: try again later")
     # Always verify something, so the time taken does not reveal whether the login exists.
     ok = credentials.verify_password(user.password_hash if user else credentials.DUMMY_PASSWORD_HASH, password)
+    if user is None or not user.active or not ok:
+        raise Refusal("login_failed", "wrong login or password")  # already counted
 
-    def use_case(connection: Connection) -> Principal | None:
-        """None: a wrong password, whose count must be committed before refusing."""
-        if user is None or not user.active:
-            raise Refusal("login_failed", "wrong login or password")
+    def use_case(connection: Connection) -> Principal:
         current = present(access_store.find_user(connection, login, lock=True), f"user {login}")
-        if not ok:
-            failed = current.failed_logins + 1
-            pause = lockout_seconds(failed)
-            access_store.update_user(
-                connection,
-                current.id,
-                failed_logins=failed,
-                locked_until=instant + timedelta(seconds=pause) if pause else None,
-            )
-            return None
-        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": instant}
-        if credentials.password_needs_rehash(current.password_hash):
+        _forgive_attempt(connection, login=login, address=address, now=instant)
+        values: dict[str, Any] = {"last_login_at": instant}
+        if credentials.password_needs_rehash(current.password_hash) and current.password_hash == user.password_hash:
             values["password_hash"] = credentials.hash_password(password)
         access_store.update_user(connection, current.id, **values)
         return _principal(connection, current.node_id, current.role, ROLE_ACTIONS[current.role], user_id=current.id)
 
-    result = database.run(use_case)
-    if result is None:
-        raise Refusal("login_failed", "wrong login or password")
-    return result
+    return database.run(use_case)
 
 
 def _user_principal(connection: Connection, user_id: int) -> Principal:

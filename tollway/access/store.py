@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.access.model import Action, Role
 from tollway.errors import present
-from tollway.store.schema import api_keys, audit_log, sessions, users
+from tollway.store.schema import api_keys, audit_log, login_throttles, sessions, users
 
 AUDIT_PAGE_SIZE_MAX = 500
 
@@ -248,3 +249,57 @@ def revoke_session(connection: Connection, token_hash: str, *, now: datetime) ->
         .where(sessions.c.token_hash == token_hash, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+def revoke_sessions_of(
+    connection: Connection, user_id: int, *, now: datetime, except_token_hash: str | None = None
+) -> int:
+    """Close every open session of a user (but one, when given); how many were closed."""
+    query = update(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+    if except_token_hash is not None:
+        query = query.where(sessions.c.token_hash != except_token_hash)
+    return connection.execute(query.values(revoked_at=now)).rowcount
+
+
+def ensure_throttles(connection: Connection, keys: list[str], *, now: datetime) -> None:
+    """Give each key a row (no failures) if it has none, so that there is a row to count on."""
+    insert_for = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    for key in keys:
+        statement = insert_for(login_throttles).values(key=key, failures=0, blocked_until=None, updated_at=now)
+        connection.execute(statement.on_conflict_do_nothing(index_elements=[login_throttles.c.key]))
+
+
+def count_attempt(connection: Connection, key: str, *, now: datetime) -> int | None:
+    """One more attempt on ``key``, in one statement (atomic under any concurrency): the failures now
+    counted, or None while the key is blocked (then nothing is counted)."""
+    row = connection.execute(
+        update(login_throttles)
+        .where(
+            login_throttles.c.key == key,
+            or_(login_throttles.c.blocked_until.is_(None), login_throttles.c.blocked_until <= now),
+        )
+        .values(failures=login_throttles.c.failures + 1, updated_at=now)
+        .returning(login_throttles.c.failures)
+    ).first()
+    return None if row is None else int(row.failures)
+
+
+def block_until(connection: Connection, key: str, until: datetime | None, *, now: datetime) -> None:
+    connection.execute(
+        update(login_throttles).where(login_throttles.c.key == key).values(blocked_until=until, updated_at=now)
+    )
+
+
+def forgive_attempt(connection: Connection, key: str, *, clear: bool, now: datetime) -> None:
+    """An attempt proved right: forget every failure (``clear``) or only this attempt's own count."""
+    failures = 0 if clear else login_throttles.c.failures - 1
+    connection.execute(
+        update(login_throttles)
+        .where(login_throttles.c.key == key, login_throttles.c.failures > 0)
+        .values(failures=failures, updated_at=now)
+    )
+
+
+def failures_of(connection: Connection, key: str) -> int:
+    row = connection.execute(select(login_throttles.c.failures).where(login_throttles.c.key == key)).first()
+    return 0 if row is None else int(row.failures)

@@ -121,7 +121,13 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         access_log=False,
+        timeout_worker_healthcheck=WORKER_START_SECONDS_MAX,
     )
+
+
+# How long a worker process may take to start (import, connect) before uvicorn gives up on it and starts
+# another: its default of 5 s is shorter than an import on a busy machine, and workers then die in a loop.
+WORKER_START_SECONDS_MAX = 60
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -28,6 +28,7 @@ from tollway.http.api import (
     sip,
     tariffs,
 )
+from tollway.http.client import parse_networks
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
 from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
@@ -51,6 +52,7 @@ def create_app(
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -79,6 +81,7 @@ def create_app(
         dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.database = database
+    app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
     install_error_handlers(app)

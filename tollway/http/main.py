@@ -21,4 +21,5 @@ def app_factory() -> FastAPI:
         call_settings=CallSettings.of(settings),
         keeper=settings.keeper,
         mail_settings=MailSettings.of(settings),
+        trusted_proxies=settings.trusted_proxies,
     )

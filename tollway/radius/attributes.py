@@ -11,7 +11,10 @@ from typing import Any
 
 from pyrad.dictionary import Dictionary  # type: ignore[import-untyped]
 
+from tollway.errors import NUL
 from tollway.radius.model import vsa_value
+
+REPLACEMENT_CHARACTER = "\ufffd"
 
 DICTIONARY_FILE = "dictionary"  # package data of tollway.radius: RFC 2865/2866/2869/5176 and Cisco's VSAs
 CISCO_VSAS = frozenset(
@@ -37,12 +40,17 @@ def text(packet: Any, name: str) -> str | None:
     """The first value of a string attribute, Cisco h323 VSAs without their ``name=`` part; None if absent.
 
     A value that is not UTF-8 is read with replacement characters, so it can never match an account.
+    NUL octets, which RFC 2865 (section 5) says a server must be able to deal with: trailing ones are the
+    end of a C string some gateways send and are dropped; one inside the value becomes a replacement
+    character too, so it matches no account or number, and can be stored (PostgreSQL cannot store NUL).
     """
     values = packet.get(name)
     if not values:
         return None
     value = values[0]
     decoded = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    if NUL in decoded:
+        decoded = decoded.rstrip(NUL).replace(NUL, REPLACEMENT_CHARACTER)
     return vsa_value(name, decoded) if name in CISCO_VSAS else decoded
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from tollway.calls.model import CALL_SECONDS_MAX
+
 
 class ReturnCode(IntEnum):
     """``h323-return-code`` values (Cisco, "RADIUS VSA Voice Implementation Guide", debit card return codes).
@@ -166,6 +168,15 @@ class AccountingStatus(IntEnum):
 
 
 END_REASON_LENGTH_MAX = 48  # what credit control keeps of an end reason
+# The longest Acct-Session-Time passed on to credit control, which takes no more (calls.service.end_call):
+# a Stop reporting more ends its call at this, rather than being refused and losing the call's end. What
+# is charged is credit control's to bound (at most what was granted).
+REPORTED_SECONDS_MAX = 10 * CALL_SECONDS_MAX
+
+
+def reported_seconds(session_seconds: int | None) -> int:
+    """Acct-Session-Time as credit control takes it: 0 when absent, at most ``REPORTED_SECONDS_MAX``."""
+    return min(max(0, session_seconds or 0), REPORTED_SECONDS_MAX)
 
 
 def end_reason(disconnect_cause: str | None, terminate_cause: int | None) -> str:

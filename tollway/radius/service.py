@@ -26,6 +26,7 @@ from tollway.radius.model import (
     call_id_of,
     end_reason,
     refusal,
+    reported_seconds,
 )
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -165,7 +166,7 @@ def _apply(
     settings: CallSettings,
     now: datetime | None,
 ) -> None:
-    seconds = max(0, request.session_seconds or 0)
+    seconds = reported_seconds(request.session_seconds)
     if status is AccountingStatus.START:
         calls.answer_call(database, call_id, principal=switch, now=now)
     elif status is AccountingStatus.INTERIM_UPDATE:
@@ -174,4 +175,6 @@ def _apply(
         )
     else:
         reason = end_reason(request.disconnect_cause, request.terminate_cause)
-        calls.end_call(database, call_id, duration_seconds=seconds, reason=reason, principal=switch, now=now)
+        calls.end_call(
+            database, call_id, duration_seconds=seconds, reason=reason, principal=switch, settings=settings, now=now
+        )

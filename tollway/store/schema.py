@@ -15,9 +15,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
-from tollway.store.types import ExactDecimal, UtcDateTime
+from tollway.store.types import ExactDecimal, Id, UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -31,8 +32,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 nodes = Table(
     "nodes",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("parent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("parent_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("path", String(400), nullable=False, unique=True),  # "/1/4/9/": ids from the provider down
     Column("kind", String(16), nullable=False),
     Column("level", Integer, nullable=True),
@@ -48,12 +49,13 @@ nodes = Table(
     Column("clients_limit", Integer, nullable=True),
     Column("concurrent_calls_limit", Integer, nullable=True),
     Column("max_call_seconds", Integer, nullable=True),  # NULL: the engine's own maximum
-    Column("email", String(254), nullable=True),  # where the account's notices go
+    Column("email", String(254), nullable=True),  # the account's contact address; its notices go there
+    Column("phone", String(16), nullable=True),  # the account's contact number, E.164 ("+12125550100")
     Column("low_balance_threshold_micros", BigInteger, nullable=True),  # NULL: the owner's default for children
     Column("low_balance_default_micros", BigInteger, nullable=True),  # resellers: the threshold of their children
     Column("brand_name", String(200), nullable=True),  # resellers: the name their clients' notices are signed with
     Column("email_from", String(254), nullable=True),  # resellers: the sender of their clients' notices
-    Column("managed_by_agent_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("managed_by_agent_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("kind IN ('provider', 'reseller', 'agent', 'client')", name="kind"),
@@ -74,8 +76,8 @@ Index(
 ledger_accounts = Table(
     "ledger_accounts",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("purpose", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("debits_posted", BigInteger, nullable=False, default=0),
@@ -97,8 +99,8 @@ transfers = Table(
     "transfers",
     metadata,
     Column("id", String(128), primary_key=True),
-    Column("debit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
-    Column("credit_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("debit_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("credit_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -127,7 +129,7 @@ Index(
 exchange_rates = Table(
     "exchange_rates",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("base_currency", String(3), nullable=False),
     Column("quote_currency", String(3), nullable=False),
     Column("rate", ExactDecimal, nullable=False),  # units of quote per unit of base
@@ -139,8 +141,8 @@ exchange_rates = Table(
 users = Table(
     "users",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("login", String(63), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
     Column("role", String(24), nullable=False),
@@ -156,10 +158,10 @@ Index("ix_users_node_id", users.c.node_id)
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("key_id", String(24), nullable=False, unique=True),
     Column("secret_hash", String(64), nullable=False),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("role", String(24), nullable=False),
     Column("actions", String(400), nullable=False),  # comma-separated, a subset of the role's
     Column("name", String(200), nullable=False),
@@ -173,10 +175,10 @@ Index("ix_api_keys_node_id", api_keys.c.node_id)
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie's value
     Column("csrf_token", String(64), nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
@@ -185,10 +187,10 @@ sessions = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(40), nullable=False),  # "user:12", "api_key:3", "cli"
-    Column("actor_node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("actor_node_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("action", String(40), nullable=False),
     Column("target_type", String(24), nullable=False),
     Column("target_id", String(128), nullable=False),
@@ -203,15 +205,15 @@ Index("ix_audit_log_node_path_at", audit_log.c.node_path, audit_log.c.at)
 tariffs = Table(
     "tariffs",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>", as VoipSwitch does
     Column("currency", String(3), nullable=False),
     Column("time_zone", String(64), nullable=False),
     Column("minimal_time", Integer, nullable=False),
     Column("resolution", Integer, nullable=False),
     Column("grace_period", Integer, nullable=False),
-    Column("base_tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
+    Column("base_tariff_id", Id, ForeignKey("tariffs.id"), nullable=True),
     Column("multiplier", ExactDecimal, nullable=True),
     Column("addition_micros", BigInteger, nullable=True),
     Column("revision", Integer, nullable=False),  # bumped by every change to the tariff or its rows
@@ -226,8 +228,8 @@ Index("ix_tariffs_base_tariff_id", tariffs.c.base_tariff_id)
 rates = Table(
     "rates",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=False),
     Column("prefix", String(20), nullable=False),
     Column("description", String(200), nullable=False),
     Column("price_micros", BigInteger, nullable=False),
@@ -249,8 +251,8 @@ Index("ix_rates_tariff_id_prefix", rates.c.tariff_id, rates.c.prefix)
 tariff_assignments = Table(
     "tariff_assignments",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=False),
     Column("assigned_at", UtcDateTime, nullable=False),
 )
 Index("ix_tariff_assignments_tariff_id", tariff_assignments.c.tariff_id)
@@ -258,7 +260,7 @@ Index("ix_tariff_assignments_tariff_id", tariff_assignments.c.tariff_id)
 dial_plans = Table(
     "dial_plans",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("country_code", String(3), nullable=False),
     Column("international_prefix", String(4), nullable=False),
     Column("national_prefix", String(2), nullable=False),
@@ -267,8 +269,8 @@ dial_plans = Table(
 plans = Table(
     "plans",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(128), nullable=False, unique=True),  # "<owner login>:<name>"
     Column("currency", String(3), nullable=False),
     Column("fee_micros", BigInteger, nullable=False),
@@ -284,9 +286,9 @@ Index("ix_plans_owner_id", plans.c.owner_id)
 subscriptions = Table(
     "subscriptions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=False),
     Column("status", String(16), nullable=False),
     Column("period_start", UtcDateTime, nullable=False),
     Column("seconds_left", Integer, nullable=False),
@@ -302,14 +304,17 @@ Index("ix_subscriptions_period_end", subscriptions.c.period_end)  # the renewals
 switches = Table(
     "switches",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("name", String(63), nullable=False, unique=True),
     Column(
-        "api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False, unique=True
+        "api_key_id", Id, ForeignKey("api_keys.id"), nullable=False, unique=True
     ),  # the key the switch authenticates with
     Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
     Column("notify_url", String(400), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Charge the durations it reports as they are, even past the grant (below a floor): only for switches
+    # the provider runs and trusts; any other switch's durations are capped at what was granted.
+    Column("trusted_durations", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per call attempt the engine was asked about, refused ones included: the switch's call id is
@@ -317,11 +322,11 @@ switches = Table(
 calls = Table(
     "calls",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("call_id", String(128), nullable=False),  # the switch's id: unique per tenant, not across tenants
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=True),  # NULL: the account is unknown
     Column("path", String(400), nullable=True),  # the account's path, to count calls per subtree
-    Column("switch_id", Integer, ForeignKey("switches.id"), nullable=True),
+    Column("switch_id", Id, ForeignKey("switches.id"), nullable=True),
     Column("account", String(63), nullable=False),
     Column("caller", String(64), nullable=False),
     Column("callee", String(64), nullable=False),
@@ -352,8 +357,10 @@ calls = Table(
     CheckConstraint("disconnect_state IN ('due', 'sent', 'failed')", name="disconnect_state"),
     # The node of the principal that authorized it (a switch's node; the provider for the command line):
     # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
-    Column("tenant_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("tenant_id", Id, ForeignKey("nodes.id"), nullable=False),
     UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
+    Column("reported_duration_seconds", Integer, nullable=True),  # what the switch said; duration_seconds: charged
+    Column("overshoot_reason", String(24), nullable=True),  # why a reported duration was not believed
 )
 Index(
     "ix_calls_grant_expires_at",
@@ -379,12 +386,12 @@ Index("ix_calls_node_id_created_at", calls.c.node_id, calls.c.created_at)
 call_charges = Table(
     "call_charges",
     metadata,
-    Column("call_id", Integer, ForeignKey("calls.id"), primary_key=True),
+    Column("call_id", Id, ForeignKey("calls.id"), primary_key=True),
     Column("position", Integer, primary_key=True),  # 0: the client, then each owner up the chain
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("account", String(63), nullable=False),
-    Column("wallet_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
-    Column("revenue_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("wallet_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("revenue_account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
     Column("tariff", String(128), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("prefix", String(20), nullable=False),
@@ -395,7 +402,7 @@ call_charges = Table(
     Column("resolution", Integer, nullable=False),
     Column("grace_period", Integer, nullable=False),
     Column("free_seconds", Integer, nullable=False),
-    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=True),
     Column("plan_seconds_reserved", Integer, nullable=False, default=0),
     Column("reserved_micros", BigInteger, nullable=False, default=0),
     Column("reservation", Integer, nullable=False, default=0),  # number of the open pending transfer
@@ -410,7 +417,7 @@ call_charges = Table(
 agent_terms = Table(
     "agent_terms",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the agent
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the agent
     Column("commission_ppm", Integer, nullable=False),  # parts per million of each deposit: 10 % = 100000
     Column("topup_fee_micros", BigInteger, nullable=False),
     Column("account_fee_micros", BigInteger, nullable=False),
@@ -424,12 +431,12 @@ agent_terms = Table(
 customer_profiles = Table(
     "customer_profiles",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("owner_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("name", String(63), nullable=False),
     Column("client_type", String(16), nullable=False),
-    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=True),
-    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=True),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=True),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=True),
     Column("language", String(8), nullable=True),  # NULL: the owner's
     Column("time_zone", String(64), nullable=True),
     Column("credit_limit_micros", BigInteger, nullable=False),
@@ -444,8 +451,8 @@ customer_profiles = Table(
 agent_profiles = Table(
     "agent_profiles",
     metadata,
-    Column("agent_id", Integer, ForeignKey("nodes.id"), primary_key=True),
-    Column("profile_id", Integer, ForeignKey("customer_profiles.id"), primary_key=True),
+    Column("agent_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("profile_id", Id, ForeignKey("customer_profiles.id"), primary_key=True),
 )
 
 # Low-balance notices: armed until the balance falls below the threshold (one notice), re-armed when
@@ -453,7 +460,7 @@ agent_profiles = Table(
 low_balance_alerts = Table(
     "low_balance_alerts",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("armed", Boolean, nullable=False),
     Column("crossings", Integer, nullable=False),  # how many times it fell below: the notice's key
     Column("changed_at", UtcDateTime, nullable=False),
@@ -463,9 +470,9 @@ low_balance_alerts = Table(
 emails = Table(
     "emails",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Id, primary_key=True),
     Column("key", String(128), nullable=False, unique=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=True),
     Column("kind", String(32), nullable=False),
     Column("sender", String(320), nullable=False),
     Column("recipient", String(254), nullable=False),
@@ -487,7 +494,7 @@ Index("ix_emails_node_id_created_at", emails.c.node_id, emails.c.created_at)
 organizations = Table(
     "organizations",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("wallet", String(16), nullable=False),  # who pays for a user's calls: 'user' or 'organization'
     Column("extension_digits", Integer, nullable=False),  # the length of every extension number
     Column("sip_domain", String(253), nullable=False, unique=True),  # the extensions' SIP domain and digest realm
@@ -502,7 +509,7 @@ organizations = Table(
 organization_limits = Table(
     "organization_limits",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
     Column("users_limit", Integer, nullable=True),
     Column("extensions_per_user_limit", Integer, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -512,8 +519,8 @@ organization_limits = Table(
 organization_users = Table(
     "organization_users",
     metadata,
-    Column("node_id", Integer, ForeignKey("nodes.id"), primary_key=True),  # the user's own account
-    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the user's own account
+    Column("organization_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("daily_cap_micros", BigInteger, nullable=True),  # when the organization pays: what it may spend a day
     Column("monthly_cap_micros", BigInteger, nullable=True),
@@ -529,9 +536,9 @@ Index("ix_organization_users_organization_id", organization_users.c.organization
 extensions = Table(
     "extensions",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("organization_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("user_node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("organization_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("user_node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("number", String(6), nullable=False),
     Column("sip_username", String(64), nullable=False),
     Column("ha1", String(32), nullable=False),  # MD5(username:realm:secret), what digest authentication needs
@@ -553,9 +560,9 @@ Index("ix_extensions_user_node_id", extensions.c.user_node_id)
 caller_ids = Table(
     "caller_ids",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Id, ForeignKey("extensions.id"), nullable=True),
     Column("number", String(20), nullable=False),  # E.164 with its '+'
     Column("verified", Boolean, nullable=False),
     Column("is_default", Boolean, nullable=False),
@@ -567,9 +574,9 @@ Index("ix_caller_ids_node_id_extension_id", caller_ids.c.node_id, caller_ids.c.e
 follow_me = Table(
     "follow_me",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
-    Column("extension_id", Integer, ForeignKey("extensions.id"), nullable=True),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("extension_id", Id, ForeignKey("extensions.id"), nullable=True),
     Column("position", Integer, nullable=False),  # 1, 2, 3 ...: the order the numbers ring in
     Column("number", String(32), nullable=False),
     Column("ring_seconds", Integer, nullable=False),
@@ -582,9 +589,21 @@ Index("ix_follow_me_node_id_extension_id", follow_me.c.node_id, follow_me.c.exte
 trunk_addresses = Table(
     "trunk_addresses",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("node_id", Integer, ForeignKey("nodes.id"), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
     Column("network", String(43), nullable=False, unique=True),  # an IPv4 or IPv6 network, in CIDR form
     Column("created_at", UtcDateTime, nullable=False),
 )
 Index("ix_trunk_addresses_node_id", trunk_addresses.c.node_id)
+
+# Password attempts counted before each check, per login and per source address ("login:alice",
+# "address:203.0.113.7"), shared by every process; see tollway.access.service.login_with_password.
+login_throttles = Table(
+    "login_throttles",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),  # attempts not (yet) proven right, since the last success
+    Column("blocked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_sessions_user_id", sessions.c.user_id)  # a user's other sessions, closed when its password changes

@@ -6,8 +6,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, String
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, String
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# Every id, and every column that refers to one: 64-bit, so that no table runs out after 2**31 rows (calls
+# would, and an id past 2**31 - 1 given to a 32-bit column is an error on PostgreSQL). BIGINT there (a
+# primary key numbers itself with a bigint sequence); SQLite's INTEGER PRIMARY KEY is already its 64-bit
+# rowid, which a BIGINT primary key would not be (and would not number itself).
+Id: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
+ID_MAX = 2**63 - 1
 
 
 class UtcDateTime(TypeDecorator[datetime]):

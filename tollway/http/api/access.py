@@ -13,6 +13,7 @@ from tollway.http.api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
     AuditEntryOut,
+    BeforeId,
     LoginsOut,
     PageSize,
     SessionIn,
@@ -21,13 +22,16 @@ from tollway.http.api.schemas import (
     UserOut,
 )
 from tollway.http.auth import SESSION_COOKIE, DatabaseDep, PrincipalDep
+from tollway.http.client import client_address
 
 router = APIRouter(tags=["access"], responses=ERRORS)  # type: ignore[arg-type]
 
 
 @router.post("/sessions", summary="Log in with a password: sets the session cookie, returns the CSRF token")
 def open_session(body: SessionIn, request: Request, response: Response, database: DatabaseDep) -> SessionOut:
-    principal = access.login_with_password(database, login=body.login, password=body.password)
+    principal = access.login_with_password(
+        database, login=body.login, password=body.password, address=client_address(request)
+    )
     session = access.open_session(database, principal)
     response.set_cookie(
         SESSION_COOKIE,
@@ -102,7 +106,7 @@ def read_audit(
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before_id: Annotated[BeforeId | None, Query()] = None,
     action: Annotated[str | None, Query(max_length=40, examples=["money.topup"])] = None,
     target_id: Annotated[str | None, Query(max_length=128, examples=["alice"])] = None,
     actor: Annotated[str | None, Query(max_length=40, examples=["api_key:3"])] = None,

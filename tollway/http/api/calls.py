@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, Reply, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
@@ -114,8 +114,12 @@ class CallOut(Reply):
     answered_at: str | None
     grant_expires_at: str | None
     ended_at: str | None
-    duration_seconds: int | None
-    overshoot_seconds: int
+    duration_seconds: int | None = Field(description="the seconds charged")
+    reported_duration_seconds: int | None = Field(default=None, description="the seconds the switch reported")
+    overshoot_seconds: int = Field(description="reported seconds past the grant")
+    overshoot_reason: Literal["beyond_grant", "beyond_wall_clock"] | None = Field(
+        default=None, description="why the reported duration was not believed and at most the grant was charged"
+    )
     end_reason: str | None
     disconnect: str | None
     charges: list[ChargeOut] | None = None
@@ -167,9 +171,14 @@ def update(
 
 
 @router.post("/{call_id}/end", summary="The call ended: charge every level and write the call record")
-def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
+def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> CallOut:
     view = calls.end_call(
-        database, call_id, duration_seconds=body.duration_seconds, reason=body.reason, principal=principal
+        database,
+        call_id,
+        duration_seconds=body.duration_seconds,
+        reason=body.reason,
+        principal=principal,
+        settings=settings,
     )
     return _out(view)
 
@@ -185,7 +194,7 @@ def list_calls(
     principal: PrincipalDep,
     active: bool | None = None,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> CallPage:
     page, next_after_id = calls.list_calls(database, principal=principal, active=active, after_id=after_id, limit=limit)
     return CallPage(items=[_out(view) for view in page], next_after_id=next_after_id)

@@ -10,6 +10,7 @@ from tollway.access.model import limited_view, place_of
 from tollway.agents import service as agents
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
+    AfterId,
     NodeGrantsIn,
     NodeIn,
     NodeLimitsIn,
@@ -35,7 +36,7 @@ def list_nodes(
     kind: NodeKind | None = None,
     status: Status | None = None,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> NodePage:
     nodes = tree.visible_nodes(database, principal, kind=kind, status=status, limit=limit, after_id=after_id)
     items = [NodeOut.of(n, limited=limited_view(principal, place_of(n))) for n in nodes]

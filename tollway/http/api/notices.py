@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, PositiveAmount, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, BeforeId, PageSize, PositiveAmount, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_decimal, to_micros
 from tollway.notifications import service as notices
@@ -148,7 +148,7 @@ def list_emails(
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    before_id: Annotated[BeforeId | None, Query()] = None,
     state: EmailState | None = None,
 ) -> EmailPage:
     emails = notices.list_emails(database, principal, login=login, limit=limit, state=state, before_id=before_id)

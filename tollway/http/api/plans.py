@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.rating_schemas import PlanIn, PlanOut, PlanPage, SubscribeIn, SubscriptionOut
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, Login, PageSize
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, Login, PageSize
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_micros
 from tollway.rating import subscriptions
@@ -22,7 +22,7 @@ def list_plans(
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> PlanPage:
     plans = subscriptions.list_plans(database, owner_login=owner, limit=limit, after_id=after_id, principal=principal)
     return PlanPage(

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from tollway.access.model import Action, Role
 from tollway.errors import NUL, NUL_MESSAGE, NUL_REASON
+from tollway.store.types import ID_MAX
 from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status
 
 AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
@@ -23,6 +24,8 @@ TransferId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,100}
 PAGE_SIZE_DEFAULT = 100
 PAGE_SIZE_MAX = 500
 PageSize = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
+AfterId = Annotated[int, Field(ge=0, le=ID_MAX, description="the last id of the previous page; 0: from the start")]
+BeforeId = Annotated[int, Field(ge=1, le=ID_MAX, description="the last id of the previous page")]
 
 
 FEATURES_SOLD = (

@@ -29,7 +29,7 @@ from tollway.http.api.rating_schemas import (
     TariffPage,
     TariffUpdate,
 )
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, Login, PageSize, Problem
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, Login, PageSize, Problem
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_micros
 from tollway.rating import service as rating
@@ -56,7 +56,7 @@ def list_tariffs(
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> TariffPage:
     tariffs = rating.list_tariffs(database, owner_login=owner, limit=limit, after_id=after_id, principal=principal)
     return TariffPage(
@@ -121,7 +121,7 @@ def list_rates(
     principal: PrincipalDep,
     prefix: Digits | None = None,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
-    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    after_id: Annotated[AfterId, Query()] = 0,
 ) -> RatePage:
     rows = rating.list_rates(database, name=name, prefix=prefix, limit=limit, after_id=after_id, principal=principal)
     return RatePage(
