@@ -25,6 +25,7 @@ from tollway.ledger.model import AccountPurpose
 from tollway.money import to_decimal, to_micros
 from tollway.payments import service as shop
 from tollway.payments.model import TopupOffer
+from tollway.payments.reconcile import reconcile
 from tollway.payments.service import PaymentSettings
 from tollway.sealing import Sealer
 from tollway.store.database import Database
@@ -114,3 +115,9 @@ def build(database: Database, stub: StripeStub) -> ShopWorld:
         keys[login] = plaintext
     client = TestClient(create_app(database, payment_settings=settings), base_url="https://testserver")
     return ShopWorld(database, stub, settings, client, city.id, metro.id, keys)
+
+
+def assert_reconciled(database: Database) -> None:
+    """Every credited payment has exactly its credit, and no shop credit is without its payment."""
+    report = reconcile(database)
+    assert report.ok, "the shop does not reconcile with the ledger:\n" + "\n".join(report.problems)

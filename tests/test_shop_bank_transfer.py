@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import stripe_stub
-from tests.shop_world import STUB_KEYS, ShopWorld, build
+from tests.shop_world import STUB_KEYS, ShopWorld, assert_reconciled, build
 from tollway.ledger.model import AccountPurpose
 from tollway.store.database import Database
 
@@ -37,6 +37,7 @@ def world(demo_database: Database) -> Iterator[ShopWorld]:
         )
         assert answer.status_code == 200, answer.text
         yield built
+    assert_reconciled(demo_database)
 
 
 def declare(world: ShopWorld, request_id: str, amount: str, reference: str = "ALICE NOV") -> dict[str, Any]:

@@ -10,11 +10,15 @@ import sys
 from pathlib import Path
 
 from tollway.balances import service as balances
+from tollway.ledger import service as ledger
+from tollway.ledger.model import AccountPurpose, TransferKind, TransferRequest
 from tollway.payments import service as shop
 from tollway.payments.model import GatewayKind
+from tollway.payments.reconcile import reconcile
 from tollway.payments.service import PaymentSettings
 from tollway.sealing import Sealer
 from tollway.store.database import Database
+from tollway.tree import service as tree
 
 TOLLWAY = str(Path(sys.executable).parent / "tollway")
 KEY = Sealer.new_key()
@@ -70,8 +74,33 @@ def test_a_seller_sets_up_its_shop_and_confirms_a_transfer_from_the_command_line
     wrong_month = tollway("shop", "invoices", "--month", "Nov 2026", url=url)
     assert wrong_month.returncode == 2 and "a month is written 2026-11" in wrong_month.stderr
 
+    check = tollway("ledger", "check", url=url)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines()[1] == "shop ok: 1 payments, 1 credited, each once, none invented"
+
     exported = tollway("shop", "export", "north-city", "-o", str(tmp_path / "sales.csv"), url=url)
     assert exported.stdout.strip().startswith("1 payments written to")
     assert (tmp_path / "sales.csv").read_text().splitlines()[1].split(",")[3:5] == ["alice", "bank_transfer"]
     again = tollway("shop", "export", "north-city", "-o", str(tmp_path / "sales.csv"), url=url)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_a_credit_without_its_payment_fails_the_check(demo_database: Database) -> None:
+    """The ledger balances, but the shop's books do not: a payment credit nobody paid for."""
+    shop.configure_bank_transfer(
+        demo_database, seller_login="north-city", details={"account_holder": "N", "iban": "DE"}
+    )
+    with demo_database.transaction() as connection:
+        seller = tree.require_node(connection, "north-city")
+        alice = tree.require_node(connection, "alice")
+        clearing = shop.clearing_account(connection, seller, GatewayKind.BANK_TRANSFER, "USD")
+        wallet = balances.account_id(connection, alice, AccountPurpose.WALLET)
+    invented = TransferRequest("pay:bank_transfer:1:p999", 5_000_000, clearing, wallet, kind=TransferKind.PAYMENT)
+    ledger.execute(demo_database, [invented])
+    assert reconcile(demo_database).problems == ["credit pay:bank_transfer:1:p999 belongs to no payment"]
+    check = tollway("ledger", "check", url=demo_database.url)
+    assert check.returncode == 1
+    assert check.stderr.splitlines() == [
+        "problem: credit pay:bank_transfer:1:p999 belongs to no payment",
+        "error: shop check failed: 1 problems (0 payments)",
+    ]

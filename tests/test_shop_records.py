@@ -18,7 +18,7 @@ import pytest
 
 from tests import stripe_stub
 from tests.processes import START_SECONDS_MAX, race, unexpected
-from tests.shop_world import STUB_KEYS, ShopWorld, build
+from tests.shop_world import STUB_KEYS, ShopWorld, assert_reconciled, build
 from tollway.clock import utc_now
 from tollway.errors import Refusal
 from tollway.payments import records
@@ -42,6 +42,7 @@ def world(demo_database: Database) -> Iterator[ShopWorld]:
         shop.configure_bank_transfer(demo_database, seller_login="north-city", details=BANK)
         records.set_billing_profile(demo_database, seller_login="north-city", profile=PROFILE)
         yield built
+    assert_reconciled(demo_database)
 
 
 def bank_payment(database: Database, settings: Any, login: str, request_id: str, amount_micros: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests import stripe_stub
-from tests.shop_world import CITY_HOOK, CITY_KEY, STUB_KEYS, ShopWorld, build
+from tests.shop_world import CITY_HOOK, CITY_KEY, STUB_KEYS, ShopWorld, assert_reconciled, build
 from tollway.access import service as access
 from tollway.access.model import Role
 from tollway.balances import service as balances
@@ -42,6 +42,7 @@ def world(demo_database: Database) -> Iterator[ShopWorld]:
             demo_database, None, node_login="dora", name="t", role=Role.CLIENT
         )
         yield built
+    assert_reconciled(demo_database)
 
 
 def paid(world: ShopWorld, login: str, request_id: str, amount: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tests.shop_world import (
     SEALING_KEY,
     STUB_KEYS,
     ShopWorld,
+    assert_reconciled,
     build,
 )
 from tollway.ledger.model import AccountPurpose
@@ -40,6 +41,7 @@ RACE_SECONDS_MAX = 180  # each process imports the whole web application before 
 def world(demo_database: Database) -> Iterator[ShopWorld]:
     with stripe_stub.running(STUB_KEYS) as stub:
         yield build(demo_database, stub)
+    assert_reconciled(demo_database)
 
 
 def started(world: ShopWorld, login: str = "alice", request_id: str = "topup-1", amount: str = "20") -> dict[str, Any]:
@@ -312,3 +314,25 @@ def test_a_seller_whose_key_stripe_refuses_fails_the_payment_and_an_unreachable_
     assert (down.status_code, down.json()["reason"]) == (502, "gateway_unavailable")
     again = world.client.get("/api/v1/nodes/alice/shop/payments", headers=world.as_("alice")).json()
     assert (again[0]["request_id"], again[0]["state"]) == ("k-2", "created")
+
+
+def test_a_process_with_another_sealing_key_refuses_plainly_and_credits_nothing(world: ShopWorld) -> None:
+    """The installation's key was changed without keeping the old one: the secrets cannot be opened."""
+    from fastapi.testclient import TestClient
+
+    from tollway.http.app import create_app
+    from tollway.payments.service import PaymentSettings
+    from tollway.sealing import Sealer
+
+    payment = started(world)
+    body = world.paid_event(session_of(payment))
+    stranger = PaymentSettings(Sealer(Sealer.new_key()), stripe_api_base=world.stub.url)
+    client = TestClient(create_app(world.database, payment_settings=stranger), base_url="https://testserver")
+    answer = client.post(
+        f"/api/v1/payments/stripe/{world.city_gateway}/webhook",
+        content=body,
+        headers={"Stripe-Signature": stripe_stub.signature(body, CITY_HOOK), "Content-Type": "application/json"},
+    )
+    assert (answer.status_code, answer.json()["reason"]) == (502, "gateway_secret_unreadable")
+    assert world.balance("alice") == D("25.000000")
+    assert world.deliver(world.city_gateway, body, CITY_HOOK).json()["outcome"] == "credited"  # Stripe retries

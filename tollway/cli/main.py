@@ -51,6 +51,7 @@ from tollway.errors import refuse_nul
 from tollway.ledger import service as ledger
 from tollway.ledger.exchange import list_rates
 from tollway.money import format_amount
+from tollway.payments.reconcile import reconcile
 from tollway.store import migrate
 from tollway.tree import model
 from tollway.tree import service as tree
@@ -174,6 +175,12 @@ def ledger_check() -> None:
     if not report.ok:
         raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
     out.print(f"ledger ok: {summary}")
+    shop = reconcile(database())  # the shop's payments against their credits
+    for problem in shop.problems:
+        err.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if not shop.ok:
+        raise fail(f"shop check failed: {len(shop.problems)} problems ({shop.payments} payments)")
+    out.print(f"shop ok: {shop.payments} payments, {shop.credits} credited, each once, none invented")
 
 
 @ledger_app.command("expire")

@@ -43,7 +43,9 @@ CONFLICTS = frozenset(
 
 # A request the gateway must not retry as it is (a bad signature), and a gateway that did not answer.
 BAD_REQUESTS = frozenset({"signature_invalid", "payload_invalid"})
-BAD_GATEWAY = frozenset({"gateway_unavailable", "gateway_key_invalid", "gateway_answer_invalid"})
+BAD_GATEWAY = frozenset(
+    {"gateway_unavailable", "gateway_key_invalid", "gateway_answer_invalid", "gateway_secret_unreadable"}
+)
 
 
 def status_for(refusal: Refusal) -> int:

@@ -55,7 +55,7 @@ from tollway.payments.model import (
 from tollway.rating import store as rating_store
 from tollway.rating.plans import SubscriptionStatus
 from tollway.rating.subscriptions import subscribe_in
-from tollway.sealing import Sealer
+from tollway.sealing import SealBroken, Sealer
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind, Status
@@ -147,9 +147,19 @@ class PaymentRecord:
     history: tuple[PaymentEvent, ...] = field(default_factory=tuple)
 
 
+def unsealed(settings: PaymentSettings, sealed: str | None, what: str) -> str:
+    """A gateway's secret in the clear, for the call that needs it; a key that cannot open it is the
+    installation's misconfiguration (``secret_key`` changed without ``secret_keys_retired``), said plainly."""
+    try:
+        return settings.sealer.unseal(present(sealed, what))
+    except SealBroken:
+        log.error("gateway_secret_unreadable", what=what)
+        raise Refusal("gateway_secret_unreadable", f"{what} does not open with this installation's key") from None
+
+
 def gateway_of(config: GatewayConfig, settings: PaymentSettings) -> Gateway:
     if config.kind is GatewayKind.STRIPE:
-        key = settings.sealer.unseal(present(config.secret_key_sealed, "a Stripe gateway's secret key"))
+        key = unsealed(settings, config.secret_key_sealed, "a Stripe gateway's secret key")
         return StripeGateway(key, api_base=settings.stripe_api_base)
     return BankTransferGateway()
 

@@ -25,7 +25,7 @@ from tollway.logs import get_logger
 from tollway.payments import refunds, store
 from tollway.payments.gateways.stripe import SessionFacts, StripeEvent, charge_facts, session_facts, verify_event
 from tollway.payments.model import CREDITED_STATES, GatewayConfig, GatewayKind, Payment, PaymentState
-from tollway.payments.service import PaymentSettings, confirm_in, note, transition
+from tollway.payments.service import PaymentSettings, confirm_in, note, transition, unsealed
 from tollway.store.database import Database
 
 log = get_logger("tollway.payments.webhooks")
@@ -66,7 +66,7 @@ def receive_stripe_event(
         config = store.get_gateway(connection, gateway_id)
     if config is None or config.kind is not GatewayKind.STRIPE or config.webhook_secret_sealed is None:
         raise NotFound("gateway", gateway_id)
-    event = verify_event(payload, signature, settings.sealer.unseal(config.webhook_secret_sealed))
+    event = verify_event(payload, signature, unsealed(settings, config.webhook_secret_sealed, "a webhook secret"))
     answer = database.run(lambda connection: _apply(connection, config, event))
     log.info(
         "stripe_event",
