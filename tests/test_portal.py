@@ -307,3 +307,48 @@ def test_text_with_a_nul_character_is_refused_before_any_use_case(world: Databas
     answer = client.post("/login", data={"login": "ali\x00ce", "password": PASSWORD, "csrf_token": csrf_of(form)})
     assert answer.status_code == 422 and "holds characters that are not allowed" in answer.text
     assert client.get("/login?next=/%00").status_code == 422
+
+
+def test_a_customer_sees_its_payments_and_its_monthly_statement(world: Database) -> None:
+    client = browser(world)
+    log_in(client, "alice")
+    payments = client.get("/payments").text
+    # The demo topped alice up 25.00, then 5.00 for her plan's first fee, which was then charged.
+    rows = re.findall(r"<td>(Top-up|Plan fee)</td>\s*<td>([^<]*)</td>\s*<td class=\"number\">([^<]+)</td>", payments)
+    assert sorted(rows) == [
+        ("Plan fee", "north-city:talk-100", "-$5.00"),
+        ("Top-up", "demo opening balance", "$25.00"),
+        ("Top-up", "demo: her plan&#39;s first fee", "$5.00"),
+    ]
+    statement = client.get("/statement").text
+    assert re.search(r'id="opening">\$0.00<', statement) and re.search(r'id="closing">\$25.00<', statement)
+    assert re.search(r"0 calls</td>\s*<td></td>\s*<td class=\"number\" id=\"calls\">\$0.00<", statement)
+    assert 'media="print"' in statement and "data-print" in statement
+    assert client.get("/statement?month=1999-01").status_code == 422
+    assert client.get("/statement?month=garbage").status_code == 422
+
+
+def test_money_pages_are_for_customers_only(world: Database) -> None:
+    client = browser(world)
+    log_in(client, "nc-admin")
+    assert client.get("/payments").status_code == 404
+    assert client.get("/statement").status_code == 404
+
+
+def test_a_login_changes_its_password_and_its_other_sessions_end(world: Database) -> None:
+    here, elsewhere = browser(world), browser(world)
+    log_in(here, "alice")
+    log_in(elsewhere, "alice")
+    token = csrf_of(here.get("/settings"))
+    form = {"current_password": PASSWORD, "new_password": "a brand new secret", "csrf_token": token}
+    mismatch = here.post("/settings/password", data=form | {"new_password_again": "something else"})
+    assert mismatch.status_code == 422 and "The two new passwords are not the same." in mismatch.text
+    wrong = here.post(
+        "/settings/password", data=form | {"current_password": "not it", "new_password_again": "a brand new secret"}
+    )
+    assert "The current password is wrong." in wrong.text
+    done = here.post("/settings/password", data=form | {"new_password_again": "a brand new secret"})
+    assert "Your password is changed. Your other sessions are closed." in done.text
+    assert here.get("/", follow_redirects=False).status_code == 200  # this session stays
+    assert elsewhere.get("/", follow_redirects=False).status_code == 303  # the other one ended
+    assert log_in(browser(world), "alice", "a brand new secret").status_code == 303

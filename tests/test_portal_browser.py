@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Connection
 
@@ -34,6 +36,7 @@ from tollway.access import store as access_store
 from tollway.access.model import Role
 from tollway.branding import service as branding
 from tollway.branding.service import BrandChanges
+from tollway.calls import service as calls
 from tollway.clock import utc_now
 from tollway.errors import present
 from tollway.http.app import create_app
@@ -74,7 +77,11 @@ def add_logins(database: Database) -> None:
     database.run(insert)
 
 
-def build_world(database: Database) -> None:
+SWITCH_KEYS: dict[str, str] = {}  # the test switch's API key, by the portal's address
+
+
+def build_world(database: Database) -> str:
+    """The brands, logins and switch of these tests; answers the switch's API key."""
     branding.set_brand(
         database,
         None,
@@ -90,6 +97,9 @@ def build_world(database: Database) -> None:
     tree.create_node(database, owner_login="north-metro", new=tree.NewNode(client(ClientType.RETAIL), "mallory", "M"))
     branding.set_brand(database, None, login="north-metro", changes=BrandChanges(name=HOSTILE_NAME))
     add_logins(database)
+    # north-city's own switch, trusted with durations (the test reports them without waiting them out).
+    _, key = calls.create_switch(database, name="north-switch", node_login="north-city", trusted_durations=True)
+    return key
 
 
 @pytest.fixture(scope="session")
@@ -104,13 +114,19 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
+def switch_key(portal: str) -> str:
+    return SWITCH_KEYS[portal]
+
+
+@pytest.fixture(scope="module")
 def portal(demo_template: DemoTemplate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The portal served for real on this backend's copy of the demo, for every test of the module."""
     require_chromium()
     database = demo_template.fresh(tmp_path_factory.mktemp("portal-browser"))
-    build_world(database)
+    key = build_world(database)
     app = create_app(database, cookie_secure=False, sealer=Sealer(Sealer.new_key()))
     with served(app) as base_url:
+        SWITCH_KEYS[base_url] = key
         yield base_url
     report = check(database)
     database.dispose()
@@ -223,7 +239,7 @@ def test_user_text_with_html_in_it_is_shown_escaped(portal: str, browser_page: A
     assert page.locator("header img").count() == 0 and dialogs == []
 
 
-@pytest.mark.parametrize("path", ["/login", "/", "/settings"])
+@pytest.mark.parametrize("path", ["/login", "/", "/calls", "/payments", "/statement", "/settings"])
 def test_the_customer_pages_have_no_serious_accessibility_violation(
     portal: str, browser_page: Any, camera: Camera, path: str
 ) -> None:
@@ -233,3 +249,47 @@ def test_the_customer_pages_have_no_serious_accessibility_violation(
     page.goto(f"{portal}{path}")
     camera.shoot(page, f"scanned {path}")
     assert serious_violations(page) == []
+
+
+def test_a_customer_sees_its_call_after_a_call_through_the_credit_control_api(
+    portal: str, switch_key: str, browser_page: Any, camera: Camera
+) -> None:
+    call = {"call_id": "portal-call-1@north", "account": "alice", "callee": "+44 20 7946 0000", "answered": True}
+    with httpx.Client(base_url=f"{portal}/api/v1/calls", headers={"authorization": f"Bearer {switch_key}"}) as switch:
+        assert switch.post("/authorize", json=call).json()["status"] == "authorized"
+        ended = switch.post("/portal-call-1@north/end", json={"duration_seconds": 61})
+    assert ended.status_code == 200, ended.text
+    alice_line = next(line for line in ended.json()["charges"] if line["account"] == "alice")
+    cost = Decimal(alice_line["amount_micros"]) / 1_000_000
+
+    page = browser_page
+    log_in(page, camera, portal, "alice")
+    page.get_by_role("link", name="Calls", exact=True).click()
+    camera.shoot(page, "calls")
+    row = page.get_by_role("row").filter(has_text="+44 20 7946 0000")
+    assert "1:01" in row.inner_text() and "Ended" in row.inner_text()
+    row.get_by_role("link").click()
+    camera.shoot(page, "the call")
+    assert page.get_by_role("heading", level=1).inner_text() == "Call to +44 20 7946 0000"
+    shown = page.locator("#cost").inner_text()
+    assert shown == f"${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+    main = page.locator("main").inner_text()
+    for upstream in ("atlas", "Atlas", "house"):  # never what the levels above paid, nor who they are
+        assert upstream not in main
+    page.get_by_role("link", name="Statement").click()
+    camera.shoot(page, "statement")
+    assert "1 call" in page.locator("#calls").locator("xpath=..").inner_text()
+    page.emulate_media(media="print")
+    camera.shoot(page, "statement as printed")
+    assert page.locator("nav.menu").is_hidden() and page.locator("form.actions").is_hidden()
+    page.emulate_media(media="screen")
+
+    # carol, a client of another reseller, finds nothing there: as for a call that does not exist.
+    carol = page.context.browser.new_context()
+    other = carol.new_page()
+    log_in(other, camera, portal, "carol")
+    answer = other.goto(f"{portal}/calls/portal-call-1@north")
+    camera.shoot(other, "carol at alice's call")
+    assert answer is not None and answer.status == 404
+    assert other.get_by_role("heading", level=1).inner_text() == "Not found"
+    carol.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
@@ -34,6 +34,16 @@ def extracted() -> dict[str, str]:
 MESSAGES = extracted()
 
 
+def key(message: Message) -> str:
+    """A message's id; a plural message is known by its singular."""
+    return message.id if isinstance(message.id, str) else message.id[0]
+
+
+def translated(message: Message) -> bool:
+    """Every form of it has words (a plural message has one per plural form)."""
+    return all(message.string) if isinstance(message.string, tuple) else bool(message.string)
+
+
 def catalogue(language: str) -> Catalog:
     with i18n.catalogue_path(language).open("rb") as source:
         return read_po(source, locale=language)
@@ -49,8 +59,8 @@ def test_every_message_is_translated_and_none_is_fuzzy(language: str) -> None:
     found = catalogue(language)
     missing = sorted(f"{msgid!r} ({where})" for msgid, where in MESSAGES.items() if msgid not in found)
     assert not missing, f"{language} misses (run scripts/portal-messages, then translate):\n" + "\n".join(missing)
-    empty = sorted(m.id for m in found if m.id and m.id in MESSAGES and not m.string)
-    fuzzy = sorted(m.id for m in found if m.id and m.fuzzy)
+    empty = sorted(key(m) for m in found if m.id and key(m) in MESSAGES and not translated(m))
+    fuzzy = sorted(key(m) for m in found if m.id and m.fuzzy)
     assert not empty, f"{language} has untranslated messages: {empty}"
     assert not fuzzy, f"{language} has fuzzy messages (check and clear the flag): {fuzzy}"
 
@@ -64,7 +74,7 @@ def test_translations_keep_their_placeholders(language: str) -> None:
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_no_catalogue_keeps_messages_nobody_uses(language: str) -> None:
-    stale = sorted(m.id for m in catalogue(language) if m.id and m.id not in MESSAGES)
+    stale = sorted(key(m) for m in catalogue(language) if m.id and key(m) not in MESSAGES)
     assert not stale, f"{language} keeps messages no template or code uses (run scripts/portal-messages): {stale}"
 
 

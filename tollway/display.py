@@ -15,7 +15,7 @@ The internal precision stays: CSV exports and the API give all six decimals.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,6 +80,11 @@ def format_money(micros: int, currency: str, language: str, rounding: Rounding =
     return format_currency(rounded(micros, currency, rounding), currency, locale=locale_for(language))
 
 
+def plain_amount(micros: int, currency: str, rounding: Rounding = Rounding.NEAREST) -> str:
+    """'24.60 USD', '1500 JPY': the currency's precision, written the same in every language (API messages)."""
+    return f"{rounded(micros, currency, rounding)} {currency}"
+
+
 def format_number(value: int | Decimal, language: str) -> str:
     return format_decimal(value, locale=locale_for(language))
 
@@ -91,6 +96,11 @@ def format_instant(instant: datetime, language: str, time_zone: str, *, width: s
 
 def format_day(instant: datetime, language: str, time_zone: str, *, width: str = "medium") -> str:
     return format_date(instant.astimezone(_zone(time_zone)).date(), width, locale=locale_for(language))
+
+
+def format_month(day: date, language: str) -> str:
+    """The month a day is in, standing alone: 'December 2026', 'grudzień 2026'."""
+    return format_date(day, "LLLL y", locale=locale_for(language))
 
 
 def format_clock(instant: datetime, language: str, time_zone: str) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, update
 
+from tollway.display import Rounding, plain_amount
 from tollway.errors import Refusal, require
 from tollway.ledger.model import (
     Account,
@@ -23,11 +24,13 @@ from tollway.ledger.model import (
     PendingState,
     PendingView,
     Phase,
+    Shortfall,
     Transfer,
     TransferError,
     TransferKind,
     TransferRequest,
     apply_batch,
+    shortfall_of,
 )
 from tollway.store.bulk import insert_rows
 from tollway.store.schema import ledger_accounts, transfers
@@ -37,6 +40,23 @@ class TransferRefused(Refusal):
     def __init__(self, failure: Failure, request: TransferRequest) -> None:
         super().__init__(failure.reason, f"transfer {request.id} refused: {failure.reason.replace('_', ' ')}")
         self.failure = failure
+
+
+class FundsShort(TransferRefused):
+    """``insufficient_funds`` with the numbers a person needs; services name the payer (balances.paid_by)."""
+
+    def __init__(self, failure: Failure, request: TransferRequest, shortfall: Shortfall) -> None:
+        super().__init__(failure, request)
+        self.shortfall = shortfall
+        self.message = f"transfer {request.id} refused: needs {needs(shortfall)}"
+
+
+def needs(shortfall: Shortfall, breakdown: str | None = None) -> str:
+    """'24.60 USD (24.10 + fee 0.50), 24.50 USD available': what is needed rounded up at the currency's
+    precision, what is available rounded down (never shown more than it is)."""
+    needed = plain_amount(shortfall.needed_micros, shortfall.currency, Rounding.UP)
+    available = plain_amount(shortfall.available_micros, shortfall.currency, Rounding.DOWN)
+    return f"{needed}{f' ({breakdown})' if breakdown else ''}, {available} available"
 
 
 def _account(row: Row[Any]) -> Account:
@@ -200,7 +220,11 @@ def execute(
     existing = get_transfers(connection, (r.id for r in requests if r.id not in inserted))
     outcome = apply_batch(requests, accounts=accounts, pendings=views, existing=existing, now=now)
     if isinstance(outcome, Failure):
-        raise TransferRefused(outcome, requests[min(outcome.index, len(requests) - 1)])  # rolls back our rows
+        request = requests[min(outcome.index, len(requests) - 1)]
+        shortfall = shortfall_of(requests, accounts, outcome)
+        if shortfall is not None:
+            raise FundsShort(outcome, request, shortfall)  # rolls back our rows
+        raise TransferRefused(outcome, request)  # rolls back our rows
     require(outcome.already_existed and not inserted, "a batch with earlier ids was applied as new")
     return outcome
 
@@ -277,6 +301,75 @@ def account_transfers(
         query = query.where(transfers.c.created_at < before)
     rows = connection.execute(query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit))
     return [_transfer(row) for row in rows]
+
+
+POSTED_PHASES = (str(Phase.SINGLE), str(Phase.POST))  # what moved a balance (a pending transfer only reserved)
+
+
+def posted_movements(
+    connection: Connection,
+    account_id: int,
+    *,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: tuple[datetime, str] | None = None,
+    kinds: Sequence[TransferKind] | None = None,
+    leaving_out: Sequence[TransferKind] = (),
+) -> list[Transfer]:
+    """The posted transfers into or out of an account, newest first: within [since, until), before the
+    (created_at, id) ``before`` (the next page), of ``kinds`` only, or all but ``leaving_out``."""
+    query = select(transfers).where(
+        (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id),
+        transfers.c.phase.in_(POSTED_PHASES),
+    )
+    if since is not None:
+        query = query.where(transfers.c.created_at >= since)
+    if until is not None:
+        query = query.where(transfers.c.created_at < until)
+    if before is not None:
+        at, transfer_id = before
+        query = query.where(
+            (transfers.c.created_at < at) | ((transfers.c.created_at == at) & (transfers.c.id < transfer_id))
+        )
+    if kinds is not None:
+        query = query.where(transfers.c.kind.in_([str(kind) for kind in kinds]))
+    if leaving_out:
+        query = query.where(transfers.c.kind.not_in([str(kind) for kind in leaving_out]))
+    rows = connection.execute(query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit))
+    return [_transfer(row) for row in rows]
+
+
+def posted_sums(
+    connection: Connection,
+    account_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Sequence[TransferKind] | None = None,
+) -> tuple[int, int, int]:
+    """(credits, debits, how many movements) posted to an account within [since, until), of ``kinds`` if given.
+
+    Transfers sharing a reference count as one movement: a call's postings (one per reservation it took)
+    carry its reference, so the count is of calls."""
+    credited = case((transfers.c.credit_account_id == account_id, transfers.c.amount_micros), else_=0)
+    debited = case((transfers.c.debit_account_id == account_id, transfers.c.amount_micros), else_=0)
+    query = select(
+        func.coalesce(func.sum(credited), 0),
+        func.coalesce(func.sum(debited), 0),
+        func.count(func.distinct(func.coalesce(transfers.c.reference, transfers.c.id))),
+    ).where(
+        (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id),
+        transfers.c.phase.in_(POSTED_PHASES),
+    )
+    if since is not None:
+        query = query.where(transfers.c.created_at >= since)
+    if until is not None:
+        query = query.where(transfers.c.created_at < until)
+    if kinds is not None:
+        query = query.where(transfers.c.kind.in_([str(kind) for kind in kinds]))
+    credits, debits, count = connection.execute(query).one()
+    return int(credits), int(debits), int(count)
 
 
 __all__ = ["TransferError", "TransferRefused", "create_account", "execute", "lock_accounts"]

@@ -17,7 +17,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -32,7 +32,16 @@ from tollway.access.model import Principal, Role
 from tollway.access.second_factor import Seal
 from tollway.branding import service as branding
 from tollway.branding.model import Brand, host_of_header
-from tollway.display import Rounding, format_clock, format_day, format_duration, format_instant, format_money, rounded
+from tollway.display import (
+    Rounding,
+    format_clock,
+    format_day,
+    format_duration,
+    format_instant,
+    format_money,
+    format_month,
+    rounded,
+)
 from tollway.display import format_number as _format_number
 from tollway.errors import NotFound, Refusal, refuse_nul
 from tollway.portal import i18n
@@ -94,6 +103,10 @@ class Formats:
 
     def day(self, value: datetime) -> str:
         return format_day(value, self.language, self.time_zone)
+
+    def month(self, value: date) -> str:
+        """'December 2026', 'grudzień 2026'."""
+        return format_month(value, self.language)
 
     def clock(self, value: datetime) -> str:
         return format_clock(value, self.language, self.time_zone)
