@@ -9,9 +9,11 @@ run:  ## install, create the SQLite database with demo data, serve on http://127
 	.venv/bin/tollway ledger check
 	.venv/bin/tollway serve
 
-test:  ## install (with Kamailio, sipp, radclient from Debian), lint, type-check, run every test on SQLite and PostgreSQL
+test:  ## install (with Kamailio, sipp, radclient and Chromium from Debian), lint, type-check, run every test on SQLite and PostgreSQL
 	scripts/bootstrap --test
 	scripts/install-switch-tools
+	scripts/install-pdf-libraries
+	scripts/install-browser
 	.venv/bin/ruff check tollway tests bench
 	.venv/bin/mypy
 	.venv/bin/pytest --db sqlite --db postgresql

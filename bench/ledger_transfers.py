@@ -27,16 +27,13 @@ import queue
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from array import array
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from scratch_database import bench_database, server_facts, settle
+from scratch_database import TurnCounter, bench_database, server_facts, settle
 from sqlalchemy.engine import make_url
 
 from tollway.balances import service as balances
@@ -155,34 +152,6 @@ def _request(
 
 
 # --- round trips: a relay that counts them ---------------------------------------------------------
-
-
-class TurnCounter:
-    """A TCP relay to the server that counts round trips: each time the client speaks after the server."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.turns = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self._listener.accept()
-            server = socket.create_connection(self.target, timeout=START_SECONDS_MAX)
-            last_speaker = ["server"]
-            for source, sink, speaker in ((client, server, "client"), (server, client, "server")):
-                threading.Thread(target=self._relay, args=(source, sink, speaker, last_speaker), daemon=True).start()
-
-    def _relay(self, source: socket.socket, sink: socket.socket, speaker: str, last_speaker: list[str]) -> None:
-        with suppress(OSError), source, sink:  # either side closing ends both directions
-            while data := source.recv(65536):
-                with self._lock:
-                    self.turns += speaker == "client" and last_speaker[0] == "server"
-                    last_speaker[0] = speaker
-                sink.sendall(data)
 
 
 def count_round_trips(url: str, wallets: Sequence[int]) -> float:

@@ -25,11 +25,17 @@ def unexpected(label: str, error: BaseException) -> str:
     return summary + "\n" + traceback.format_exc()
 
 
-def race(harness: Callable[..., None], arguments_per_process: Sequence[tuple[Any, ...]]) -> list[Any]:
+def race(
+    harness: Callable[..., None],
+    arguments_per_process: Sequence[tuple[Any, ...]],
+    *,
+    seconds_max: float = WORKERS_SECONDS_MAX,
+) -> list[Any]:
     """Run ``harness(start, results, index, *arguments)`` in one spawned process per tuple, all at once.
 
     Each harness waits on ``start`` (a barrier) and puts ``(index, report)`` on ``results``; the reports
-    come back in the order of the tuples. A process that does not report in time fails the test.
+    come back in the order of the tuples. A process that does not report within ``seconds_max`` of its start
+    (importing included: a harness that builds the whole web application takes longer) fails the test.
     """
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(len(arguments_per_process))
@@ -41,13 +47,13 @@ def race(harness: Callable[..., None], arguments_per_process: Sequence[tuple[Any
     for process in processes:
         process.start()
     reports: dict[int, Any] = {}
-    deadline = time.monotonic() + WORKERS_SECONDS_MAX
+    deadline = time.monotonic() + seconds_max
     try:
         while len(reports) < len(processes):
             try:
                 index, report = results.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
-                pytest.fail(f"workers still running after {WORKERS_SECONDS_MAX} s: stuck (deadlock?)")
+                pytest.fail(f"workers still running after {seconds_max} s: stuck (deadlock?)")
             reports[index] = report
     finally:
         for process in processes:

@@ -173,6 +173,7 @@ def test_every_write_is_audited_and_each_reseller_reads_only_its_own_subtree(dem
             "node:edit",
             "node:read",
             "secrets:read",
+            "shop:pay",
             "tariffs:read",
             "user:manage",
         ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,11 +26,16 @@ from tollway.agents.model import AgentTerms, CustomerProfile
 from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
+from tollway.clock import utc_now
 from tollway.demo import load_demo
 from tollway.http.app import create_app
 from tollway.lines import service as lines
 from tollway.organizations import service as organizations
 from tollway.organizations.service import NewExtension, NewUser
+from tollway.payments import records
+from tollway.payments import service as shop
+from tollway.payments.model import GatewayKind, TopupOffer
+from tollway.payments.service import PaymentSettings
 from tollway.sealing import Sealer
 from tollway.store.database import Database
 from tollway.tree import service as tree
@@ -75,6 +81,51 @@ def basic_profile_for_ana(database: Database) -> object:
 
 def alice_topped_up(database: Database) -> object:
     return balances.topup(database, login="alice", amount_micros=1_000_000, transfer_id="to-reverse")
+
+
+def alice_has_a_login(database: Database) -> object:
+    return access.create_user(
+        database, None, node_login="alice", login="alice-web", password=PASSWORD, role=Role.CLIENT
+    )
+
+
+# The shop: north-city sells by bank transfer and by Stripe (its key sealed with a key made for the test).
+MATRIX_PAYMENTS = PaymentSettings(Sealer(Sealer.new_key()))
+BANK_DETAILS = {"account_holder": "North City VoIP", "iban": "DE89 3704 0044 0532 0130 00"}
+
+
+def north_city_shop(database: Database) -> object:
+    shop.configure_bank_transfer(database, seller_login="north-city", details=BANK_DETAILS)
+    shop.configure_stripe(
+        database,
+        MATRIX_PAYMENTS,
+        seller_login="north-city",
+        secret_key="sk_test_matrix0123456789",
+        webhook_secret="whsec_matrix0123456789",
+    )
+    offer = TopupOffer("USD", (10_000_000,), 1_000_000, 100_000_000)
+    return shop.put_topup_offer(database, seller_login="north-city", offer=offer)
+
+
+def alice_declared_a_transfer(database: Database) -> object:
+    """Payment 1: alice's bank transfer of 10.00, declared."""
+    north_city_shop(database)
+    order = shop.Order("declared", GatewayKind.BANK_TRANSFER, amount_micros=10_000_000, payer_reference="ALICE")
+    return shop.start_payment(database, MATRIX_PAYMENTS, login="alice", order=order)
+
+
+def alice_paid_by_transfer(database: Database) -> object:
+    """Payment 1, confirmed: alice's wallet holds its 10.00."""
+    alice_declared_a_transfer(database)
+    return shop.decide_bank_transfer(database, payment_id=1, accept=True)
+
+
+def alice_invoiced(database: Database) -> object:
+    """Invoice 1: alice's for this month, with payment 1 on it."""
+    alice_paid_by_transfer(database)
+    today = utc_now()
+    following = datetime(today.year + today.month // 12, today.month % 12 + 1, 1, tzinfo=UTC)
+    return records.issue_invoices(database, month=today.date().replace(day=1), now=following)
 
 
 def north_city_organization(database: Database) -> object:
@@ -289,6 +340,90 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/nodes/{login}/emails"): Row(
         "/api/v1/nodes/alice/emails", None, expect(200, 200, 404, 200, 200, 404)
     ),
+    # The shop: a seller's admins (and those above) manage it; a payer pays only for itself (SELF: 403 above).
+    ("GET", "/api/v1/nodes/{login}/gateways"): Row(
+        "/api/v1/nodes/north-city/gateways", None, expect(200, 200, 404, 404, 404, 404), setup=north_city_shop
+    ),
+    ("PUT", "/api/v1/nodes/{login}/gateways/stripe"): Row(
+        "/api/v1/nodes/north-city/gateways/stripe",
+        {"secret_key": "sk_test_another0123456789", "webhook_secret": "whsec_another0123456789"},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("PUT", "/api/v1/nodes/{login}/gateways/bank-transfer"): Row(
+        "/api/v1/nodes/north-city/gateways/bank-transfer", BANK_DETAILS, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/shop/topups/{currency}"): Row(
+        "/api/v1/nodes/north-city/shop/topups/USD", {"amounts": ["10", "20"]}, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/shop"): Row(
+        "/api/v1/nodes/alice/shop", None, expect(200, 200, 404, 200, 200, 404), setup=north_city_shop
+    ),
+    ("POST", "/api/v1/nodes/{login}/shop/payments"): Row(
+        "/api/v1/nodes/alice/shop/payments",
+        {"id": "m-pay", "gateway": "bank_transfer", "amount": "10", "reference": "ALICE"},
+        expect(403, 403, 404, 403, 200, 404),
+        setup=north_city_shop,
+    ),
+    ("GET", "/api/v1/nodes/{login}/shop/payments"): Row(
+        "/api/v1/nodes/alice/shop/payments", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/sales"): Row(
+        "/api/v1/nodes/north-city/sales", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/payments/{payment_id}"): Row(
+        "/api/v1/payments/1", None, expect(200, 200, 404, 200, 200, 404), setup=alice_declared_a_transfer
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/confirmation"): Row(
+        "/api/v1/payments/1/confirmation", {}, expect(200, 200, 404, 404, 404, 404), setup=alice_declared_a_transfer
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/rejection"): Row(
+        "/api/v1/payments/1/rejection",
+        {"note": "never arrived"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=alice_declared_a_transfer,
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/refunds"): Row(
+        "/api/v1/payments/1/refunds",
+        {"id": "m-refund", "amount": "1", "reason": "asked"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=alice_paid_by_transfer,
+    ),
+    ("PUT", "/api/v1/nodes/{login}/billing-profile"): Row(
+        "/api/v1/nodes/north-city/billing-profile",
+        {"legal_name": "North City VoIP LLC", "tax_rate_percent": "20"},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("GET", "/api/v1/nodes/{login}/billing-profile"): Row(
+        "/api/v1/nodes/north-city/billing-profile", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/payments/{payment_id}/receipt"): Row(
+        "/api/v1/payments/1/receipt", None, expect(200, 200, 404, 200, 200, 404), setup=alice_paid_by_transfer
+    ),
+    ("GET", "/api/v1/payments/{payment_id}/receipt/pdf"): Row(
+        "/api/v1/payments/1/receipt/pdf", None, expect(200, 200, 404, 200, 200, 404), setup=alice_paid_by_transfer
+    ),
+    ("POST", "/api/v1/nodes/{login}/invoices"): Row(
+        "/api/v1/nodes/north-city/invoices", {"month": "2000-01"}, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("GET", "/api/v1/nodes/{login}/invoices"): Row(
+        "/api/v1/nodes/alice/invoices", None, expect(200, 200, 404, 200, 200, 404)
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}"): Row(
+        "/api/v1/invoices/1", None, expect(200, 200, 404, 200, 200, 404), setup=alice_invoiced
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}/pdf"): Row(
+        "/api/v1/invoices/1/pdf", None, expect(200, 200, 404, 200, 200, 404), setup=alice_invoiced
+    ),
+    ("GET", "/api/v1/nodes/{login}/sales.csv"): Row(
+        "/api/v1/nodes/north-city/sales.csv", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    # Stripe's webhook takes no credentials, only its signature: the same answer for everyone without one.
+    ("POST", "/api/v1/payments/stripe/{gateway_id}/webhook"): Row(
+        "/api/v1/payments/stripe/2/webhook",
+        {"id": "evt_1"},
+        expect(400, 400, 400, 400, 400, 400, anon=400),
+        setup=north_city_shop,
+    ),
     # Organizations: nc-pbx, north-city's; agents and clients see none of it. The one rule decides, so an
     # organization's own admin (not an actor here) is in tests/test_organizations_http.py.
     ("GET", "/api/v1/organizations/{login}"): Row(
@@ -363,6 +498,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 404, 404, 404, 404),
         setup=north_city_organization,
     ),
+    ("POST", "/api/v1/organizations/{login}/imports"): Row(
+        "/api/v1/organizations/nc-pbx/imports",
+        None,
+        expect(201, 201, 404, 404, 404, 404),
+        content="login,name,extension\nnc-bo,Bo,102\n",
+        setup=north_city_organization,
+    ),
     # Lines: alice's (agent-ana sees it, changes nothing), and extension 101 of nc-pbx.
     ("GET", "/api/v1/lines/{login}"): Row("/api/v1/lines/alice", None, expect(200, 200, 404, 200, 200, 404)),
     ("POST", "/api/v1/lines/{login}/caller-ids"): Row(
@@ -425,6 +567,21 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 200, 403, 403, 403),
         setup=north_city_organization,
     ),
+    # Account editing: owners, the agent of a client and the client itself edit its details.
+    ("PATCH", "/api/v1/nodes/{login}"): Row(
+        "/api/v1/nodes/alice", {"phone": "+12125550100"}, expect(200, 200, 404, 200, 200, 404)
+    ),
+    # A password is changed by its own user only (a key is nobody's user): 403 for whoever sees alice.
+    ("PUT", "/api/v1/users/{login}/password"): Row(
+        "/api/v1/users/alice-web/password",
+        {"current_password": PASSWORD, "new_password": "a new long password"},
+        expect(403, 403, 404, 403, 403, 404),
+        setup=alice_has_a_login,
+    ),
+    # Reset by an owner strictly above the user's node: alice may not reset her own node's logins.
+    ("POST", "/api/v1/users/{login}/password-reset"): Row(
+        "/api/v1/users/alice-web/password-reset", None, expect(200, 200, 404, 403, 403, 404), setup=alice_has_a_login
+    ),
 }
 
 PUBLIC = {("GET", "/health"), ("GET", "/ready")}
@@ -450,7 +607,7 @@ def test_the_answer_for_each_caller(demo_database: Database, route: tuple[str, s
     row = MATRIX[route]
     if row.setup is not None:
         row.setup(database)
-    client = TestClient(create_app(database), base_url="https://testserver")
+    client = TestClient(create_app(database, payment_settings=MATRIX_PAYMENTS), base_url="https://testserver")
     alice_key, _ = access.create_api_key(database, None, node_login="alice", name="alice's app", role=Role.CLIENT)
     headers: dict[str, str] = {}
     body = row.body

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tollway.calls.model import CALL_SECONDS_MAX, Authorization, InsufficientFunds, LevelFunds, authorize
+from tollway.calls.model import (
+    CALL_SECONDS_MAX,
+    Authorization,
+    ChargedDuration,
+    InsufficientFunds,
+    LevelFunds,
+    Overshoot,
+    authorize,
+    charged_duration,
+)
 from tollway.rating.cost import Pricing
 from tollway.rating.plans import split_cost
 
@@ -98,3 +107,51 @@ def test_every_level_can_pay_for_the_authorized_length_and_one_more_second_break
     assert all(money(level, granted.seconds) <= max(level.available_micros, 0) for level in chain)
     if granted.limited_by is not None:
         assert any(money(level, granted.seconds + 1) > max(level.available_micros, 0) for level in chain)
+
+
+# -- reported durations: a switch is not trusted with money -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reported", "elapsed", "charged", "overshoot"),
+    [
+        (60, 60, 60, None),  # the whole grant, as long as the call has been up
+        (63, 63, 63, None),  # 3 s past the grant, within the 5 s margin: a late timer, charged
+        (66, 66, 60, Overshoot.BEYOND_GRANT),  # past the grant by more than the margin: the grant
+        (20_000, 1, 60, Overshoot.BEYOND_GRANT),
+        (50, 10, 50, Overshoot.BEYOND_WALL_CLOCK),  # longer than the call has been up: flagged, within the grant
+        (50, 45, 50, None),  # 5 s more than Tollway's clock: within the margin
+    ],
+)
+def test_a_reported_duration_is_charged_at_most_the_grant_when_it_cannot_be_true(
+    reported: int, elapsed: int, charged: int, overshoot: Overshoot | None
+) -> None:
+    assert charged_duration(
+        reported, granted_seconds=60, elapsed_seconds=elapsed, margin_seconds=5, trusted=False
+    ) == ChargedDuration(charged, overshoot)
+
+
+def test_a_trusted_switchs_durations_are_charged_as_reported() -> None:
+    assert charged_duration(
+        20_000, granted_seconds=60, elapsed_seconds=1, margin_seconds=5, trusted=True
+    ) == ChargedDuration(20_000, None)
+
+
+@given(
+    reported=st.integers(0, 10 * CALL_SECONDS_MAX),
+    granted=st.integers(0, CALL_SECONDS_MAX),
+    elapsed=st.integers(0, 10 * CALL_SECONDS_MAX),
+    margin=st.integers(0, 600),
+)
+@settings(max_examples=500)
+def test_an_untrusted_duration_is_never_charged_past_the_grant_and_the_margin(
+    reported: int, granted: int, elapsed: int, margin: int
+) -> None:
+    result = charged_duration(
+        reported, granted_seconds=granted, elapsed_seconds=elapsed, margin_seconds=margin, trusted=False
+    )
+    assert result.seconds <= reported
+    assert result.seconds <= granted + margin
+    assert (result.overshoot is None) == (result.seconds == reported and reported <= elapsed + margin)
+    if result.overshoot is not None:
+        assert result.seconds <= granted

@@ -220,15 +220,91 @@ def test_an_interim_update_extends_the_grant_and_a_repeat_gets_the_first_answer(
 # -- the end: exact charges, overshoot, idempotency -------------------------------------------------
 
 
-def test_a_call_longer_than_its_grant_is_charged_in_full_and_the_overshoot_recorded(database: Database) -> None:
+def test_a_trusted_switchs_call_longer_than_its_grant_is_charged_in_full_and_the_overshoot_recorded(
+    database: Database,
+) -> None:
     build_world(database)
+    _, key = calls.create_switch(database, name="own-sbc", node_login="house", trusted_durations=True)
+    switch = access.login_with_api_key(database, plaintext=key)
     tree.set_limits(database, login="alice", clients_limit=None, concurrent_calls_limit=None, max_call_seconds=60)
-    assert call(database, "c1")["final"] is True
-    view = calls.end_call(database, "c1", duration_seconds=95, now=at(95))
-    assert view["overshoot_seconds"] == 35
+    assert call(database, "c1", principal=switch)["final"] is True
+    view = calls.end_call(database, "c1", duration_seconds=95, principal=switch, settings=MINUTE, now=at(95))
+    assert (view["overshoot_seconds"], view["overshoot_reason"], view["duration_seconds"]) == (35, None, 95)
     assert charges(view) == [158_334, 96_000, 100_000, 113_334]
     # Past the 60 s reservation: 58,334 / 36,000 / 50,000 / 23,334 charged beyond it.
     assert [line["overshoot_micros"] for line in view["charges"]] == [58_334, 36_000, 50_000, 23_334]
+
+
+def test_a_duration_past_the_grant_by_more_than_the_margin_is_charged_the_grant_and_flagged(
+    database: Database,
+) -> None:
+    build_world(database)
+    tree.set_limits(database, login="alice", clients_limit=None, concurrent_calls_limit=None, max_call_seconds=60)
+    before = availables(database)
+    assert call(database, "c1")["final"] is True
+    flagged = calls.OVERSHOOTS["beyond_grant"]
+    view = calls.end_call(database, "c1", duration_seconds=95, settings=MINUTE, now=at(95))
+    # 95 s reported for a 60 s grant, past the 5 s margin: the 60 s granted (and reserved) are charged.
+    assert (view["duration_seconds"], view["reported_duration_seconds"]) == (60, 95)
+    assert (view["overshoot_seconds"], view["overshoot_reason"]) == (35, "beyond_grant")
+    assert charges(view) == [100_000, 60_000, 50_000, 90_000]
+    assert [line["overshoot_micros"] for line in view["charges"]] == [0, 0, 0, 0]
+    assert [b - a for b, a in zip(before, availables(database), strict=True)] == [100_000, 60_000, 50_000, 90_000]
+    assert calls.OVERSHOOTS["beyond_grant"] == flagged + 1
+
+
+def test_a_duration_within_the_margin_past_the_grant_is_charged_as_reported(database: Database) -> None:
+    build_world(database)
+    tree.set_limits(database, login="alice", clients_limit=None, concurrent_calls_limit=None, max_call_seconds=60)
+    call(database, "c1")
+    view = calls.end_call(database, "c1", duration_seconds=63, settings=MINUTE, now=at(63))
+    # A switch's timer runs a little late: 3 s past the grant, within the margin, charged as an overshoot.
+    assert (view["duration_seconds"], view["overshoot_seconds"], view["overshoot_reason"]) == (63, 3, None)
+    # alice 0.10/min per second: 105,000; north-city 6 s steps: 66 s, 66,000; atlas-north 2 minutes; atlas.
+    assert charges(view) == [105_000, 66_000, 100_000, 92_000]
+    assert [line["overshoot_micros"] for line in view["charges"]] == [5_000, 6_000, 50_000, 2_000]
+
+
+def test_a_duration_longer_than_the_time_since_the_answer_is_flagged_and_never_charged_past_the_grant(
+    database: Database,
+) -> None:
+    build_world(database)
+    call(database, "c1", settings=CallSettings())  # a 600 s grant
+    call(database, "c2", settings=CallSettings())
+    # Ten seconds after the answer, a switch says 50 s: the grant covers it, it is charged, and flagged.
+    early = calls.end_call(database, "c1", duration_seconds=50, now=at(10))
+    assert (early["duration_seconds"], early["overshoot_seconds"], early["overshoot_reason"]) == (
+        50,
+        0,
+        "beyond_wall_clock",
+    )
+    # One second after the answer, a switch says 20,000 s: at most the 600 s granted are charged.
+    wild = calls.end_call(database, "c2", duration_seconds=20_000, now=at(1))
+    assert (wild["duration_seconds"], wild["reported_duration_seconds"], wild["overshoot_reason"]) == (
+        600,
+        20_000,
+        "beyond_grant",
+    )
+
+
+def test_a_prepaid_balance_cannot_be_pushed_below_its_floor_by_a_long_reported_call(database: Database) -> None:
+    build_world(database, balances_of={"alice": "0.20"})  # 120 s at 0.10 a minute
+    authorized = call(database, "c1")
+    assert (authorized["max_seconds"], authorized["grant_seconds"]) == (120, 60)
+    view = calls.end_call(database, "c1", duration_seconds=20_000, settings=MINUTE, now=at(1))
+    assert (view["duration_seconds"], view["overshoot_reason"]) == (60, "beyond_grant")
+    assert balance(database, "alice") == micros("0.10")
+    assert available(database, "alice") >= 0
+
+
+def test_an_update_whose_elapsed_time_cannot_be_true_is_flagged_on_the_call(database: Database) -> None:
+    build_world(database)
+    call(database, "c1")
+    calls.update_call(database, "c1", sequence=1, elapsed_seconds=500, settings=MINUTE, now=at(2))
+    assert calls.get_call(database, "c1")["overshoot_reason"] == "beyond_grant"
+    ended = calls.end_call(database, "c1", duration_seconds=30, settings=MINUTE, now=at(30))
+    # The end itself is believable and charged as reported; the call keeps the mark its update earned.
+    assert (ended["duration_seconds"], ended["overshoot_reason"]) == (30, "beyond_grant")
 
 
 def test_repeated_requests_answer_the_first_answer_and_charge_once(database: Database) -> None:
@@ -326,6 +402,7 @@ def test_plan_seconds_are_reserved_with_the_call_and_used_before_money(database:
     assert seconds_left(database) == 60
     call(database, "c2")  # so does the second call's
     assert seconds_left(database) == 0
+    calls.update_call(database, "c1", sequence=1, elapsed_seconds=40, settings=MINUTE, now=at(40))  # to 120 s
     view = calls.end_call(database, "c1", duration_seconds=95, now=at(95))
     # c1 holds 60 plan seconds, and the plan has none left: 35 s paid, 0.10 a minute.
     assert (view["charges"][0]["plan_seconds"], view["charges"][0]["amount_micros"]) == (60, 58_334)

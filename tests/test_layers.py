@@ -52,10 +52,12 @@ def test_domain_modules_import_only_the_standard_library_and_other_domain_module
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_inner_layers_never_import_interfaces(module: str) -> None:
-    if module.startswith(("tollway.http", "tollway.cli")):
+    if module.startswith(("tollway.http", "tollway.cli", "tollway.portal")):
         return
     outward = [
-        i for i in MODULES[module] if i.startswith(("tollway.http", "tollway.cli", "fastapi", "typer", "uvicorn"))
+        i
+        for i in MODULES[module]
+        if i.startswith(("tollway.http", "tollway.cli", "tollway.portal", "fastapi", "typer", "uvicorn"))
     ]
     assert not outward, f"{module} imports {outward}"
 
@@ -63,3 +65,13 @@ def test_inner_layers_never_import_interfaces(module: str) -> None:
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.endswith(".store") or m.startswith("tollway.store")))
 def test_stores_never_import_services(module: str) -> None:
     assert not [i for i in MODULES[module] if ".service" in i], f"{module} imports a service"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("tollway.portal")))
+def test_the_portal_calls_the_services_never_the_stores(module: str) -> None:
+    stores = [
+        i
+        for i in MODULES[module]
+        if (i.endswith(".store") or ".store." in i) and not i.startswith("tollway.store.database")
+    ]
+    assert not stores, f"{module} imports {stores}"

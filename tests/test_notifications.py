@@ -249,7 +249,8 @@ def test_at_the_threshold_is_not_below_it(world: Database, smtp: SmtpServer) -> 
     assert run(world, smtp) == NoticeReport()
     spend(world, "ana", "0.000001")
     assert run(world, smtp).queued == 1
-    assert "$4.999999" in smtp.received[0].message.get_content()  # exact: never rounded up to the threshold
+    # At the currency's precision, the level rounded down: never read as equal to the threshold.
+    assert "is $4.99, below the $5.00 at which" in smtp.received[0].message.get_content()
 
 
 def test_the_owners_default_applies_and_an_own_threshold_wins(world: Database, smtp: SmtpServer) -> None:
@@ -532,7 +533,9 @@ def test_who_may_set_what_through_the_api(world: Database) -> None:
     assert ana.put("/api/v1/nodes/ana/notices", json={"email": "ana.new@example.com"}).json()["email"] == (
         "ana.new@example.com"
     )
-    assert ana.put("/api/v1/nodes/ana/notices", json={"threshold": "1"}).status_code == 403  # her owner's call
+    own = ana.put("/api/v1/nodes/ana/notices", json={"threshold": "1"})  # a warning she gives herself
+    assert (own.status_code, own.json()["threshold"]) == (200, "1.000000")
+    assert ana.put("/api/v1/nodes/ana/notices", json={"default_threshold": "1"}).status_code == 403  # her owner's
     assert outsider.put("/api/v1/nodes/ana/notices", json={"threshold": "1"}).status_code == 404
     assert north.put("/api/v1/nodes/north/notices", json={"brand_name": "Me"}).status_code == 403  # its owner's
     rebranded = atlas.put("/api/v1/nodes/north/notices", json={"brand_name": "North 2", "default_threshold": "6"})

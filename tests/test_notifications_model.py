@@ -12,6 +12,7 @@ from babel.numbers import parse_decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tollway.display import Rounding, rounded
 from tollway.errors import InvariantBroken, Refusal
 from tollway.money import AMOUNT_MICROS_MAX, to_decimal
 from tollway.notifications import model
@@ -309,20 +310,48 @@ def test_the_longest_subject_fits(language: str) -> None:
     assert model.bounded("x" * 300, SUBJECT_LENGTH_MAX) == "x" * 300
 
 
-def test_amounts_are_exact_never_rounded_up_to_the_threshold() -> None:
-    assert format_money(4_999_000, "USD", "en") == "$4.999"
+def test_amounts_are_shown_at_the_currencys_precision_never_six_decimals() -> None:
+    assert format_money(4_999_000, "USD", "en") == "$5.00"
+    assert format_money(4_999_999, "USD", "en", Rounding.DOWN) == "$4.99"
+    assert format_money(4_990_001, "USD", "en", Rounding.UP) == "$5.00"
     assert format_money(4_500_000, "USD", "en") == "$4.50"
     assert format_money(100_000_000, "USD", "en") == "$100.00"
     assert format_money(-500_000, "EUR", "es") == "-0,50\xa0€"
-    assert format_money(1, "JPY", "en") == "¥0.000001"
+    assert format_money(1_234_567_890, "EUR", "pl") == "1\xa0234,57\xa0€"
+    assert format_money(12_345_678_900, "EUR", "pt") == "€\xa012.345,68"
+    assert format_money(1_500_000, "JPY", "en") == "¥2"
+    assert format_money(1_234_500, "KWD", "en") == "KWD1.235"
 
 
-@given(st.integers(min_value=-AMOUNT_MICROS_MAX, max_value=AMOUNT_MICROS_MAX))
-def test_a_formatted_amount_reads_back_as_the_same_amount(micros: int) -> None:
-    text = format_money(micros, "EUR", "de")
-    number = text.removesuffix("\xa0€")
-    assert parse_decimal(number, locale="de") == to_decimal(micros)
-    assert isinstance(parse_decimal(number, locale="de"), Decimal)
+def test_a_level_below_its_threshold_never_reads_as_equal_to_it() -> None:
+    notice = LowBalanceNotice(
+        language="en",
+        currency="USD",
+        account_name="Ana",
+        login="ana",
+        level_micros=4_999_999,
+        threshold_micros=5_000_000,
+        brand_name="North",
+    )
+    assert "is $4.99, below the $5.00" in render_low_balance(notice).body
+
+
+@given(
+    st.integers(min_value=-AMOUNT_MICROS_MAX, max_value=AMOUNT_MICROS_MAX),
+    st.sampled_from(list(Rounding)),
+)
+def test_a_formatted_amount_reads_back_as_the_amount_at_the_currencys_precision(
+    micros: int, rounding: Rounding
+) -> None:
+    text = format_money(micros, "EUR", "de", rounding)
+    number = parse_decimal(text.removesuffix("\xa0€"), locale="de")
+    assert number == rounded(micros, "EUR", rounding)
+    assert number.as_tuple().exponent == -2
+    assert abs(number - to_decimal(micros)) < Decimal("0.01")
+    if rounding is Rounding.DOWN:
+        assert number <= to_decimal(micros)
+    if rounding is Rounding.UP:
+        assert number >= to_decimal(micros)
 
 
 def test_the_smtp_settings_never_show_the_password() -> None:

@@ -9,7 +9,7 @@ import pytest
 from tests.organizations_world import SEALER, build_organizations, principal
 from tollway.access.model import Forbidden, Role
 from tollway.errors import NotFound, Refusal
-from tollway.organizations import model, store
+from tollway.organizations import imports, model, store
 from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import NewExtension, NewUser
@@ -291,3 +291,77 @@ def test_an_extension_is_disabled_and_deleted_with_its_lines(database: Database)
     organizations.create_extension(
         database, organization="acme", new=NewExtension(user="ann", number="101"), sealer=SEALER
     )
+
+
+IMPORT = """login,name,email,language,extension,sip_username,secret,voicemail,recording
+cara,Cara Diaz,cara@acme.example,es,301,,,yes,no
+dan,Dan Ek,,pl,302,dan-desk,KeepThisSecret2024x,no,yes
+=eve,Eve,,,303,,,,
+"""
+
+
+def test_voippanel_extension_accounts_become_users_with_one_extension_each(database: Database) -> None:
+    build_organizations(database)
+    imported = imports.import_extension_accounts(
+        database, organization="acme", text=IMPORT.replace("=eve", "eve"), sealer=SEALER
+    )
+    assert [(i.extension.user, i.extension.number, i.extension.sip_username) for i in imported] == [
+        ("cara", "301", "301"),
+        ("dan", "302", "dan-desk"),
+        ("eve", "303", "303"),
+    ]
+    assert imported[1].secret == "KeepThisSecret2024x"  # the phones keep working with the secret they have
+    assert stored_extension(database, "acme", "302").ha1 == model.digest_ha1("dan-desk", "acme", "KeepThisSecret2024x")
+    assert len(imported[0].secret) == model.SIP_SECRET_LENGTH
+    cara = organizations.get_user(database, organization="acme", login="cara")
+    assert (cara.node.name, cara.email, cara.node.language, cara.role, cara.extensions) == (
+        "Cara Diaz",
+        "cara@acme.example",
+        "es",
+        OrganizationRole.MEMBER,
+        ["301"],
+    )
+    voicemail = organizations.get_extension(database, organization="acme", number="301")
+    assert (voicemail.voicemail, voicemail.recording) == (True, False)
+    assert imports.secrets_csv(imported).splitlines()[1:] == [
+        f"cara,301,301,acme,{imported[0].secret}",
+        "dan,302,dan-desk,acme,KeepThisSecret2024x",
+        f"eve,303,303,acme,{imported[2].secret}",
+    ]
+
+
+def test_an_import_with_bad_lines_names_each_one_and_imports_nothing(database: Database) -> None:
+    build_organizations(database)
+    organizations.create_user(database, organization="acme", new=NewUser(login="ann", name="Ann"))
+    organizations.create_extension(
+        database, organization="acme", new=NewExtension(user="ann", number="101"), sealer=SEALER
+    )
+    bad = (
+        "login,name,email,extension,secret,voicemail\n"
+        "cara,Cara,cara@acme.example,301,,\n"
+        "ann,Ann again,,302,,\n"  # line 3: ann exists
+        "dan,Dan,not-an-email,303,,\n"  # line 4
+        "eve,Eve,,101,,\n"  # line 5: 101 is ann's
+        "fay,Fay,,301,,\n"  # line 6: 301 is cara's, on line 2
+        "gus,Gus,,304,short,\n"  # line 7: a secret too short to keep
+        "hal,Hal,,305,,maybe\n"  # line 8
+    )
+    with pytest.raises(imports.ImportRefused) as refused:
+        imports.import_extension_accounts(database, organization="acme", text=bad, sealer=SEALER)
+    assert refused.value.problems == [
+        "line 3: login_taken: the login 'ann' is taken",
+        "line 4: email_invalid: 'not-an-email' is not an email address",
+        "line 5: extension_number_taken: acme has an extension 101 already",
+        "line 6: extension_repeated: 301 is on line 2 already",
+        "line 7: secret_invalid: a secret is 12 to 64 visible characters, without spaces or quotes",
+        "line 8: voicemail_invalid: voicemail is yes or no",
+    ]
+    assert organizations.get_organization(database, login="acme").users == 1  # cara was not kept either
+    with pytest.raises(imports.ImportRefused, match="line 1: the columns are"):
+        imports.import_extension_accounts(database, organization="acme", text="user,number\nx,1\n", sealer=SEALER)
+    organizations.set_limits(database, login="acme", limits=Limits(users=2))
+    with pytest.raises(imports.ImportRefused) as refused:
+        imports.import_extension_accounts(
+            database, organization="acme", text=IMPORT.replace("=eve", "eve"), sealer=SEALER
+        )
+    assert refused.value.problems[0].startswith("line 3: users_limit_reached")

@@ -142,3 +142,27 @@ def test_a_user_sets_its_extensions_follow_me_and_caller_id_and_a_switch_reads_t
     assert (internal["status"], internal["internal"]) == ("authorized", True)
     both = api.post("/api/v1/calls/authorize", json=authorize | {"account": "alice"}, headers=switch)
     assert (both.status_code, both.json()["reason"]) == (422, "request_invalid")
+
+
+def test_an_import_over_http_answers_every_secret_once_or_every_bad_line(api: TestClient, database: Database) -> None:
+    admin = key(database, "acme", Role.ORGANIZATION_ADMIN) | {"content-type": "text/csv"}
+    bad = api.post(
+        "/api/v1/organizations/acme/imports", content="login,extension\nann,101\nben,1x1\nann,102\n", headers=admin
+    )
+    assert bad.status_code == 422
+    assert bad.json()["reason"] == "import_invalid"
+    assert bad.json()["problems"] == [
+        "line 3: extension_number_invalid: an extension number here has 3 digits, not starting with 0",
+        "line 4: login_repeated: ann is on line 2 already",
+    ]
+    made = ok(
+        api.post("/api/v1/organizations/acme/imports", content="login,extension\nann,101\nben,102\n", headers=admin),
+        201,
+    )
+    assert made["imported"] == 2
+    assert [(e["user"], e["number"], len(e["secret"])) for e in made["extensions"]] == [
+        ("ann", "101", 24),
+        ("ben", "102", 24),
+    ]
+    too_large = api.post("/api/v1/organizations/acme/imports", content="x" * (3 * 1024 * 1024), headers=admin)
+    assert (too_large.status_code, too_large.json()["reason"]) == (413, "import_too_large")

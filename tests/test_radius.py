@@ -364,6 +364,22 @@ def test_start_interim_and_stop_drive_the_call_and_stop_charges_every_level_exac
     assert [b - a for b, a in zip(before, availables(radius.database), strict=True)] == charged
 
 
+def test_a_stop_reporting_far_longer_than_was_granted_is_charged_the_grant_and_flagged(
+    radius: Radius, tmp_path: Path
+) -> None:
+    # alice has 0.20: 120 s at 0.10 a minute, of which the first 60 s are granted and reserved.
+    balances.adjust(radius.database, login="alice", amount_micros=-micros("9.80"), reason="test", transfer_id="t-1")
+    assert authorize(radius, tmp_path).code == "Access-Accept"
+    assert account(radius, tmp_path, START).code == "Accounting-Response"
+    stop = {"Acct-Session-Time": 20_000, "h323-disconnect-cause": "h323-disconnect-cause=10"}
+    assert account(radius, tmp_path, STOP, **stop).code == "Accounting-Response"
+    ended = calls.get_call(radius.database, CALL_ID)
+    assert (ended["status"], ended["duration_seconds"], ended["reported_duration_seconds"]) == ("ended", 60, 20_000)
+    assert ended["overshoot_reason"] == "beyond_grant"
+    assert [line["amount_micros"] for line in ended["charges"]] == [100_000, 60_000, 50_000, 90_000]
+    assert available(radius.database, "alice") == micros("0.10")  # never below her floor
+
+
 def test_accounting_for_a_call_never_authorized_authorizes_it_late_by_its_acct_session_id(
     radius: Radius, tmp_path: Path
 ) -> None:

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     call_stale_margin_seconds: int = Field(default=30, ge=1, le=3_600)  # then a silent call is closed
     call_ring_timeout_seconds: int = Field(default=180, ge=10, le=3_600)  # unanswered calls are closed after
     call_max_seconds: int = Field(default=14_400, ge=60, le=14_400)  # no call lasts longer, whatever it has
+    call_duration_margin_seconds: int = Field(default=5, ge=0, le=600)  # a reported duration may pass its grant by
     keeper: bool = True  # run credit control's keeper (extensions, sweeps, disconnects) in every process
     # Outgoing email (low-balance notices): the SMTP server that relays it, and the sender of last resort.
     smtp_host: str = "127.0.0.1"
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: str = "var/secret.key"  # noqa: S105 (a path, not a secret)
     secret_keys_retired: list[SecretStr] = Field(default_factory=list, max_length=10)  # still open old seals
+    # The online shop: where payers come back after paying (the portal's address, as they reach it), and
+    # Stripe's API address (unset: Stripe's own; a test points the SDK at a local server).
+    shop_public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://[^\s/?#]+/?$")
+    stripe_api_base: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
 
     @field_validator("radius_clients")
     @classmethod

@@ -27,12 +27,14 @@ def audit(
     before: Any = None,
     after: Any = None,
     request_id: str | None = None,
+    actor: str | None = None,
 ) -> None:
-    """Append an audit entry; ``principal`` None is the operator at the command line ("cli")."""
+    """Append an audit entry; ``principal`` None is the operator at the command line ("cli"), or the outside
+    system named by ``actor`` (a payment gateway's webhook: "stripe")."""
     access_store.insert_audit(
         connection,
         at=utc_now(),
-        actor=principal.label if principal else "cli",
+        actor=principal.label if principal else (actor or "cli"),
         actor_node_id=principal.place.node_id if principal else None,
         action=action,
         target_type=target_type,

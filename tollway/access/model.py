@@ -53,9 +53,12 @@ class Action(StrEnum):
     CALLS_CONTROL = "calls:control"  # a switch: authorize, answer, update and end calls below its node
     SECRETS_READ = "secrets:read"  # SIP credentials and the like
     COMMISSION_WITHDRAW = "commission:withdraw"  # an agent moves its accrued commission to its wallet
+    SHOP_MANAGE = "shop:manage"  # a seller's gateways, offers, billing profile; confirm, reject, refund payments
+    SHOP_PAY = "shop:pay"  # pay one's own owner through its shop (a card, a bank transfer)
     ORGANIZATION_MANAGE = "organization:manage"  # an organization's settings, users and extensions
     LINES_WRITE = "lines:write"  # the caller ids and FollowMe of a client's line or of an extension
     NODE_EDIT = "node:edit"  # name, language, time zone, contact email and phone: a node's own too
+    BRAND_WRITE = "brand:write"  # the name, colours, logo and support contact a reseller shows its customers
 
 
 class Decision(StrEnum):
@@ -86,6 +89,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.COMMISSION_WITHDRAW,
             Action.EXCHANGE_RATES_READ,
             Action.TARIFFS_READ,
+            Action.SHOP_PAY,  # its own wallet, through its reseller's shop
             Action.NODE_EDIT,  # its own details and its clients' (their contact, language, time zone)
         }
     ),
@@ -97,6 +101,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.SECRETS_READ,
             Action.USER_MANAGE,
             Action.TARIFFS_READ,
+            Action.SHOP_PAY,
             Action.LINES_WRITE,
             Action.NODE_EDIT,
         }
@@ -120,6 +125,8 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 
 # Actions an owner takes on a node: never on the principal's own node.
 OWNER_ACTIONS = frozenset({Action.NODE_UPDATE, Action.MONEY_TOPUP, Action.MONEY_ADJUST})
+# Actions a principal takes only on its own node: nobody pays into someone else's wallet by card.
+SELF_ACTIONS = frozenset({Action.SHOP_PAY})
 # Actions that are not about one node of the tree.
 GLOBAL_ACTIONS = frozenset({Action.EXCHANGE_RATES_READ, Action.EXCHANGE_RATES_WRITE})
 
@@ -200,6 +207,8 @@ def decide(principal: Principal, action: Action, target: Place | None = None) ->
         return Decision.FORBIDDEN
     if action in OWNER_ACTIONS and target.node_id == principal.place.node_id:
         return Decision.FORBIDDEN
+    if action in SELF_ACTIONS and target.node_id != principal.place.node_id:
+        return Decision.FORBIDDEN
     return Decision.ALLOWED
 
 
@@ -209,8 +218,10 @@ def limited_view(principal: Principal, target: Place) -> bool:
 
 
 class Forbidden(Refusal):
-    def __init__(self, action: Action) -> None:
-        super().__init__("forbidden", f"not allowed to {action}")
+    """403: the principal sees the target but may not do this to it."""
+
+    def __init__(self, action: Action, *, reason: str = "forbidden", message: str | None = None) -> None:
+        super().__init__(reason, message or f"not allowed to {action}")
 
 
 def place_of(node: Node) -> Place:

@@ -16,6 +16,7 @@ from tollway.access.audit import audit
 from tollway.access.model import (
     ROLE_ACTIONS,
     Action,
+    Forbidden,
     Principal,
     Role,
     authorize,
@@ -30,7 +31,7 @@ from tollway.errors import NotFound, Refusal, present
 from tollway.store.database import Database
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
-from tollway.tree.model import Status
+from tollway.tree.model import Node, Status
 
 FAILED_LOGINS_FREE = 5  # attempts on one login before throttling starts
 FAILED_LOGINS_FREE_PER_ADDRESS = 20  # attempts from one address, on any logins (offices share one address)
@@ -351,3 +352,163 @@ def logins_of(database: Database, principal: Principal | None, *, node_login: st
             access_store.list_users(connection, node.id, limit=LIST_SIZE_MAX),
             access_store.list_api_keys(connection, node.id, limit=LIST_SIZE_MAX),
         )
+
+
+RESET_PASSWORD_LENGTH = 16  # letters and digits from a cryptographic source: ~95 bits
+
+
+def _require_user(
+    connection: Connection, principal: Principal | None, login: str, *, lock: bool = False
+) -> tuple[User, Node]:
+    """A user and its node; ``user_not_found`` for one that does not exist or whose node is out of sight."""
+    user = access_store.find_user(connection, login, lock=lock)
+    node = None if user is None else tree_store.get_node(connection, user.node_id)
+    if user is None or node is None or hidden_from(principal, node):
+        raise NotFound("user", login)
+    return user, node
+
+
+def change_password(
+    database: Database,
+    principal: Principal | None,
+    *,
+    login: str,
+    current_password: str,
+    new_password: str,
+    keep_session_token: str | None = None,
+    address: str | None = None,
+) -> int:
+    """A user changes its own password, giving the current one (counted and throttled as a login is).
+    Every other session of the user is closed, all but ``keep_session_token`` (the one asking); answers how
+    many were closed. ``principal`` None is the operator at the command line, who still needs the current
+    password (``tollway user reset-password`` is the operator's way without it)."""
+    with database.reading() as connection:
+        user, node = _require_user(connection, principal, login)
+    if principal is not None and principal.user_id != user.id:
+        authorize(principal, Action.NODE_READ, node)  # not found if out of sight; forbidden if not itself
+        raise Forbidden(
+            Action.USER_MANAGE,
+            reason="own_password_only",
+            message="a user changes its own password, logged in as itself; an owner resets another's",
+        )
+    count_attempt(database, login=login, address=address, now=utc_now())
+    if not credentials.verify_password(user.password_hash, current_password):
+        raise Refusal("current_password_wrong", "the current password is wrong")
+    if new_password == current_password:
+        raise Refusal("password_unchanged", "the new password is the current one")
+    new_hash = credentials.hash_password(new_password)  # slow on purpose: outside the transaction
+
+    def use_case(connection: Connection) -> int:
+        current, _ = _require_user(connection, principal, login, lock=True)
+        if current.password_hash != user.password_hash:
+            raise Refusal("password_changed_meanwhile", "the password was changed meanwhile: try again")
+        now = utc_now()
+        _forgive_attempt(connection, login=login, address=address, now=now)
+        access_store.update_user(connection, current.id, password_hash=new_hash)
+        kept = None if keep_session_token is None else credentials.hash_secret(keep_session_token)
+        closed = access_store.revoke_sessions_of(connection, current.id, now=now, except_token_hash=kept)
+        audit(
+            connection,
+            principal,
+            action="user.password_change",
+            target_type="user",
+            target_id=current.login,
+            node=node,
+            after={"sessions_closed": closed},
+        )
+        return closed
+
+    return database.run(use_case)
+
+
+def reset_password(database: Database, principal: Principal | None, *, login: str) -> str:
+    """An owner gives a user below it a new password, generated and answered this once (stored hashed);
+    every session of the user is closed and its failed attempts forgotten. The owner needs ``user:manage``
+    on the user's node, strictly below its own, and every action of the user's role (it could log in as it)."""
+    password = credentials.generate_secret(RESET_PASSWORD_LENGTH)
+    new_hash = credentials.hash_password(password)  # slow on purpose: outside the transaction
+
+    def use_case(connection: Connection) -> str:
+        user, node = _require_user(connection, principal, login, lock=True)
+        authorize(principal, Action.USER_MANAGE, node)
+        if principal is not None and node.id == principal.place.node_id:
+            raise Forbidden(
+                Action.USER_MANAGE,
+                reason="password_reset_below_only",
+                message="an owner resets the passwords of users below it; change your own with the current one",
+            )
+        check_mint(principal, {"role": ROLE_ACTIONS[user.role]})
+        now = utc_now()
+        access_store.update_user(connection, user.id, password_hash=new_hash)
+        _forgive_attempt(connection, login=login, address=None, now=now)
+        closed = access_store.revoke_sessions_of(connection, user.id, now=now)
+        audit(
+            connection,
+            principal,
+            action="user.password_reset",
+            target_type="user",
+            target_id=user.login,
+            node=node,
+            after={"sessions_closed": closed},
+        )
+        return password
+
+    return database.run(use_case)
+
+
+# -- the portal's view of a session ------------------------------------------------------------------
+
+
+def principal_of_user(connection: Connection, user_id: int) -> Principal:
+    """The principal of a user who has proved who it is (a password, then a second factor)."""
+    return _user_principal(connection, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHolder:
+    """Who holds a session, as a page needs it: the principal, the CSRF token, the login and its node."""
+
+    principal: Principal
+    csrf_token: str
+    login: str
+    language: str | None  # the login's own choice; None: its node's
+    node: tree_model.Node
+
+
+def session_holder(database: Database, token: str) -> SessionHolder:
+    """The principal behind a session cookie with its login and node, in one read."""
+    with database.reading() as connection:
+        stored = access_store.find_session(connection, credentials.hash_secret(token))
+        if stored is None or stored.revoked or stored.expires_at <= utc_now():
+            raise Refusal("session_invalid", "the session is unknown, expired or closed: log in again")
+        principal = _user_principal(connection, stored.user_id)
+        user = present(access_store.get_user(connection, stored.user_id), f"user {stored.user_id}")
+        node = present(tree_store.get_node(connection, principal.place.node_id), f"node {principal.place.node_id}")
+        return SessionHolder(
+            principal, stored.csrf_token, user.login, access_store.user_language(connection, user.id), node
+        )
+
+
+def set_login_language(database: Database, principal: Principal, *, language: str | None) -> None:
+    """The portal's language for the principal's own login (None: its node's)."""
+    user_id = principal.user_id
+    if user_id is None:
+        raise Refusal("session_needs_user", "only a person's login has a language")
+    checked = None if language is None else tree_model.check_language(language)
+
+    def use_case(connection: Connection) -> None:
+        before = access_store.user_language(connection, user_id)
+        access_store.update_user(connection, user_id, language=checked)
+        node = tree_store.get_node(connection, principal.place.node_id)
+        audit(
+            connection,
+            principal,
+            action="user.language",
+            target_type="user",
+            target_id=user_id,
+            node=node,
+            before={"language": before},
+            after={"language": checked},
+        )
+
+    database.run(use_case)

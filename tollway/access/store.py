@@ -303,3 +303,9 @@ def forgive_attempt(connection: Connection, key: str, *, clear: bool, now: datet
 def failures_of(connection: Connection, key: str) -> int:
     row = connection.execute(select(login_throttles.c.failures).where(login_throttles.c.key == key)).first()
     return 0 if row is None else int(row.failures)
+
+
+def user_language(connection: Connection, user_id: int) -> str | None:
+    """The portal language a login chose (None: its node's)."""
+    language: str | None = connection.execute(select(users.c.language).where(users.c.id == user_id)).scalar()
+    return language

@@ -33,6 +33,7 @@ from tollway.agents.model import (
 )
 from tollway.agents.service import acting_agent, agent_accounts, check_same_currency, terms_of
 from tollway.balances.service import account_id
+from tollway.branding import store as brand_store
 from tollway.clock import utc_now
 from tollway.csvsafe import safe_row
 from tollway.errors import NotFound, Refusal, present
@@ -262,7 +263,7 @@ def _insert_nodes(
         "client_type": profile.client_type,
         "currency": owner.currency,
         "status": str(Status.ACTIVE),
-        "language": profile.language or owner.language,
+        "language": profile.language or brand_store.customer_language(connection, owner.id) or owner.language,
         "time_zone": profile.time_zone or owner.time_zone,
         "allowed_client_types": "",
         "allowed_features": "",

@@ -287,18 +287,28 @@ def record_payment(
                 reference=reference,
             )
         ]
-        if node.managed_by_agent_id is not None:
-            agent = present(tree_store.get_node(connection, node.managed_by_agent_id), "the client's agent")
-            if agent.currency == node.currency:
-                requests += commission_requests(
-                    deposit_id=transfer_id,
-                    amount_micros=amount_micros,
-                    terms=terms_of(connection, agent),
-                    agent=agent_accounts(connection, agent),
-                )
+        requests += commission_on_payment(connection, node, payment_id=transfer_id, amount_micros=amount_micros)
         return _recorded(connection, principal, "money.payment", node, requests)
 
     return database.run(use_case)
+
+
+def commission_on_payment(
+    connection: Connection, node: Node, *, payment_id: str, amount_micros: int
+) -> list[TransferRequest]:
+    """The commission a payment into ``node`` earns its agent, if an agent manages it (in its currency),
+    as for a deposit: recorded payments and the client's own shop payments alike."""
+    if node.managed_by_agent_id is None:
+        return []
+    agent = present(tree_store.get_node(connection, node.managed_by_agent_id), "the client's agent")
+    if agent.currency != node.currency:
+        return []
+    return commission_requests(
+        deposit_id=payment_id,
+        amount_micros=amount_micros,
+        terms=terms_of(connection, agent),
+        agent=agent_accounts(connection, agent),
+    )
 
 
 def withdraw_commission(

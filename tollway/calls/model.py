@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from tollway.errors import Refusal
 from tollway.rating.cost import Pricing
@@ -87,3 +88,47 @@ def next_grant(levels: Sequence[LevelFunds], *, granted: int, quota: int, hard_m
             total, limited_by = own, level.account
     total = max(total, granted)
     return Grant(total, total >= hard_max or total < target, limited_by)
+
+
+class Overshoot(StrEnum):
+    """Why a reported duration was not believed, and the call charged less than the switch said."""
+
+    BEYOND_GRANT = "beyond_grant"  # longer than every second granted to the call, plus the margin
+    BEYOND_WALL_CLOCK = "beyond_wall_clock"  # longer than the time since the answer, plus the margin
+
+
+@dataclass(frozen=True, slots=True)
+class ChargedDuration:
+    seconds: int  # what every level is charged for
+    overshoot: Overshoot | None  # None: the reported duration is charged as it is
+
+
+def charged_duration(
+    reported_seconds: int, *, granted_seconds: int, elapsed_seconds: int, margin_seconds: int, trusted: bool
+) -> ChargedDuration:
+    """What a reported duration is charged for: a switch is not trusted with money.
+
+    A duration longer than the call was granted, or than the time since its answer (``elapsed_seconds``,
+    by Tollway's clock), by more than the margin, is charged at most what was granted (which is
+    reserved: no floor can break) and flagged. A duration within the margin of both is charged as it is,
+    its part past the reservation an overshoot the ledger records: a switch's timer runs a little late.
+    A trusted switch's durations are always charged as they are.
+    """
+    if trusted:
+        return ChargedDuration(reported_seconds, None)
+    if reported_seconds > granted_seconds + margin_seconds:
+        return ChargedDuration(granted_seconds, Overshoot.BEYOND_GRANT)
+    if reported_seconds > elapsed_seconds + margin_seconds:
+        return ChargedDuration(min(reported_seconds, granted_seconds), Overshoot.BEYOND_WALL_CLOCK)
+    return ChargedDuration(reported_seconds, None)
+
+
+def believable_elapsed(
+    reported_seconds: int, *, granted_seconds: int, elapsed_seconds: int, margin_seconds: int
+) -> Overshoot | None:
+    """Whether an interim update's elapsed seconds can be true; None when they can."""
+    if reported_seconds > granted_seconds + margin_seconds:
+        return Overshoot.BEYOND_GRANT
+    if reported_seconds > elapsed_seconds + margin_seconds:
+        return Overshoot.BEYOND_WALL_CLOCK
+    return None

@@ -192,6 +192,16 @@ class JsonRpcNotifier:
             return _read_bounded(response, described)
 
 
+FOLLOW_ME_LEG_MARK = "&fm"  # a FollowMe leg's call id: its dialog's Call-ID, "&fm" and the entry's number
+
+
+def dialog_call_id(call_id: str) -> str:
+    """The SIP Call-ID of the dialog a call belongs to: the call id itself, except for the outside legs the
+    reference configuration forwards a FollowMe to, which are charged as calls of their own within the one
+    dialog (a Call-ID never holds '&': the configuration refuses it)."""
+    return call_id.split(FOLLOW_ME_LEG_MARK, 1)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class KamailioDialog:
     """One dialog as Kamailio's ``dlg.list_match`` lists it: its hash ids, its state, its INVITE's CSeq."""
@@ -221,12 +231,13 @@ class KamailioNotifier(JsonRpcNotifier):
     def disconnect(self, order: Disconnect) -> None:
         described = f"disconnect of call {order.call_id} (attempt {order.attempt}) at {self._shown_url}"
         ringing = False
+        sip_call_id = dialog_call_id(order.call_id)
         with _exchange_failures(described):
-            for dialog in self._dialogs(order.call_id, described):
+            for dialog in self._dialogs(sip_call_id, described):
                 if dialog.state in KAMAILIO_ANSWERED_STATES:
                     self._call("dlg.end_dlg", [dialog.h_entry, dialog.h_id], KAMAILIO_NOT_FOUND, described)
                 elif dialog.state in KAMAILIO_RINGING_STATES:
-                    self._call("tm.cancel", [order.call_id, dialog.invite_cseq], KAMAILIO_NO_TRANSACTION, described)
+                    self._call("tm.cancel", [sip_call_id, dialog.invite_cseq], KAMAILIO_NO_TRANSACTION, described)
                     ringing = True
         if ringing:
             message = f"{described}: the call was still ringing; its INVITE was cancelled, the next attempt checks"

@@ -19,6 +19,7 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -31,7 +32,15 @@ from tollway.access import service as access
 from tollway.access.model import Action, Forbidden, Principal, Role, Scope, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
-from tollway.calls.model import CALL_SECONDS_MAX, InsufficientFunds, LevelFunds, next_grant
+from tollway.calls.model import (
+    CALL_SECONDS_MAX,
+    ChargedDuration,
+    InsufficientFunds,
+    LevelFunds,
+    believable_elapsed,
+    charged_duration,
+    next_grant,
+)
 from tollway.calls.model import authorize as longest_call
 from tollway.calls.notify import notifier_for
 from tollway.calls.payer import Floor
@@ -41,6 +50,7 @@ from tollway.config import Settings
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
+from tollway.logs import get_logger
 from tollway.organizations import payers
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
@@ -49,6 +59,8 @@ from tollway.rating.plans import split_cost
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
 from tollway.tree.model import ClientType, Node, NodeKind, Status
+
+log = get_logger(__name__)
 
 CALL_ID_LENGTH_MAX = 128
 # A SIP Call-ID: visible ASCII without spaces; "/", "?", "#" and "%" are left out because the id travels
@@ -90,6 +102,7 @@ class CallSettings:
     stale_margin_seconds: int = 30  # how long past its grant a silent call is left before it is closed
     ring_timeout_seconds: int = 180  # how long an authorized call may ring before it is closed unanswered
     max_call_seconds: int = CALL_SECONDS_MAX
+    duration_margin_seconds: int = 5  # a reported duration may pass its grant, or the clock, by this much
 
     @classmethod
     def of(cls, settings: Settings) -> CallSettings:
@@ -100,6 +113,7 @@ class CallSettings:
             stale_margin_seconds=settings.call_stale_margin_seconds,
             ring_timeout_seconds=settings.call_ring_timeout_seconds,
             max_call_seconds=settings.call_max_seconds,
+            duration_margin_seconds=settings.call_duration_margin_seconds,
         )
 
 
@@ -169,7 +183,9 @@ def call_view(call: CallRecord, lines: Sequence[ChargeLine] = ()) -> dict[str, A
         "grant_expires_at": call.grant_expires_at.isoformat() if call.grant_expires_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration_seconds": call.duration_seconds,
+        "reported_duration_seconds": call.reported_duration_seconds,
         "overshoot_seconds": call.overshoot_seconds,
+        "overshoot_reason": call.overshoot_reason,
         "end_reason": call.end_reason,
         "disconnect": call.disconnect_state,
     }
@@ -228,6 +244,9 @@ class AccountIds:
 
 
 ACCOUNTS = AccountIds()
+# Reported durations not believed since this process started, by reason (tollway.calls.model.Overshoot);
+# every one is also on its call's record (overshoot_reason) and in the log (call_duration_not_believed).
+OVERSHOOTS: Counter[str] = Counter()
 
 
 # -- authorize ----------------------------------------------------------------------------------
@@ -634,6 +653,7 @@ def update_call(
             )
             store.update_call(connection, call.id, **changed)
             call = replace(call, **changed)
+        call = _flag_elapsed(connection, call, elapsed_seconds, settings, instant)
         if not call.final and call.grant_seconds - elapsed_seconds <= settings.extend_lead_seconds:
             call = _extend(connection, call, settings, instant)
         answer = _update_answer(call)
@@ -641,6 +661,25 @@ def update_call(
         return answer
 
     return database.run(use_case)
+
+
+def _flag_elapsed(
+    connection: Connection, call: CallRecord, elapsed_seconds: int, settings: CallSettings, now: datetime
+) -> CallRecord:
+    """An update that says the call has run longer than it can have is recorded on the call, and counted."""
+    if call.overshoot_reason is not None or store.switch_trusts_durations(connection, call.switch_id):
+        return call
+    overshoot = believable_elapsed(
+        elapsed_seconds,
+        granted_seconds=call.grant_seconds,
+        elapsed_seconds=_elapsed_seconds(call, now),
+        margin_seconds=settings.duration_margin_seconds,
+    )
+    if overshoot is None:
+        return call
+    _count_overshoot(call, elapsed_seconds, overshoot)
+    store.update_call(connection, call.id, overshoot_reason=str(overshoot))
+    return replace(call, overshoot_reason=str(overshoot))
 
 
 def _update_answer(call: CallRecord) -> dict[str, Any]:
@@ -714,9 +753,15 @@ def end_call(
     duration_seconds: int,
     reason: str = "normal",
     principal: Principal | None = None,
+    settings: CallSettings = DEFAULT_SETTINGS,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The call is over: charge every level exactly for ``duration_seconds`` and release the rest."""
+    """The call is over: charge every level exactly for ``duration_seconds`` and release the rest.
+
+    A duration the switch cannot have measured (longer than the grant, or than the time since the answer,
+    by more than the margin) is charged at most what was granted and flagged, unless the switch is trusted
+    with durations (``tollway.calls.model.charged_duration``).
+    """
     instant = now or utc_now()
     if duration_seconds < 0 or duration_seconds > 10 * CALL_SECONDS_MAX:
         raise Refusal("duration_invalid", "a duration is a whole number of seconds, 0 to 40 hours")
@@ -724,7 +769,16 @@ def end_call(
     def use_case(connection: Connection) -> dict[str, Any]:
         call = _locked_call(connection, call_id, principal)
         if call.active:
-            return call_view(*_close(connection, call, duration_seconds, reason[:48], instant))
+            charged = charged_duration(
+                duration_seconds,
+                granted_seconds=call.grant_seconds,
+                elapsed_seconds=_elapsed_seconds(call, instant),
+                margin_seconds=settings.duration_margin_seconds,
+                trusted=store.switch_trusts_durations(connection, call.switch_id),
+            )
+            if charged.overshoot is not None:
+                _count_overshoot(call, duration_seconds, charged.overshoot)
+            return call_view(*_close(connection, call, charged, reason[:48], instant, reported=duration_seconds))
         if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
             changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
             store.update_call(connection, call.id, **changed)
@@ -734,10 +788,38 @@ def end_call(
     return database.run(use_case)
 
 
+def _elapsed_seconds(call: CallRecord, now: datetime) -> int:
+    """Whole seconds since the answer (since the authorization, for a call never answered), by our clock."""
+    return max(0, math.ceil((now - (call.answered_at or call.created_at)).total_seconds()))
+
+
+def _count_overshoot(call: CallRecord, reported_seconds: int, overshoot: str) -> None:
+    OVERSHOOTS[overshoot] += 1
+    log.warning(
+        "call_duration_not_believed",
+        call_id=call.call_id,
+        account=call.account,
+        reported_seconds=reported_seconds,
+        granted_seconds=call.grant_seconds,
+        overshoot=overshoot,
+    )
+
+
 def _close(
-    connection: Connection, call: CallRecord, duration: int, end_reason: str, now: datetime
+    connection: Connection,
+    call: CallRecord,
+    charged: ChargedDuration,
+    end_reason: str,
+    now: datetime,
+    *,
+    reported: int | None,
 ) -> tuple[CallRecord, list[ChargeLine]]:
-    """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch."""
+    """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch.
+
+    ``charged``: the seconds to charge and why they differ from the ``reported`` ones, if they do (None:
+    the engine itself closed the call, charging what it had granted).
+    """
+    duration = charged.seconds
     lines = store.lines_of(connection, call.id)
     client = lines[0]
     # Accounts first, then the plan: the order authorize and extensions take them in (no deadlock).
@@ -788,7 +870,9 @@ def _close(
         answered_at=call.answered_at or (now - timedelta(seconds=duration) if duration else None),
         grant_expires_at=None,
         duration_seconds=duration,
-        overshoot_seconds=max(0, duration - call.grant_seconds) if answered else 0,
+        reported_duration_seconds=reported,
+        overshoot_seconds=max(0, (reported or 0) - call.grant_seconds) if answered else 0,
+        overshoot_reason=charged.overshoot or call.overshoot_reason,
         end_reason=end_reason,
         # A call the switch ended needs no push any more; a swept one still does: the switch may hold it up.
         disconnect_state=None if call.disconnect_state == "due" and end_reason != "stale" else call.disconnect_state,
@@ -908,8 +992,9 @@ def sweep_stale(
         if not call.active or call.grant_expires_at is None or call.grant_expires_at > before:
             return None
         if call.state == "authorized":
-            return _close(connection, call, 0, "unanswered", instant)[0]
-        return _close(connection, call, call.grant_seconds, "stale", instant)[0]
+            return _close(connection, call, ChargedDuration(0, None), "unanswered", instant, reported=None)[0]
+        granted = ChargedDuration(call.grant_seconds, None)
+        return _close(connection, call, granted, "stale", instant, reported=None)[0]
 
     return _each_due(
         database, lambda connection: store.stale(connection, before=before, limit=KEEPER_BATCH), close, budget_seconds
@@ -1011,10 +1096,13 @@ def create_switch(
     notify_kind: str = "none",
     notify_url: str | None = None,
     principal: Principal | None = None,
+    trusted_durations: bool = False,
 ) -> tuple[str, str]:
     """Register a switch with an API key of its own (``calls:control`` and ``calls:read`` at ``node_login``).
 
     Answers (switch name, API key plaintext); the plaintext is shown this once and stored only hashed.
+    ``trusted_durations``: the durations it reports are charged as they are, past the grant and below a
+    floor if so (the behaviour before durations were capped), for switches the provider runs itself.
     """
 
     try:
@@ -1039,7 +1127,13 @@ def create_switch(
     )
     database.run(
         lambda connection: store.insert_switch(
-            connection, name=name, api_key_id=key.id, notify_kind=notify_kind, notify_url=notify_url, now=utc_now()
+            connection,
+            name=name,
+            api_key_id=key.id,
+            notify_kind=notify_kind,
+            notify_url=notify_url,
+            now=utc_now(),
+            trusted_durations=trusted_durations,
         )
     )
     return name, plaintext

@@ -54,6 +54,8 @@ class CallRecord:
     disconnect_next_at: datetime | None
     authorize_answer: str
     update_answer: str | None
+    reported_duration_seconds: int | None = None  # what the switch said; duration_seconds is what was charged
+    overshoot_reason: str | None = None  # why a reported duration was not believed (tollway.calls.model.Overshoot)
 
     @property
     def active(self) -> bool:
@@ -359,11 +361,23 @@ def get_switch(connection: Connection, switch_id: int) -> tuple[str, str, str | 
 
 
 def insert_switch(
-    connection: Connection, *, name: str, api_key_id: int, notify_kind: str, notify_url: str | None, now: datetime
+    connection: Connection,
+    *,
+    name: str,
+    api_key_id: int,
+    notify_kind: str,
+    notify_url: str | None,
+    now: datetime,
+    trusted_durations: bool = False,
 ) -> int:
     result = connection.execute(
         insert(switches).values(
-            name=name, api_key_id=api_key_id, notify_kind=notify_kind, notify_url=notify_url, created_at=now
+            name=name,
+            api_key_id=api_key_id,
+            notify_kind=notify_kind,
+            notify_url=notify_url,
+            created_at=now,
+            trusted_durations=trusted_durations,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -374,6 +388,14 @@ def switch_key_id(connection: Connection, name: str) -> str | None:
     query = select(api_keys.c.key_id).join(switches, switches.c.api_key_id == api_keys.c.id)
     row = connection.execute(query.where(switches.c.name == name)).first()
     return None if row is None else str(row.key_id)
+
+
+def switch_trusts_durations(connection: Connection, switch_id: int | None) -> bool:
+    """Whether the durations the switch reports are charged as they are, past the grant (a trusted switch)."""
+    if switch_id is None:
+        return False
+    query = select(switches.c.trusted_durations).where(switches.c.id == switch_id)
+    return bool(connection.execute(query).scalar_one_or_none())
 
 
 def switch_named(connection: Connection, name: str) -> bool:

@@ -26,10 +26,18 @@ def switch_create(
         str, typer.Option(help="How disconnects are pushed to it: jsonrpc, kamailio, radius or none.")
     ] = "none",
     notify_url: Annotated[str | None, typer.Option(help="Where disconnects are pushed (jsonrpc).")] = None,
+    trusted_durations: Annotated[
+        bool, typer.Option(help="Charge the durations it reports as they are, even past the grant and a floor.")
+    ] = False,
 ) -> None:
     """Register a switch and make its API key; the key is printed once and never again."""
     _, plaintext = calls.create_switch(
-        database(), name=name, node_login=node, notify_kind=notify_kind, notify_url=notify_url
+        database(),
+        name=name,
+        node_login=node,
+        notify_kind=notify_kind,
+        notify_url=notify_url,
+        trusted_durations=trusted_durations,
     )
     err.print(f"switch {name} registered; store its API key now, it is not shown again:")
     out.print(plaintext, markup=False, highlight=False, soft_wrap=True)

@@ -21,16 +21,20 @@ from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
+from tollway.cli import organizations as organizations_cli
 from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
+from tollway.cli.brands import brand_app
 from tollway.cli.common import amount, database, err, fail, one_line_errors, out
 from tollway.cli.notices import notices_app
+from tollway.cli.shop import shop_app
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
 from tollway.errors import refuse_nul
 from tollway.ledger import service as ledger
 from tollway.ledger.exchange import list_rates
 from tollway.money import format_amount
+from tollway.payments.reconcile import reconcile
 from tollway.store import migrate
 from tollway.tree import model
 from tollway.tree import service as tree
@@ -60,7 +64,11 @@ app.add_typer(agents_cli.profile_app, name="profile")
 app.add_typer(agents_cli.accounts_app, name="accounts")
 app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
+app.add_typer(organizations_cli.organization_app, name="organization")
+app.add_typer(organizations_cli.line_app, name="line")
+app.add_typer(shop_app, name="shop")
 app.command("radius")(radius_cli.radius_command)
+app.add_typer(brand_app, name="brand")
 
 
 @app.command()
@@ -103,7 +111,13 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         access_log=False,
+        timeout_worker_healthcheck=WORKER_START_SECONDS_MAX,
     )
+
+
+# How long a worker process may take to start (import, connect) before uvicorn gives up on it and starts
+# another: its default of 5 s is shorter than an import on a busy machine, and workers then die in a loop.
+WORKER_START_SECONDS_MAX = 60
 
 
 @app.command()
@@ -131,6 +145,12 @@ def ledger_check() -> None:
     if not report.ok:
         raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
     out.print(f"ledger ok: {summary}")
+    shop = reconcile(database())  # the shop's payments against their credits
+    for problem in shop.problems:
+        err.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if not shop.ok:
+        raise fail(f"shop check failed: {len(shop.problems)} problems ({shop.payments} payments)")
+    out.print(f"shop ok: {shop.payments} payments, {shop.credits} credited, each once, none invented")
 
 
 @ledger_app.command("expire")
@@ -219,6 +239,8 @@ def node_show(login: str) -> None:
         ("currency", node.currency),
         ("language", node.language),
         ("time zone", node.time_zone),
+        ("email", node.email or "none"),
+        ("phone", node.phone or "none"),
         ("balance", format_amount(balance.balance_micros, balance.currency)),
         ("credit limit", format_amount(balance.credit_limit_micros, balance.currency)),
         ("reserved", format_amount(balance.pending_micros, balance.currency)),
@@ -422,6 +444,59 @@ def api_key_revoke(key_id: str) -> None:
     """Revoke an API key at once, in every process."""
     access.revoke_api_key(database(), None, key_id=key_id)
     out.print(f"revoked API key {key_id}")
+
+
+@node_app.command("edit")
+@one_line_errors
+def node_edit(
+    login: str,
+    name: Annotated[str | None, typer.Option(help="The node's name.")] = None,
+    language: Annotated[str | None, typer.Option(help="A language code such as en or pt_BR.")] = None,
+    time_zone: Annotated[str | None, typer.Option(help="An IANA time zone such as Europe/Paris.")] = None,
+    email: Annotated[str | None, typer.Option(help="Contact address (its notices go there).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Contact number, international: +12125550100.")] = None,
+    clear_email: Annotated[bool, typer.Option("--clear-email", help="Remove the contact address.")] = False,
+    clear_phone: Annotated[bool, typer.Option("--clear-phone", help="Remove the contact number.")] = False,
+) -> None:
+    """Change a node's name, language, time zone, contact email or phone (only the options given)."""
+    if (clear_email and email) or (clear_phone and phone):
+        raise fail("give an address or clear it, not both")
+    given = {"name": name, "language": language, "time_zone": time_zone, "email": email, "phone": phone}
+    changes: dict[str, str | None] = {field: value for field, value in given.items() if value is not None}
+    changes |= {"email": None} if clear_email else {}
+    changes |= {"phone": None} if clear_phone else {}
+    if not changes:
+        raise fail("nothing to change: give --name, --language, --time-zone, --email or --phone")
+    node = tree.edit_node(database(), login=login, **changes)  # type: ignore[arg-type]
+    out.print(f"{node.login}: " + ", ".join(f"{field} {getattr(node, field) or 'none'}" for field in changes))
+
+
+@user_app.command("password")
+@one_line_errors
+def user_password(
+    login: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the current and the new password from stdin, a line each.")
+    ] = False,
+) -> None:
+    """Change a user's password, giving the current one; the user's sessions are closed."""
+    if password_stdin:
+        current, new = sys.stdin.readline().rstrip("\n"), sys.stdin.readline().rstrip("\n")
+    else:
+        current = typer.prompt("current password", hide_input=True)
+        new = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    refuse_nul("the password", current + new)
+    closed = access.change_password(database(), None, login=login, current_password=current, new_password=new)
+    out.print(f"changed the password of {login}; {closed} sessions closed")
+
+
+@user_app.command("reset-password")
+@one_line_errors
+def user_reset_password(login: str) -> None:
+    """Give a user a new, generated password, printed this once; its sessions are closed."""
+    password = access.reset_password(database(), None, login=login)
+    err.print(f"new password of {login}; give it to the user now, it is not shown again:")
+    out.print(password, markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

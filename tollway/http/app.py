@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway import __version__
 from tollway.access.audit import current_request_id
+from tollway.access.second_factor import Seal
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.http.api import (
@@ -23,8 +25,10 @@ from tollway.http.api import (
     nodes,
     notices,
     organizations,
+    payments,
     plans,
     rates,
+    shop_records,
     sip,
     tariffs,
 )
@@ -35,6 +39,8 @@ from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
+from tollway.payments.service import PaymentSettings
+from tollway.portal import PortalSettings, create_portal
 from tollway.store import migrate
 from tollway.store.database import Database
 
@@ -52,7 +58,9 @@ def create_app(
     call_settings: CallSettings = DEFAULT_SETTINGS,
     keeper: bool = False,
     mail_settings: MailSettings | None = None,
+    payment_settings: PaymentSettings | None = None,
     trusted_proxies: Sequence[str] = (),
+    sealer: Seal | None = None,
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -84,6 +92,8 @@ def create_app(
     app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
     app.state.call_settings = call_settings
     app.state.cookie_secure = cookie_secure
+    app.state.payment_settings = payment_settings  # None: made from the configuration when first needed
+    app.state.sealer = sealer
     install_error_handlers(app)
     install_docs(app, openapi_url=OPENAPI_URL)
     for router in (
@@ -96,6 +106,8 @@ def create_app(
         calls.router,
         agents.router,
         notices.router,
+        payments.router,
+        shop_records.router,
         organizations.router,
         lines.router,
         sip.router,
@@ -141,4 +153,12 @@ def create_app(
             status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", **checks}
         )
 
+    # Last: the portal answers every path the routes above do not (an unknown /api path stays a JSON 404).
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def api_not_found(rest: str) -> None:
+        raise StarletteHTTPException(status_code=404, detail="Not Found")
+
+    portal = create_portal(PortalSettings(database=database, cookie_secure=cookie_secure, sealer=sealer))
+    portal.state.trusted_proxies = app.state.trusted_proxies  # a login's address, as the API reads it
+    app.mount("/", portal)
     return app

@@ -10,7 +10,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tollway.access.model import Forbidden
 from tollway.errors import NUL_MESSAGE, NUL_REASON, NotFound, Refusal
 
-UNAUTHORIZED = frozenset({"authentication_required", "login_failed", "api_key_invalid", "session_invalid"})
+UNAUTHORIZED = frozenset(
+    {
+        "authentication_required",
+        "login_failed",
+        "api_key_invalid",
+        "session_invalid",
+        "second_factor_required",
+        "second_factor_expired",
+        "code_wrong",
+    }
+)
 CONFLICTS = frozenset(
     {
         "login_taken",
@@ -31,6 +41,13 @@ CONFLICTS = frozenset(
 )
 
 
+# A request the gateway must not retry as it is (a bad signature), and a gateway that did not answer.
+BAD_REQUESTS = frozenset({"signature_invalid", "payload_invalid"})
+BAD_GATEWAY = frozenset(
+    {"gateway_unavailable", "gateway_key_invalid", "gateway_answer_invalid", "gateway_secret_unreadable"}
+)
+
+
 def status_for(refusal: Refusal) -> int:
     if isinstance(refusal, NotFound):
         return 404
@@ -42,6 +59,12 @@ def status_for(refusal: Refusal) -> int:
         return 429
     if refusal.reason in CONFLICTS:
         return 409
+    if refusal.reason in BAD_REQUESTS:
+        return 400
+    if refusal.reason == "body_too_large":
+        return 413
+    if refusal.reason in BAD_GATEWAY:
+        return 502
     return 422
 
 

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollway.errors import NUL, TextContainsNul
 from tollway.http.auth import SESSION_COOKIE
+from tollway.organizations.imports import IMPORT_BYTES_MAX
 from tollway.rating.sheets import SHEET_BYTES_MAX
 
 
@@ -45,8 +46,10 @@ SHEET_BODY_BYTES_MAX = SHEET_BYTES_MAX  # a rate sheet: a million rows take abou
 DEFAULT_BODY_LIMIT = BodyLimit(REQUEST_BODY_BYTES_MAX, "body_too_large", "a request body")
 SHEET_BODY_LIMIT = BodyLimit(SHEET_BODY_BYTES_MAX, "sheet_too_large", "a rate sheet")
 # (method, path, limit): the routes that take more than the default, from a caller with credentials only.
+IMPORT_BODY_LIMIT = BodyLimit(IMPORT_BYTES_MAX, "import_too_large", "an import of extension accounts")
 LARGER_BODIES: tuple[tuple[str, re.Pattern[str], BodyLimit], ...] = (
     ("PUT", re.compile(r"^/api/v1/tariffs/[^/]+/sheet$"), SHEET_BODY_LIMIT),
+    ("POST", re.compile(r"^/api/v1/organizations/[^/]+/imports$"), IMPORT_BODY_LIMIT),
 )
 
 

@@ -9,6 +9,7 @@ from tollway.config import Settings
 from tollway.http.app import create_app
 from tollway.logs import configure_logging
 from tollway.notifications.service import MailSettings
+from tollway.sealing import Sealer
 from tollway.store.database import Database
 
 
@@ -22,4 +23,5 @@ def app_factory() -> FastAPI:
         keeper=settings.keeper,
         mail_settings=MailSettings.of(settings),
         trusted_proxies=settings.trusted_proxies,
+        sealer=Sealer.from_settings(settings),
     )

@@ -31,6 +31,8 @@ class AccountPurpose(StrEnum):
     COMMISSION = "commission"  # an agent's accrued commission
     EXCHANGE = "exchange"  # the provider's position in one currency, for conversions
     CLEARING = "clearing"  # a payment gateway's money in transit
+    CLEARING_STRIPE = "clearing_stripe"  # what customers paid a node through its Stripe account
+    CLEARING_BANK = "clearing_bank"  # what customers paid a node by bank transfer
     SPENDING_DAY = "spending_day"  # an organization user's daily spending cap: what is left of it (its floor)
     SPENDING_MONTH = "spending_month"  # the same, per month
     SPENT = "spent"  # where an organization user's spending under its caps is counted

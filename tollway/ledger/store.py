@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, update
 
 from tollway.errors import Refusal, require
 from tollway.ledger.model import (
@@ -277,6 +277,75 @@ def account_transfers(
         query = query.where(transfers.c.created_at < before)
     rows = connection.execute(query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit))
     return [_transfer(row) for row in rows]
+
+
+POSTED_PHASES = (str(Phase.SINGLE), str(Phase.POST))  # what moved a balance (a pending transfer only reserved)
+
+
+def posted_movements(
+    connection: Connection,
+    account_id: int,
+    *,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: tuple[datetime, str] | None = None,
+    kinds: Sequence[TransferKind] | None = None,
+    leaving_out: Sequence[TransferKind] = (),
+) -> list[Transfer]:
+    """The posted transfers into or out of an account, newest first: within [since, until), before the
+    (created_at, id) ``before`` (the next page), of ``kinds`` only, or all but ``leaving_out``."""
+    query = select(transfers).where(
+        (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id),
+        transfers.c.phase.in_(POSTED_PHASES),
+    )
+    if since is not None:
+        query = query.where(transfers.c.created_at >= since)
+    if until is not None:
+        query = query.where(transfers.c.created_at < until)
+    if before is not None:
+        at, transfer_id = before
+        query = query.where(
+            (transfers.c.created_at < at) | ((transfers.c.created_at == at) & (transfers.c.id < transfer_id))
+        )
+    if kinds is not None:
+        query = query.where(transfers.c.kind.in_([str(kind) for kind in kinds]))
+    if leaving_out:
+        query = query.where(transfers.c.kind.not_in([str(kind) for kind in leaving_out]))
+    rows = connection.execute(query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit))
+    return [_transfer(row) for row in rows]
+
+
+def posted_sums(
+    connection: Connection,
+    account_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Sequence[TransferKind] | None = None,
+) -> tuple[int, int, int]:
+    """(credits, debits, how many movements) posted to an account within [since, until), of ``kinds`` if given.
+
+    Transfers sharing a reference count as one movement: a call's postings (one per reservation it took)
+    carry its reference, so the count is of calls."""
+    credited = case((transfers.c.credit_account_id == account_id, transfers.c.amount_micros), else_=0)
+    debited = case((transfers.c.debit_account_id == account_id, transfers.c.amount_micros), else_=0)
+    query = select(
+        func.coalesce(func.sum(credited), 0),
+        func.coalesce(func.sum(debited), 0),
+        func.count(func.distinct(func.coalesce(transfers.c.reference, transfers.c.id))),
+    ).where(
+        (transfers.c.debit_account_id == account_id) | (transfers.c.credit_account_id == account_id),
+        transfers.c.phase.in_(POSTED_PHASES),
+    )
+    if since is not None:
+        query = query.where(transfers.c.created_at >= since)
+    if until is not None:
+        query = query.where(transfers.c.created_at < until)
+    if kinds is not None:
+        query = query.where(transfers.c.kind.in_([str(kind) for kind in kinds]))
+    credits, debits, count = connection.execute(query).one()
+    return int(credits), int(debits), int(count)
 
 
 __all__ = ["TransferError", "TransferRefused", "create_account", "execute", "lock_accounts"]

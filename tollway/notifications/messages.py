@@ -7,22 +7,18 @@ so every value printed by a template goes through ``one_line`` first, and a miss
 
 Languages: en, es, fr, de, pt. An account's language is tried most specific first and falls back to
 English ('pt_BR' uses pt; 'it' uses en). Amounts are formatted for the account's own locale
-(``pt_BR`` formats as Brazil does even though the words are the shared Portuguese ones).
+(``pt_BR`` formats as Brazil does even though the words are the shared Portuguese ones), at the
+currency's precision (tollway/display.py).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from decimal import Decimal
 
-from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency
 from jinja2 import DictLoader, Environment, StrictUndefined
 
-from tollway.money import to_decimal
+from tollway.display import Rounding, format_money
 from tollway.notifications.model import (
-    FALLBACK_LANGUAGE,
     SUBJECT_LENGTH_MAX,
     bounded,
     language_candidates,
@@ -147,37 +143,16 @@ def words_language(language: str) -> str:
     return next(candidate for candidate in language_candidates(language) if candidate in LOW_BALANCE)
 
 
-@functools.lru_cache(maxsize=256)
-def locale_for(language: str) -> Locale:
-    """The Babel locale for formatting: the account's own (pt_BR), else its base language, else English."""
-    for candidate in language_candidates(language):
-        try:
-            return Locale.parse(candidate)
-        except (UnknownLocaleError, ValueError):
-            continue
-    return Locale.parse(FALLBACK_LANGUAGE)
-
-
-def format_money(micros: int, currency: str, language: str) -> str:
-    """An amount as the account's locale writes it: '12.345,67 €' in Spanish, '€12,345.67' in English.
-
-    Exact: the currency's usual decimals, more only when the amount has them (never rounded, so a level
-    just below a threshold never reads as equal to it).
-    """
-    amount = to_decimal(micros).normalize()
-    if amount == amount.to_integral_value():
-        amount = amount.quantize(Decimal(1))  # normalize() may write 100 as 1E+2
-    return format_currency(amount, currency, locale=locale_for(language), decimal_quantization=False)
-
-
 def render_low_balance(notice: LowBalanceNotice) -> Rendered:
     language = words_language(notice.language)
     values = {
         "brand": notice.brand_name,
         "name": notice.account_name,
         "login": notice.login,
-        "level": format_money(notice.level_micros, notice.currency, notice.language),
-        "threshold": format_money(notice.threshold_micros, notice.currency, notice.language),
+        # At the currency's precision: the level rounded down, the threshold up, so that a level below the
+        # threshold never reads as equal to it.
+        "level": format_money(notice.level_micros, notice.currency, notice.language, Rounding.DOWN),
+        "threshold": format_money(notice.threshold_micros, notice.currency, notice.language, Rounding.UP),
     }
     subject = ENVIRONMENT.get_template(f"low_balance/{language}/subject").render(values)
     body = ENVIRONMENT.get_template(f"low_balance/{language}/body").render(values)

@@ -341,13 +341,14 @@ OWNER_COLUMNS = frozenset({"low_balance_default_micros", "brand_name", "email_fr
 
 
 def _authorize_changes(principal: Principal | None, node: Node, changes: NoticeChanges) -> None:
-    """The address: the node itself or its owners (USER_MANAGE). The rest: its owners only (NODE_UPDATE).
-
-    A node does not pick its own threshold, brand or sender: its owner sells to it under its own name and
-    answers for what is sent from its addresses.
+    """The address and the threshold: the node itself or its owners (USER_MANAGE): a warning an account
+    gives itself. The rest: its owners only (NODE_UPDATE). A node does not pick the default of its own
+    customers' warnings, nor its brand or sender: its owner sells to it under its own name and answers for
+    what is sent from its addresses.
     """
-    others = (changes.threshold_micros, changes.default_threshold_micros, changes.brand_name, changes.email_from)
-    if changes.email is not KEEP or all(value is KEEP for value in others):  # an empty change: the least right
+    own = (changes.email, changes.threshold_micros)
+    others = (changes.default_threshold_micros, changes.brand_name, changes.email_from)
+    if any(value is not KEEP for value in own) or all(value is KEEP for value in others):  # empty: the least right
         authorize(principal, Action.USER_MANAGE, node)
     if any(value is not KEEP for value in others):
         authorize(principal, Action.NODE_UPDATE, node)

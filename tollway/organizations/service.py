@@ -278,7 +278,7 @@ def set_limits(database: Database, *, login: str, limits: Limits, principal: Pri
 def create_user(database: Database, *, organization: str, new: NewUser, principal: Principal | None = None) -> UserView:
     """A user of the organization, with its own account below it (paying at the organization's tariff)."""
     model.check_caps(new.caps)
-    email = _check_email(new.email)
+    email = check_email(new.email)
     now = utc_now()
 
     def use_case(connection: Connection) -> UserView:
@@ -335,7 +335,7 @@ def create_user_in(
     return UserView(account, org.login, new.role, email, new.caps, [])
 
 
-def _check_email(email: str | None) -> str | None:
+def check_email(email: str | None) -> str | None:
     if email is None:
         return None
     email = email.strip()
@@ -390,7 +390,7 @@ def update_user(
     principal: Principal | None = None,
 ) -> UserView:
     """Change a user's name, email, language, role or spending caps (``caps`` replaces both)."""
-    checked_email = _check_email(email)
+    checked_email = check_email(email)
     if caps is not None:
         model.check_caps(caps)
     now = utc_now()

@@ -175,4 +175,6 @@ def _apply(
         )
     else:
         reason = end_reason(request.disconnect_cause, request.terminate_cause)
-        calls.end_call(database, call_id, duration_seconds=seconds, reason=reason, principal=switch, now=now)
+        calls.end_call(
+            database, call_id, duration_seconds=seconds, reason=reason, principal=switch, settings=settings, now=now
+        )

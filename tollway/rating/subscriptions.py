@@ -100,72 +100,79 @@ def subscribe(
     gets no plan (``plan_unpaid``). A monthly plan is anchored on the day it starts, in UTC.
     """
     instant = (now or utc_now()).replace(microsecond=0)
+    return database.run(
+        lambda connection: subscribe_in(connection, login=login, plan_name=plan_name, principal=principal, now=instant)
+    )
 
-    def use_case(connection: Connection) -> Subscription:
-        node = require_node(connection, login, lock=True)
-        authorize(principal, Action.NODE_UPDATE, node)
-        found = store.find_plan(connection, plan_name)
-        seller = None if found is None else tree_store.get_node(connection, found[1])
-        if found is None or seller is None or hidden_from(principal, seller):
-            raise NotFound("plan", plan_name)  # another tenant's plan: exactly as one that does not exist
-        plan_id, owner_id, plan = found
-        if node.position.kind is not NodeKind.CLIENT:
-            raise Refusal("plan_not_assignable", "plans are given to clients")
-        if owner_id != node.parent_id:
-            raise Refusal("plan_not_owners", f"{plan.name} does not belong to {login}'s owner")
-        if plan.currency != node.currency:
-            raise Refusal("currency_mismatch", f"{plan.name} is in {plan.currency}, {login} in {node.currency}")
-        held = store.subscriptions_of(connection, [node.id])
-        if any(subscription.status is not SubscriptionStatus.ENDED for subscription in held):
-            raise Refusal("plan_exists", f"{login} already has a plan")
-        end = period_end(plan.period, instant)
-        subscription_id = store.insert_subscription(
-            connection,
-            node_id=node.id,
-            plan_id=plan_id,
-            period_start=instant,
-            period_end=end,
-            seconds_left=plan.included_seconds,
-            now=instant,
-        )
-        request = fee_request(
-            subscription_id,
-            plan,
-            instant,
-            wallet_id=account_id(connection, node, AccountPurpose.WALLET),
-            revenue_id=account_id(connection, seller, AccountPurpose.REVENUE, plan.currency),
-        )
-        if not charge_fee(connection, request, now=instant):
-            fee = format_amount(plan.fee_micros, plan.currency)
-            raise Refusal("plan_unpaid", f"{login} cannot pay the first fee of {plan.name}, {fee}")
-        audit(
-            connection,
-            principal,
-            action="plan.subscribe",
-            target_type="node",
-            target_id=node.login,
-            node=node,
-            after={
-                "plan": plan.name,
-                "amount_micros": plan.fee_micros,
-                "period_start": instant.isoformat(),
-                "period_end": end.isoformat(),
-                "transfer": request.id if plan.fee_micros else None,
-            },
-        )
-        return Subscription(
-            id=subscription_id,
-            node_id=node.id,
-            plan_id=plan_id,
-            plan_owner_id=owner_id,
-            plan=plan,
-            status=SubscriptionStatus.ACTIVE,
-            period_start=instant,
-            period_end=end,
-            seconds_left=plan.included_seconds,
-        )
 
-    return database.run(use_case)
+def subscribe_in(
+    connection: Connection, *, login: str, plan_name: str, principal: Principal | None, now: datetime
+) -> Subscription:
+    """``subscribe`` inside the caller's transaction (a shop payment that buys a plan confirms and subscribes
+    in one), at ``now``, a whole second."""
+    instant = now.replace(microsecond=0)
+    node = require_node(connection, login, lock=True)
+    authorize(principal, Action.NODE_UPDATE, node)
+    found = store.find_plan(connection, plan_name)
+    seller = None if found is None else tree_store.get_node(connection, found[1])
+    if found is None or seller is None or hidden_from(principal, seller):
+        raise NotFound("plan", plan_name)  # another tenant's plan: exactly as one that does not exist
+    plan_id, owner_id, plan = found
+    if node.position.kind is not NodeKind.CLIENT:
+        raise Refusal("plan_not_assignable", "plans are given to clients")
+    if owner_id != node.parent_id:
+        raise Refusal("plan_not_owners", f"{plan.name} does not belong to {login}'s owner")
+    if plan.currency != node.currency:
+        raise Refusal("currency_mismatch", f"{plan.name} is in {plan.currency}, {login} in {node.currency}")
+    held = store.subscriptions_of(connection, [node.id])
+    if any(subscription.status is not SubscriptionStatus.ENDED for subscription in held):
+        raise Refusal("plan_exists", f"{login} already has a plan")
+    end = period_end(plan.period, instant)
+    subscription_id = store.insert_subscription(
+        connection,
+        node_id=node.id,
+        plan_id=plan_id,
+        period_start=instant,
+        period_end=end,
+        seconds_left=plan.included_seconds,
+        now=instant,
+    )
+    request = fee_request(
+        subscription_id,
+        plan,
+        instant,
+        wallet_id=account_id(connection, node, AccountPurpose.WALLET),
+        revenue_id=account_id(connection, seller, AccountPurpose.REVENUE, plan.currency),
+    )
+    if not charge_fee(connection, request, now=instant):
+        fee = format_amount(plan.fee_micros, plan.currency)
+        raise Refusal("plan_unpaid", f"{login} cannot pay the first fee of {plan.name}, {fee}")
+    audit(
+        connection,
+        principal,
+        action="plan.subscribe",
+        target_type="node",
+        target_id=node.login,
+        node=node,
+        after={
+            "plan": plan.name,
+            "amount_micros": plan.fee_micros,
+            "period_start": instant.isoformat(),
+            "period_end": end.isoformat(),
+            "transfer": request.id if plan.fee_micros else None,
+        },
+    )
+    return Subscription(
+        id=subscription_id,
+        node_id=node.id,
+        plan_id=plan_id,
+        plan_owner_id=owner_id,
+        plan=plan,
+        status=SubscriptionStatus.ACTIVE,
+        period_start=instant,
+        period_end=end,
+        seconds_left=plan.included_seconds,
+    )
 
 
 def subscriptions_of(database: Database, *, login: str, principal: Principal | None = None) -> list[Subscription]:

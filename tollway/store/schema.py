@@ -10,11 +10,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from tollway.store.types import ExactDecimal, Id, UtcDateTime
@@ -150,6 +152,13 @@ users = Table(
     Column("locked_until", UtcDateTime, nullable=True),
     Column("last_login_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("language", String(8), nullable=True),  # the portal's language for this login; NULL: its node's
+    Column("totp_secret_sealed", String(400), nullable=True),  # sealed (tollway/sealing.py); NULL: no second factor
+    Column("totp_confirmed_at", UtcDateTime, nullable=True),  # NULL while enrolment awaits its first code
+    Column("totp_last_step", BigInteger, nullable=True),  # the last 30-second step used: a code works once
+    # Wrong codes in a row (a right password does not reset it); a server default for bulk inserts.
+    Column("totp_failed", Integer, nullable=False, default=0, server_default="0"),
+    Column("totp_locked_until", UtcDateTime, nullable=True),
     CheckConstraint("status IN ('active', 'disabled')", name="status"),
 )
 Index("ix_users_node_id", users.c.node_id)
@@ -311,6 +320,9 @@ switches = Table(
     Column("notify_kind", String(16), nullable=False),  # how a disconnect is pushed to it
     Column("notify_url", String(400), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Charge the durations it reports as they are, even past the grant (below a floor): only for switches
+    # the provider runs and trusts; any other switch's durations are capped at what was granted.
+    Column("trusted_durations", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per call attempt the engine was asked about, refused ones included: the switch's call id is
@@ -355,6 +367,8 @@ calls = Table(
     # a call id names a call within its tenant only, so one tenant can neither see nor pre-claim another's.
     Column("tenant_id", Id, ForeignKey("nodes.id"), nullable=False),
     UniqueConstraint("call_id", "tenant_id"),  # call_id first: also the index of lookups by call id alone
+    Column("reported_duration_seconds", Integer, nullable=True),  # what the switch said; duration_seconds: charged
+    Column("overshoot_reason", String(24), nullable=True),  # why a reported duration was not believed
 )
 Index(
     "ix_calls_grant_expires_at",
@@ -483,6 +497,161 @@ emails = Table(
 Index("ix_emails_due", emails.c.next_at, sqlite_where=emails.c.state == "due", postgresql_where=emails.c.state == "due")
 Index("ix_emails_node_id_created_at", emails.c.node_id, emails.c.created_at)
 
+# The online shop (tollway.payments). A node's payment gateways: its own Stripe account (secrets sealed at
+# rest, only their last characters shown again) and its bank details for transfers.
+payment_gateways = Table(
+    "payment_gateways",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),  # the seller: a reseller or the provider
+    Column("kind", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("details", Text, nullable=False),  # JSON, shown to customers (bank details); never a secret
+    Column("secret_key_sealed", Text, nullable=True),
+    Column("secret_key_hint", String(8), nullable=True),
+    Column("webhook_secret_sealed", Text, nullable=True),
+    Column("webhook_secret_hint", String(8), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("node_id", "kind"),
+    CheckConstraint("kind IN ('stripe', 'bank_transfer')", name="kind"),
+)
+
+# What a seller's shop offers as top-ups, per currency: fixed amounts and a free amount between bounds.
+shop_topups = Table(
+    "shop_topups",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("amounts", Text, nullable=False),  # micro-units, space-separated
+    Column("free_min_micros", BigInteger, nullable=True),
+    Column("free_max_micros", BigInteger, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# One payment attempt: who pays (its wallet is credited), through which gateway, for what, and its state.
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("gateway_id", Id, ForeignKey("payment_gateways.id"), nullable=False),
+    Column("request_id", String(64), nullable=False),  # the payer's idempotency key
+    Column("product", String(16), nullable=False),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("external_id", String(100), nullable=True),  # the gateway's id: a Stripe Checkout Session
+    Column("external_payment_id", String(100), nullable=True),  # a Stripe PaymentIntent, once paid
+    Column("checkout_url", String(2000), nullable=True),
+    Column("payer_reference", String(140), nullable=True),  # a bank transfer's reference, as declared
+    Column("transfer_id", String(128), nullable=True),  # the credit in the ledger, once confirmed
+    Column("refunded_micros", BigInteger, nullable=False, default=0),
+    Column("reason", String(64), nullable=True),  # why it failed or was canceled; what became of a product
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("node_id", "request_id"),
+    UniqueConstraint("gateway_id", "external_id"),
+    CheckConstraint("state IN ('created', 'pending', 'confirmed', 'failed', 'canceled', 'refunded')", name="state"),
+    CheckConstraint("product IN ('topup', 'plan')", name="product"),
+    CheckConstraint("amount_micros > 0", name="amount_positive"),
+    CheckConstraint("refunded_micros >= 0 AND refunded_micros <= amount_micros", name="refunded_in_range"),
+)
+Index("ix_payments_node_id_created_at", payments.c.node_id, payments.c.created_at)
+Index("ix_payments_gateway_id_created_at", payments.c.gateway_id, payments.c.created_at)
+Index("ix_payments_external_payment_id", payments.c.external_payment_id)
+
+# Every state change of a payment, who or what made it, and the gateway event behind it: its history.
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("actor", String(40), nullable=False),  # "user:3", "api_key:2", "cli", "stripe"
+    Column("gateway_event_id", String(100), nullable=True),
+    Column("detail", String(400), nullable=True),
+)
+Index("ix_payment_events_payment_id", payment_events.c.payment_id)
+
+# Every verified webhook event, recorded once, in the transaction that acts on it: a redelivery, or the
+# same event at the same moment in another process, finds the row and changes nothing.
+gateway_events = Table(
+    "gateway_events",
+    metadata,
+    Column("gateway_id", Id, ForeignKey("payment_gateways.id"), primary_key=True),
+    Column("event_id", String(100), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+# Money given back on a payment: asked from Tollway (reserved first, then sent to the gateway) or made at
+# the gateway and learned from its webhook.
+payment_refunds = Table(
+    "payment_refunds",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=False),
+    Column("key", String(80), nullable=False),  # the idempotency key: a request id, or the gateway total it records
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("external_id", String(100), nullable=True),  # the gateway's refund id
+    Column("transfer_id", String(128), nullable=True),
+    Column("reason", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("payment_id", "key"),
+    CheckConstraint("state IN ('pending', 'succeeded', 'failed', 'refused')", name="state"),
+    CheckConstraint("origin IN ('tollway', 'gateway')", name="origin"),
+    CheckConstraint("amount_micros > 0", name="amount_positive"),
+)
+Index("ix_payment_refunds_payment_id", payment_refunds.c.payment_id)
+
+# A seller's identity on its receipts and invoices, set by the seller, and its invoice counter: a number is
+# taken in the transaction that issues the invoice, so a rollback gives it back and numbers have no gaps.
+billing_profiles = Table(
+    "billing_profiles",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),
+    Column("legal_name", String(200), nullable=False),
+    Column("address", String(400), nullable=False),
+    Column("tax_id", String(64), nullable=False),
+    Column("tax_rate_ppm", Integer, nullable=False),  # included in the prices: 20 % = 200000
+    Column("invoice_prefix", String(16), nullable=False),
+    Column("next_invoice_number", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("tax_rate_ppm BETWEEN 0 AND 1000000", name="tax_rate_in_range"),
+    CheckConstraint("next_invoice_number >= 1", name="next_number_positive"),
+)
+
+# Issued invoices: immutable once issued, their content kept as issued (JSON) so they render the same forever.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("seller_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("label", String(40), nullable=False),  # the prefix and the number, as printed
+    Column("customer_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_micros", BigInteger, nullable=False),
+    Column("tax_micros", BigInteger, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    UniqueConstraint("seller_id", "number"),
+    UniqueConstraint("customer_id", "period_start"),
+)
+Index("ix_invoices_seller_id_period_start", invoices.c.seller_id, invoices.c.period_start)
+
 # UC/PBX organizations (tollway/organizations): a pbx client's settings; its users are client nodes of type
 # 'user' below it, each with its role and spending caps here; their extensions carry SIP credentials.
 organizations = Table(
@@ -601,3 +770,32 @@ login_throttles = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 Index("ix_sessions_user_id", sessions.c.user_id)  # a user's other sessions, closed when its password changes
+
+# -- the portal: each reseller's brand and host names --------------------------------------------------
+
+brands = Table(
+    "brands",
+    metadata,
+    Column("node_id", Id, ForeignKey("nodes.id"), primary_key=True),  # the name is nodes.brand_name
+    Column("colour_primary", String(7), nullable=True),  # '#1f4e79': the header, buttons, links
+    Column("colour_accent", String(7), nullable=True),  # '#e8f0f8': highlights behind dark text
+    Column("support_email", String(254), nullable=True),
+    Column("support_phone", String(40), nullable=True),
+    Column("support_url", String(300), nullable=True),
+    Column("customer_language", String(8), nullable=True),  # default language of its portal and new clients
+    Column("logo", LargeBinary, nullable=True),  # PNG, JPEG or WebP, checked by its first bytes
+    Column("logo_type", String(16), nullable=True),
+    Column("logo_digest", String(64), nullable=True),  # SHA-256 of the logo: its address, cached for ever
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("(logo IS NULL) = (logo_digest IS NULL)", name="logo_with_digest"),
+)
+Index("ix_brands_logo_digest", brands.c.logo_digest)
+
+brand_hosts = Table(
+    "brand_hosts",
+    metadata,
+    Column("host", String(253), primary_key=True),  # lower case, no port: what the Host header names
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_brand_hosts_node_id", brand_hosts.c.node_id)

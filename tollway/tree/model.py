@@ -233,6 +233,19 @@ def check_time_zone(time_zone: str) -> str:
     return time_zone
 
 
+PHONE_PATTERN = re.compile(r"^\+[1-9][0-9]{6,14}\Z")  # E.164: a country code, at most 15 digits
+PHONE_SEPARATORS = " -.()/"
+
+
+def check_phone(phone: str) -> str:
+    """A contact number in international form; spaces, dashes, dots and brackets are dropped:
+    '+1 (212) 555-0100' is stored as '+12125550100'."""
+    number = "".join(c for c in phone if c not in PHONE_SEPARATORS)
+    if not PHONE_PATTERN.match(number):
+        raise Refusal("phone_invalid", f"{phone!r} is not a phone number in international form, such as +12125550100")
+    return number
+
+
 def check_credit_limit(credit_limit_micros: int) -> int:
     if not 0 <= credit_limit_micros <= AMOUNT_MICROS_MAX:
         raise Refusal("credit_limit_invalid", "a credit limit is zero (prepaid) or a positive amount")
@@ -271,6 +284,8 @@ class Node:
     concurrent_calls_limit: int | None
     managed_by_agent_id: int | None
     max_call_seconds: int | None = None  # the longest call an account may make; None: no own limit
+    email: str | None = None  # contact address (the account's notices go there)
+    phone: str | None = None  # contact number, E.164
 
     @property
     def ancestor_ids(self) -> list[int]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Any
 
+from babel import localedata
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
@@ -19,11 +22,13 @@ from tollway.access.model import (
     node_creation_needs,
     scope_of,
 )
+from tollway.branding import store as brand_store
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose
 from tollway.money import check_currency
+from tollway.notifications.model import check_email
 from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import store as tree_store
@@ -38,7 +43,7 @@ class NewNode:
     login: str
     name: str
     currency: str | None = None  # default: the owner's
-    language: str | None = None  # default: the owner's
+    language: str | None = None  # default: the owner's default for its customers, else its own
     time_zone: str | None = None  # default: the owner's
     credit_limit_micros: int = 0
     grants: Grants | None = None  # resellers only; default: the owner's
@@ -157,7 +162,10 @@ def create_node_in(
         login=model.check_login(new.login),
         name=model.check_name(new.name),
         currency=check_currency(new.currency or owner.currency),
-        language=model.check_language(new.language or owner.language),
+        # The owner's default for its customers (its brand's), else its own language.
+        language=check_known_language(
+            new.language or brand_store.customer_language(connection, owner.id) or owner.language
+        ),
         time_zone=model.check_time_zone(new.time_zone or owner.time_zone),
         grants=grants,
         clients_limit=model.check_limit("clients_limit", new.clients_limit),
@@ -372,3 +380,65 @@ def get_node(database: Database, principal: Principal | None, *, login: str) -> 
         node = require_node(connection, login)
     authorize(principal, Action.NODE_READ, node)
     return node
+
+
+def check_known_language(language: str) -> str:
+    """A language code Tollway knows the names, numbers and dates of (Babel's locales: 'en', 'pt_BR')."""
+    if not localedata.exists(model.check_language(language)):
+        raise Refusal("language_invalid", f"{language!r} is not a language Tollway knows, such as 'en' or 'pt_BR'")
+    return language
+
+
+class Keep(Enum):
+    """A field a caller leaves as it is (``None`` clears a field that may be empty)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def edit_node(
+    database: Database,
+    *,
+    login: str,
+    principal: Principal | None = None,
+    name: str | Keep = KEEP,
+    language: str | Keep = KEEP,
+    time_zone: str | Keep = KEEP,
+    email: str | Keep | None = KEEP,
+    phone: str | Keep | None = KEEP,
+) -> Node:
+    """Change a node's name, language, time zone, contact email or phone (``node:edit``: its owners, its
+    agent, and the node itself). Only the fields given change; ``None`` clears the email or the phone.
+    Each change is checked (a known language, an IANA time zone, an address, an E.164 number) and audited."""
+    wanted: dict[str, Any] = {
+        "name": name if name is KEEP else model.check_name(name),
+        "language": language if language is KEEP else check_known_language(language),
+        "time_zone": time_zone if time_zone is KEEP else model.check_time_zone(time_zone),
+        "email": email if email in (KEEP, None) else check_email(str(email)),
+        "phone": phone if phone in (KEEP, None) else model.check_phone(str(phone)),
+    }
+    now = utc_now()
+
+    def use_case(connection: Connection) -> Node:
+        node = require_node(connection, login, lock=True)
+        authorize(principal, Action.NODE_EDIT, node)
+        changes = {field: value for field, value in wanted.items() if value is not KEEP}
+        before = {field: getattr(node, field) for field in changes}
+        if not changes or before == changes:
+            return node
+        tree_store.update_node(connection, node.id, now=now, **changes)
+        audit(
+            connection,
+            principal,
+            action="node.edit",
+            target_type="node",
+            target_id=node.login,
+            node=node,
+            before=before,
+            after=changes,
+        )
+        return require_node(connection, login)
+
+    return database.run(use_case)

@@ -52,6 +52,8 @@ def _node(row: Row[Any]) -> Node:
         concurrent_calls_limit=row.concurrent_calls_limit,
         managed_by_agent_id=row.managed_by_agent_id,
         max_call_seconds=row.max_call_seconds,
+        email=row.email,
+        phone=row.phone,
     )
 
 

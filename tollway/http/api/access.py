@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from tollway.access import second_factor
 from tollway.access import service as access
+from tollway.errors import Refusal
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
@@ -16,6 +18,9 @@ from tollway.http.api.schemas import (
     BeforeId,
     LoginsOut,
     PageSize,
+    PasswordChangeIn,
+    PasswordChangeOut,
+    PasswordResetOut,
     SessionIn,
     SessionOut,
     UserIn,
@@ -32,6 +37,11 @@ def open_session(body: SessionIn, request: Request, response: Response, database
     principal = access.login_with_password(
         database, login=body.login, password=body.password, address=client_address(request)
     )
+    if principal.user_id is not None and second_factor.required(database, user_id=principal.user_id):
+        sealer = request.app.state.sealer
+        if body.code is None or sealer is None:
+            raise Refusal("second_factor_required", "this login has two-step verification: send its code too")
+        principal = second_factor.verify(database, user_id=principal.user_id, code=body.code, sealer=sealer)
     session = access.open_session(database, principal)
     response.set_cookie(
         SESSION_COOKIE,
@@ -128,3 +138,26 @@ def read_audit(
         )
         for e in entries
     ]
+
+
+@router.put(
+    "/users/{login}/password", summary="Change your own password (the current one needed); ends your other sessions"
+)
+def change_password(
+    login: str, body: PasswordChangeIn, request: Request, database: DatabaseDep, principal: PrincipalDep
+) -> PasswordChangeOut:
+    closed = access.change_password(
+        database,
+        principal,
+        login=login,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_session_token=request.cookies.get(SESSION_COOKIE),
+        address=client_address(request),
+    )
+    return PasswordChangeOut(sessions_closed=closed)
+
+
+@router.post("/users/{login}/password-reset", summary="Give a user below you a new password: shown once")
+def reset_password(login: str, database: DatabaseDep, principal: PrincipalDep) -> PasswordResetOut:
+    return PasswordResetOut(login=login, password=access.reset_password(database, principal, login=login))

@@ -114,8 +114,12 @@ class CallOut(Reply):
     answered_at: str | None
     grant_expires_at: str | None
     ended_at: str | None
-    duration_seconds: int | None
-    overshoot_seconds: int
+    duration_seconds: int | None = Field(description="the seconds charged")
+    reported_duration_seconds: int | None = Field(default=None, description="the seconds the switch reported")
+    overshoot_seconds: int = Field(description="reported seconds past the grant")
+    overshoot_reason: Literal["beyond_grant", "beyond_wall_clock"] | None = Field(
+        default=None, description="why the reported duration was not believed and at most the grant was charged"
+    )
     end_reason: str | None
     disconnect: str | None
     charges: list[ChargeOut] | None = None
@@ -167,9 +171,14 @@ def update(
 
 
 @router.post("/{call_id}/end", summary="The call ended: charge every level and write the call record")
-def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
+def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> CallOut:
     view = calls.end_call(
-        database, call_id, duration_seconds=body.duration_seconds, reason=body.reason, principal=principal
+        database,
+        call_id,
+        duration_seconds=body.duration_seconds,
+        reason=body.reason,
+        principal=principal,
+        settings=settings,
     )
     return _out(view)
 

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Query
 
 from tollway.access.model import limited_view, place_of
 from tollway.agents import service as agents
+from tollway.errors import Refusal
 from tollway.http.api.schemas import (
     PAGE_SIZE_DEFAULT,
     AfterId,
+    NodeEditIn,
     NodeGrantsIn,
     NodeIn,
     NodeLimitsIn,
@@ -93,3 +95,16 @@ def set_limits(login: str, body: NodeLimitsIn, database: DatabaseDep, principal:
 def set_grants(login: str, body: NodeGrantsIn, database: DatabaseDep, principal: PrincipalDep) -> NodeOut:
     grants = Grants(frozenset(body.client_types), frozenset(body.features))
     return NodeOut.of(tree.set_grants(database, login=login, grants=grants, principal=principal))
+
+
+@router.patch("/{login}", summary="Change a node's name, language, time zone, contact email or phone")
+def edit_node(login: str, body: NodeEditIn, database: DatabaseDep, principal: PrincipalDep) -> NodeOut:
+    sent = body.model_fields_set
+    for required in ("name", "language", "time_zone"):
+        if required in sent and getattr(body, required) is None:
+            raise Refusal(
+                f"{required}_invalid", f"a node always has a {required.replace('_', ' ')}: it cannot be cleared"
+            )
+    changes = {field: getattr(body, field) for field in sent}
+    node = tree.edit_node(database, login=login, principal=principal, **changes)
+    return NodeOut.of(node, limited=limited_view(principal, place_of(node)))

@@ -10,13 +10,16 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from tollway.config import Settings as AppSettings
+from tollway.errors import Refusal
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, PositiveAmount, Reply, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, PositiveAmount, Problem, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_decimal, to_micros
+from tollway.organizations import imports
 from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import ExtensionView, NewExtension, NewUser, OrganizationView, UserView
@@ -321,3 +324,40 @@ def rotate_secret(
 def delete_extension(login: str, number: str, database: DatabaseDep, principal: PrincipalDep) -> Response:
     organizations.delete_extension(database, organization=login, number=number, principal=principal)
     return Response(status_code=204)
+
+
+class ImportOut(Reply):
+    imported: int
+    extensions: list[ExtensionSecretOut] = Field(description="each with its secret: shown in this answer only")
+
+
+@router.post(
+    "/organizations/{login}/imports",
+    status_code=201,
+    summary="Import VoipPanel 2.5 extension accounts from CSV: each line a user with one extension (all or nothing)",
+    responses={413: {"model": Problem, "description": "the file is larger than 2 MiB"}},
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def import_extension_accounts(
+    login: str, request: Request, database: DatabaseDep, principal: PrincipalDep
+) -> ImportOut:
+    body = bytearray()
+    async for chunk in request.stream():  # only now, the caller authenticated: bounded by RequestBodyLimits
+        body += chunk
+    try:
+        text = bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Refusal("import_not_utf8", "an import is a CSV file in UTF-8") from None
+    try:
+        imported = imports.import_extension_accounts(
+            database, organization=login, text=text, sealer=sealer_of(request), principal=principal
+        )
+    except imports.ImportRefused as refused:
+        return JSONResponse(  # type: ignore[return-value]
+            status_code=422,
+            content={"reason": refused.reason, "message": refused.message, "problems": refused.problems[:50]},
+        )
+    extensions = [
+        ExtensionSecretOut(**extension_out(item.extension).model_dump(), secret=item.secret) for item in imported
+    ]
+    return ImportOut(imported=len(extensions), extensions=extensions)

@@ -88,6 +88,8 @@ class NodeOut(BaseModel):
     concurrent_calls_limit: int | None = None
     max_call_seconds: int | None = None
     managed_by_agent_id: int | None = None
+    email: str | None = None
+    phone: str | None = None
     limited_view: bool = False
 
     @classmethod
@@ -114,6 +116,8 @@ class NodeOut(BaseModel):
             status=node.status,
             language=node.language,
             time_zone=node.time_zone,
+            email=node.email,
+            phone=node.phone,
             limited_view=limited,
             **full,
         )
@@ -234,6 +238,7 @@ class LoginsOut(BaseModel):
 class SessionIn(Strict):
     login: Login
     password: Annotated[str, Field(min_length=1, max_length=256)]
+    code: Annotated[str | None, Field(max_length=20, description="the authenticator's code, if two-step is on")] = None
 
 
 class SessionOut(BaseModel):
@@ -266,3 +271,28 @@ class AuditEntryOut(BaseModel):
     before: Any
     after: Any
     request_id: str | None
+
+
+class NodeEditIn(Strict):
+    """Only the fields sent change; ``null`` clears the email or the phone (a name, language or time zone
+    cannot be cleared)."""
+
+    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    language: Annotated[str | None, Field(max_length=8, examples=["pt_BR"])] = None
+    time_zone: Annotated[str | None, Field(max_length=64, examples=["America/Sao_Paulo"])] = None
+    email: Annotated[str | None, Field(min_length=3, max_length=254, examples=["alice@example.com"])] = None
+    phone: Annotated[str | None, Field(min_length=1, max_length=32, examples=["+1 212 555 0100"])] = None
+
+
+class PasswordChangeIn(Strict):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Annotated[str, Field(min_length=10, max_length=256)]
+
+
+class PasswordChangeOut(BaseModel):
+    sessions_closed: int = Field(description="the user's other sessions, closed now")
+
+
+class PasswordResetOut(BaseModel):
+    login: str
+    password: str = Field(description="the new password: shown this once, never again")

@@ -1,0 +1,295 @@
+"""The portal in a real browser: headless Chromium (Debian's) driven by Playwright, against the portal served
+by uvicorn on a free port, on SQLite and PostgreSQL. Every page visited is saved under var/screenshots/.
+
+One browser for the whole session, one server and one demo database per backend for this module; each test
+has its own browser context (its own cookies) and its own logins, so tests do not see each other's state.
+
+The world is the demo (tollway demo) with a login per role: root (the provider's admin), nc-admin (north-city,
+a reseller), ana (agent-ana, north-city's agent), alice and bob (north-city's retail clients), acme-user
+(an organization user of acme-pbx). north-city's portal is at north.localhost, bluewave-retail's at
+blue.localhost (Chromium sends every *.localhost to this machine); north-city shows "North Voice" in green.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Connection
+
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    PAGE_TIMEOUT_MS,
+    Camera,
+    require_chromium,
+    serious_violations,
+    served,
+)
+from tests.conftest import DemoTemplate
+from tollway.access import credentials
+from tollway.access import store as access_store
+from tollway.access.model import Role
+from tollway.branding import service as branding
+from tollway.branding.service import BrandChanges
+from tollway.calls import service as calls
+from tollway.clock import utc_now
+from tollway.errors import present
+from tollway.http.app import create_app
+from tollway.ledger.service import check
+from tollway.sealing import Sealer
+from tollway.store.database import Database
+from tollway.tree import service as tree
+from tollway.tree import store as tree_store
+from tollway.tree.model import ClientType, client
+
+PASSWORD = "correct horse battery"
+LOGINS = (
+    ("house", "root", Role.PROVIDER_ADMIN),
+    ("north-city", "nc-admin", Role.RESELLER_ADMIN),
+    ("agent-ana", "ana", Role.AGENT),
+    ("alice", "alice", Role.CLIENT),
+    ("bob", "bob", Role.CLIENT),
+    ("carol", "carol", Role.CLIENT),
+    ("acme-pbx", "acme-user", Role.ORGANIZATION_USER),
+    ("mallory", "mallory", Role.CLIENT),
+)
+HOSTILE_NAME = '<img src=x onerror="alert(1)">Evil & Co'
+
+
+@functools.cache
+def password_hash() -> str:
+    return credentials.hash_password(PASSWORD)
+
+
+def add_logins(database: Database) -> None:
+    def insert(connection: Connection) -> None:
+        for node, login, role in LOGINS:
+            node_id = present(tree_store.find_node(connection, node), node).id
+            access_store.insert_user(
+                connection, node_id=node_id, login=login, password_hash=password_hash(), role=role, now=utc_now()
+            )
+
+    database.run(insert)
+
+
+SWITCH_KEYS: dict[str, str] = {}  # the test switch's API key, by the portal's address
+
+
+def build_world(database: Database) -> str:
+    """The brands, logins and switch of these tests; answers the switch's API key."""
+    branding.set_brand(
+        database,
+        None,
+        login="north-city",
+        changes=BrandChanges(
+            name="North Voice", colour_primary="#0b5d1e", colour_accent="#e6f4ea", support_email="help@north.example"
+        ),
+    )
+    branding.set_hosts(database, None, login="north-city", hosts=["north.localhost"])
+    branding.set_brand(database, None, login="bluewave-retail", changes=BrandChanges(name="Blue Retail"))
+    branding.set_hosts(database, None, login="bluewave-retail", hosts=["blue.localhost"])
+    # A reseller whose name a hostile admin typed with HTML in it; mallory is its client.
+    tree.create_node(database, owner_login="north-metro", new=tree.NewNode(client(ClientType.RETAIL), "mallory", "M"))
+    branding.set_brand(database, None, login="north-metro", changes=BrandChanges(name=HOSTILE_NAME))
+    add_logins(database)
+    # north-city's own switch, trusted with durations (the test reports them without waiting them out).
+    _, key = calls.create_switch(database, name="north-switch", node_login="north-city", trusted_durations=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def switch_key(portal: str) -> str:
+    return SWITCH_KEYS[portal]
+
+
+@pytest.fixture(scope="module")
+def portal(demo_template: DemoTemplate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The portal served for real on this backend's copy of the demo, for every test of the module."""
+    require_chromium()
+    database = demo_template.fresh(tmp_path_factory.mktemp("portal-browser"))
+    key = build_world(database)
+    app = create_app(database, cookie_secure=False, sealer=Sealer(Sealer.new_key()))
+    with served(app) as base_url:
+        SWITCH_KEYS[base_url] = key
+        yield base_url
+    report = check(database)
+    database.dispose()
+    demo_template.drop_copies()
+    assert report.ok, "ledger check failed after the browser tests:\n" + "\n".join(report.problems)
+
+
+@pytest.fixture
+def camera(request: pytest.FixtureRequest) -> Camera:
+    return Camera(request.node.name)
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, locale="en-US")  # a phone's width
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def log_in(page: Any, camera: Camera, base_url: str, login: str) -> None:
+    page.goto(f"{base_url}/")
+    camera.shoot(page, f"login page for {login}")
+    page.get_by_label("Login").fill(login)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    camera.shoot(page, f"{login} home")
+
+
+@pytest.mark.parametrize(
+    ("login", "heading"),
+    [
+        ("root", "Tollway Demo Telecom"),
+        ("nc-admin", "North City VoIP (L1)"),
+        ("ana", "Ana (agent)"),
+        ("alice", "My account"),
+        ("acme-user", "My account"),
+    ],
+)
+def test_each_role_logs_in_and_out(portal: str, browser_page: Any, camera: Camera, login: str, heading: str) -> None:
+    page = browser_page
+    log_in(page, camera, portal, login)
+    assert page.get_by_role("heading", level=1).inner_text() == heading
+    page.get_by_role("link", name="Settings").click()
+    camera.shoot(page, "settings")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{portal}/login")
+    camera.shoot(page, "logged out")
+    page.goto(f"{portal}/settings")
+    assert page.url.startswith(f"{portal}/login")
+
+
+def test_a_customer_switches_to_polish(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "bob")
+    assert page.locator("#available").inner_text() == "$10.00"
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Language of this portal").select_option("pl")
+    camera.shoot(page, "choosing polish")
+    page.get_by_role("button", name="Save the language").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "saved in polish")
+    assert page.get_by_role("status").inner_text() == "Język został zapisany."
+    page.get_by_role("link", name="Moje konto").click()
+    camera.shoot(page, "home in polish")
+    assert page.locator("html").get_attribute("lang") == "pl"
+    assert page.locator("#available").inner_text() == "10,00\xa0USD"
+
+
+def test_two_resellers_hosts_show_two_brands(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    port = portal.rsplit(":", 1)[1]
+    seen = {}
+    for host in ("north.localhost", "blue.localhost", "localhost"):
+        page.goto(f"http://{host}:{port}/login")
+        camera.shoot(page, f"login at {host}")
+        header = page.locator("header.top")
+        seen[host] = (page.get_by_role("heading", level=1).inner_text(), header.evaluate(_background))
+    assert seen["north.localhost"] == ("Log in to North Voice", "rgb(11, 93, 30)")
+    assert seen["blue.localhost"] == ("Log in to Blue Retail", "rgb(31, 78, 121)")
+    assert seen["localhost"][0] == "Log in to Tollway Demo Telecom"
+
+
+_background = "element => getComputedStyle(element).backgroundColor"
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "alice")
+    page.goto(f"{portal}/settings")
+    page.locator("form[action='/settings/language'] input[name=csrf_token]").evaluate("input => input.remove()")
+    page.get_by_label("Language of this portal").select_option("es")
+    page.get_by_role("button", name="Save the language").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "refused")
+    assert page.get_by_role("heading", level=1).inner_text() == "Refused"
+    assert "This form has expired" in page.locator("main").inner_text()
+    page.goto(f"{portal}/")
+    assert page.locator("html").get_attribute("lang") == "en"  # nothing changed
+
+
+def test_user_text_with_html_in_it_is_shown_escaped(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, camera, portal, "mallory")
+    assert page.locator(".brand-name").inner_text() == HOSTILE_NAME
+    assert page.locator("header img").count() == 0 and dialogs == []
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/calls", "/payments", "/statement", "/settings"])
+def test_the_customer_pages_have_no_serious_accessibility_violation(
+    portal: str, browser_page: Any, camera: Camera, path: str
+) -> None:
+    page = browser_page
+    if path != "/login":
+        log_in(page, camera, portal, "carol")
+    page.goto(f"{portal}{path}")
+    camera.shoot(page, f"scanned {path}")
+    assert serious_violations(page) == []
+
+
+def test_a_customer_sees_its_call_after_a_call_through_the_credit_control_api(
+    portal: str, switch_key: str, browser_page: Any, camera: Camera
+) -> None:
+    call = {"call_id": "portal-call-1@north", "account": "alice", "callee": "+44 20 7946 0000", "answered": True}
+    with httpx.Client(base_url=f"{portal}/api/v1/calls", headers={"authorization": f"Bearer {switch_key}"}) as switch:
+        assert switch.post("/authorize", json=call).json()["status"] == "authorized"
+        ended = switch.post("/portal-call-1@north/end", json={"duration_seconds": 61})
+    assert ended.status_code == 200, ended.text
+    alice_line = next(line for line in ended.json()["charges"] if line["account"] == "alice")
+    cost = Decimal(alice_line["amount_micros"]) / 1_000_000
+
+    page = browser_page
+    log_in(page, camera, portal, "alice")
+    page.get_by_role("link", name="Calls", exact=True).click()
+    camera.shoot(page, "calls")
+    row = page.get_by_role("row").filter(has_text="+44 20 7946 0000")
+    assert "1:01" in row.inner_text() and "Ended" in row.inner_text()
+    row.get_by_role("link").click()
+    camera.shoot(page, "the call")
+    assert page.get_by_role("heading", level=1).inner_text() == "Call to +44 20 7946 0000"
+    shown = page.locator("#cost").inner_text()
+    assert shown == f"${cost.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+    main = page.locator("main").inner_text()
+    for upstream in ("atlas", "Atlas", "house"):  # never what the levels above paid, nor who they are
+        assert upstream not in main
+    page.get_by_role("link", name="Statement").click()
+    camera.shoot(page, "statement")
+    assert "1 call" in page.locator("#calls").locator("xpath=..").inner_text()
+    page.emulate_media(media="print")
+    camera.shoot(page, "statement as printed")
+    assert page.locator("nav.menu").is_hidden() and page.locator("form.actions").is_hidden()
+    page.emulate_media(media="screen")
+
+    # carol, a client of another reseller, finds nothing there: as for a call that does not exist.
+    carol = page.context.browser.new_context()
+    other = carol.new_page()
+    log_in(other, camera, portal, "carol")
+    answer = other.goto(f"{portal}/calls/portal-call-1@north")
+    camera.shoot(other, "carol at alice's call")
+    assert answer is not None and answer.status == 404
+    assert other.get_by_role("heading", level=1).inner_text() == "Not found"
+    carol.close()

@@ -1,0 +1,20 @@
+"""The portal's pages, one module per noun. To add a page: see docs/portal.md, "How to add a page".
+
+Each module has a ``router`` (FastAPI routes returning ``render(...)``) and may have ``NAVIGATION`` (its
+menu entries, per role). List the module in ``PAGES``: its routes are served, with the CSRF check on every
+POST, and its menu entries shown to the roles they name.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from fastapi import APIRouter
+
+from tollway.portal.navigation import NavItem
+from tollway.portal.pages import auth, calls, home, money, settings
+
+PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings)
+
+ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
+NAVIGATION: tuple[NavItem, ...] = tuple(item for page in PAGES for item in getattr(page, "NAVIGATION", ()))
