@@ -117,7 +117,7 @@ def test_refusals_are_one_line_with_a_reason_and_exit_1(database: Database) -> N
             "bob",
             "--",
             "-10.01",
-        ): "error: transfer t-3 refused: insufficient funds (insufficient_funds)",
+        ): "error: bob needs 10.01 USD, 10.00 USD available (insufficient_funds)",
         ("node", "close", "north-city"): "error: 6 nodes below it are not closed (node_has_open_children)",
     }
     for args, message in cases.items():

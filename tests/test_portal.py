@@ -333,3 +333,22 @@ def test_money_pages_are_for_customers_only(world: Database) -> None:
     log_in(client, "nc-admin")
     assert client.get("/payments").status_code == 404
     assert client.get("/statement").status_code == 404
+
+
+def test_a_login_changes_its_password_and_its_other_sessions_end(world: Database) -> None:
+    here, elsewhere = browser(world), browser(world)
+    log_in(here, "alice")
+    log_in(elsewhere, "alice")
+    token = csrf_of(here.get("/settings"))
+    form = {"current_password": PASSWORD, "new_password": "a brand new secret", "csrf_token": token}
+    mismatch = here.post("/settings/password", data=form | {"new_password_again": "something else"})
+    assert mismatch.status_code == 422 and "The two new passwords are not the same." in mismatch.text
+    wrong = here.post(
+        "/settings/password", data=form | {"current_password": "not it", "new_password_again": "a brand new secret"}
+    )
+    assert "The current password is wrong." in wrong.text
+    done = here.post("/settings/password", data=form | {"new_password_again": "a brand new secret"})
+    assert "Your password is changed. Your other sessions are closed." in done.text
+    assert here.get("/", follow_redirects=False).status_code == 200  # this session stays
+    assert elsewhere.get("/", follow_redirects=False).status_code == 303  # the other one ended
+    assert log_in(browser(world), "alice", "a brand new secret").status_code == 303

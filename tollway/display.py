@@ -80,6 +80,11 @@ def format_money(micros: int, currency: str, language: str, rounding: Rounding =
     return format_currency(rounded(micros, currency, rounding), currency, locale=locale_for(language))
 
 
+def plain_amount(micros: int, currency: str, rounding: Rounding = Rounding.NEAREST) -> str:
+    """'24.60 USD', '1500 JPY': the currency's precision, written the same in every language (API messages)."""
+    return f"{rounded(micros, currency, rounding)} {currency}"
+
+
 def format_number(value: int | Decimal, language: str) -> str:
     return format_decimal(value, locale=locale_for(language))
 

@@ -31,14 +31,15 @@ from tollway.agents.model import (
     check_batch_size,
     deposit_requests,
 )
-from tollway.agents.service import acting_agent, agent_accounts, check_same_currency, terms_of
+from tollway.agents.service import acting_agent, agent_accounts, check_same_currency, deposit_breakdown, terms_of
 from tollway.balances.service import account_id
 from tollway.branding import store as brand_store
 from tollway.clock import utc_now
 from tollway.csvsafe import safe_row
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
-from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, TransferKind, TransferRequest
+from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Shortfall, TransferKind, TransferRequest
+from tollway.ledger.store import needs
 from tollway.money import to_decimal
 from tollway.store.bulk import insert_rows
 from tollway.store.database import Database
@@ -120,6 +121,8 @@ def create_batch(
         if not by_agent:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
             check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
         _check_owner_can_take(connection, owner, profile, count)
+        if agent is not None:
+            _check_agent_can_pay(connection, agent, count, initial_balance_micros)
 
         accounts = _draw_accounts(connection, profile, count)
         node_ids = _insert_nodes(connection, owner, profile, accounts, agent, now, progress)
@@ -226,6 +229,19 @@ def _check_owner_can_take(connection: Connection, owner: Node, profile: Customer
         tree_model.check_clients_limit(
             limited.clients_limit, tree_store.count_open_clients_below(connection, limited) + count - 1
         )
+
+
+def _check_agent_can_pay(connection: Connection, agent: Node, count: int, initial_balance_micros: int) -> None:
+    """The whole batch's cost to its agent, checked before anything is made, with the numbers it needs:
+    its money moves in several ledger batches, each of which alone would tell only its own part."""
+    terms = terms_of(connection, agent)
+    each = terms.account_fee_micros + (initial_balance_micros + terms.topup_fee_micros if initial_balance_micros else 0)
+    wallet_id = account_id(connection, agent, AccountPurpose.WALLET)
+    wallet = present(ledger_store.get_account(connection, wallet_id, lock=True), f"wallet of {agent.login}")
+    if count * each > wallet.available_micros:
+        shortfall = Shortfall(wallet_id, wallet.currency, count * each, wallet.available_micros)
+        breakdown = deposit_breakdown(initial_balance_micros, terms, wallet.currency, count=count, account_fees=True)
+        raise Refusal("insufficient_funds", f"{agent.login} needs {needs(shortfall, breakdown)}")
 
 
 def _draw_accounts(connection: Connection, profile: CustomerProfile, count: int) -> list[NewAccount]:

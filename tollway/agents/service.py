@@ -6,6 +6,7 @@ from the caller's id, so a retry is answered with the first result and charges n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -25,8 +26,9 @@ from tollway.agents.model import (
     commission_requests,
     deposit_requests,
 )
-from tollway.balances.service import account_id, audit_transfers, owner_request
+from tollway.balances.service import account_id, audit_transfers, execute_paid, owner_request
 from tollway.clock import utc_now
+from tollway.display import rounded
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose, Applied, TransferKind, TransferRequest
@@ -190,7 +192,11 @@ def create_node(database: Database, *, owner_login: str, new: NewNode, principal
                 login=node.login,
             )
             if requests:
-                _recorded(connection, principal, "agent.account_fee", agent, requests)
+                wallet = account_id(connection, agent, AccountPurpose.WALLET)
+                payers = {wallet: agent.login}
+                _recorded(
+                    connection, principal, "agent.account_fee", agent, requests, payers=payers, breakdown="account fee"
+                )
         return node
 
     return database.run(use_case)
@@ -245,15 +251,24 @@ def deposit(
         if client.managed_by_agent_id != agent.id:
             raise Refusal("client_not_managed", f"{client.login} is not a client of {agent.login}")
         check_same_currency(agent, client)
+        terms, paying = terms_of(connection, agent), agent_accounts(connection, agent)
         requests = deposit_requests(
             transfer_id=transfer_id,
             amount_micros=amount_micros,
-            terms=terms_of(connection, agent),
-            agent=agent_accounts(connection, agent),
+            terms=terms,
+            agent=paying,
             client_wallet=account_id(connection, client, AccountPurpose.WALLET),
             reference=f"deposit by {agent.login}",
         )
-        return _recorded(connection, principal, "agent.deposit", client, requests)
+        return _recorded(
+            connection,
+            principal,
+            "agent.deposit",
+            client,
+            requests,
+            payers={paying.wallet: agent.login},
+            breakdown=deposit_breakdown(amount_micros, terms, agent.currency),
+        )
 
     return database.run(use_case)
 
@@ -340,7 +355,8 @@ def withdraw_commission(
             kind=TransferKind.COMMISSION,
             reference="commission to wallet",
         )
-        return _recorded(connection, principal, "agent.commission_withdraw", agent, [request])
+        payers = {commission: f"{agent.login}'s commission"}
+        return _recorded(connection, principal, "agent.commission_withdraw", agent, [request], payers=payers)
 
     return database.run(use_case)
 
@@ -374,8 +390,32 @@ def commission_statement(
 
 
 def _recorded(
-    connection: Connection, principal: Principal | None, action: str, node: Node, requests: list[TransferRequest]
+    connection: Connection,
+    principal: Principal | None,
+    action: str,
+    node: Node,
+    requests: list[TransferRequest],
+    *,
+    payers: Mapping[int, str] | None = None,
+    breakdown: str | None = None,
 ) -> Applied:
-    return audit_transfers(
-        connection, principal, action, node, ledger_store.execute(connection, requests, now=utc_now())
-    )
+    """Record and audit the batch; refused for funds, the refusal names the payer and the numbers."""
+    applied = execute_paid(connection, requests, now=utc_now(), payers=payers or {}, breakdown=breakdown)
+    return audit_transfers(connection, principal, action, node, applied)
+
+
+def deposit_breakdown(
+    amount_micros: int, terms: AgentTerms, currency: str, *, count: int = 1, account_fees: bool = False
+) -> str | None:
+    """What deposits cost their agent, part by part, at the currency's precision: '24.10 + fee 0.50', or for
+    a batch '10 accounts x (5.00 + fee 0.50 + account fee 1.00)'; None when one amount is all there is."""
+    parts = []
+    if amount_micros:
+        parts.append(str(rounded(amount_micros, currency)))
+        if terms.topup_fee_micros:
+            parts.append(f"fee {rounded(terms.topup_fee_micros, currency)}")
+    if account_fees and terms.account_fee_micros:
+        parts.append(f"account fee {rounded(terms.account_fee_micros, currency)}")
+    if count == 1:
+        return " + ".join(parts) if len(parts) > 1 else None
+    return f"{count} accounts x ({' + '.join(parts)})" if parts else None

@@ -8,6 +8,7 @@ recording the rate used, so every currency still balances on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from tollway.ledger.model import (
     TransferKind,
     TransferRequest,
 )
+from tollway.ledger.store import FundsShort, needs
 from tollway.money import convert_micros
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
@@ -100,6 +102,26 @@ def audit_transfers(
         ]
         audit(connection, principal, action=action, target_type="node", target_id=node.login, node=node, after=after)
     return applied
+
+
+def execute_paid(
+    connection: Connection,
+    requests: Sequence[TransferRequest],
+    *,
+    now: datetime,
+    payers: Mapping[int, str],
+    breakdown: str | None = None,
+) -> Applied:
+    """Record the batch; refused for funds, the refusal says who pays (``payers``: account id → what to
+    call it) and the numbers a person needs: 'agent-ana needs 24.60 USD (24.10 + fee 0.50), 24.50 USD
+    available'. ``breakdown`` explains the amount needed."""
+    try:
+        return ledger_store.execute(connection, requests, now=now)
+    except FundsShort as short:
+        payer = payers.get(short.shortfall.account_id)
+        if payer is None:
+            raise
+        raise Refusal("insufficient_funds", f"{payer} needs {needs(short.shortfall, breakdown)}") from None
 
 
 def _owner(connection: Connection, node: Node) -> Node:
@@ -188,9 +210,8 @@ def adjust(
             reference=reason,
             to_node=amount_micros > 0,
         )
-        return audit_transfers(
-            connection, principal, "money.adjust", node, ledger_store.execute(connection, [request], now=utc_now())
-        )
+        applied = execute_paid(connection, [request], now=utc_now(), payers={request.debit_account_id or 0: node.login})
+        return audit_transfers(connection, principal, "money.adjust", node, applied)
 
     return database.run(use_case)
 
@@ -220,9 +241,8 @@ def refund(
             reference=reason,
             to_node=False,
         )
-        return audit_transfers(
-            connection, principal, "money.refund", node, ledger_store.execute(connection, [request], now=utc_now())
-        )
+        applied = execute_paid(connection, [request], now=utc_now(), payers={request.debit_account_id or 0: node.login})
+        return audit_transfers(connection, principal, "money.refund", node, applied)
 
     return database.run(use_case)
 
@@ -285,9 +305,8 @@ def reverse(
             )
             for t in (found[i] for i in ids if i in found)
         ]
-        return audit_transfers(
-            connection, principal, "money.reverse", node, ledger_store.execute(connection, requests, now=utc_now())
-        )
+        applied = execute_paid(connection, requests, now=utc_now(), payers={wallet: node.login})
+        return audit_transfers(connection, principal, "money.reverse", node, applied)
 
     return database.run(use_case)
 
@@ -407,9 +426,8 @@ def move_between_wallets(
                 kind=kind,
                 reference=reference,
             )
-        return audit_transfers(
-            connection, principal, "money.move", source, ledger_store.execute(connection, requests, now=now)
-        )
+        applied = execute_paid(connection, requests, now=now, payers={source_wallet: source.login})
+        return audit_transfers(connection, principal, "money.move", source, applied)
 
     return database.run(use_case)
 

@@ -168,6 +168,34 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Shortfall:
+    """Why a batch was refused for funds: what it takes from one account, and what that account had."""
+
+    account_id: int
+    currency: str
+    needed_micros: int  # the batch's debits from the account, less its credits to it
+    available_micros: int  # before the batch: balance + credit limit - reserved
+
+
+def shortfall_of(
+    requests: Sequence[TransferRequest], accounts: Mapping[int, Account], failure: Failure
+) -> Shortfall | None:
+    """The shortfall behind an ``insufficient_funds`` failure, counted over the whole batch (a deposit
+    refused at its amount still needs its fee too); None for any other failure."""
+    if failure.error is not TransferError.INSUFFICIENT_FUNDS or failure.index >= len(requests):
+        return None
+    short = requests[failure.index].debit_account_id
+    if short is None or short not in accounts:
+        return None
+    moving = [r for r in requests if r.phase in (Phase.SINGLE, Phase.PENDING)]
+    needed = sum(r.amount_micros or 0 for r in moving if r.debit_account_id == short) - sum(
+        r.amount_micros or 0 for r in moving if r.credit_account_id == short
+    )
+    account = accounts[short]
+    return Shortfall(short, account.currency, needed, account.available_micros)
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     transfers: tuple[Transfer, ...]
     accounts: dict[int, Account] = field(default_factory=dict)  # new state of every touched account

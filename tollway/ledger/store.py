@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, update
 
+from tollway.display import Rounding, plain_amount
 from tollway.errors import Refusal, require
 from tollway.ledger.model import (
     Account,
@@ -23,11 +24,13 @@ from tollway.ledger.model import (
     PendingState,
     PendingView,
     Phase,
+    Shortfall,
     Transfer,
     TransferError,
     TransferKind,
     TransferRequest,
     apply_batch,
+    shortfall_of,
 )
 from tollway.store.bulk import insert_rows
 from tollway.store.schema import ledger_accounts, transfers
@@ -37,6 +40,23 @@ class TransferRefused(Refusal):
     def __init__(self, failure: Failure, request: TransferRequest) -> None:
         super().__init__(failure.reason, f"transfer {request.id} refused: {failure.reason.replace('_', ' ')}")
         self.failure = failure
+
+
+class FundsShort(TransferRefused):
+    """``insufficient_funds`` with the numbers a person needs; services name the payer (balances.paid_by)."""
+
+    def __init__(self, failure: Failure, request: TransferRequest, shortfall: Shortfall) -> None:
+        super().__init__(failure, request)
+        self.shortfall = shortfall
+        self.message = f"transfer {request.id} refused: needs {needs(shortfall)}"
+
+
+def needs(shortfall: Shortfall, breakdown: str | None = None) -> str:
+    """'24.60 USD (24.10 + fee 0.50), 24.50 USD available': what is needed rounded up at the currency's
+    precision, what is available rounded down (never shown more than it is)."""
+    needed = plain_amount(shortfall.needed_micros, shortfall.currency, Rounding.UP)
+    available = plain_amount(shortfall.available_micros, shortfall.currency, Rounding.DOWN)
+    return f"{needed}{f' ({breakdown})' if breakdown else ''}, {available} available"
 
 
 def _account(row: Row[Any]) -> Account:
@@ -200,7 +220,11 @@ def execute(
     existing = get_transfers(connection, (r.id for r in requests if r.id not in inserted))
     outcome = apply_batch(requests, accounts=accounts, pendings=views, existing=existing, now=now)
     if isinstance(outcome, Failure):
-        raise TransferRefused(outcome, requests[min(outcome.index, len(requests) - 1)])  # rolls back our rows
+        request = requests[min(outcome.index, len(requests) - 1)]
+        shortfall = shortfall_of(requests, accounts, outcome)
+        if shortfall is not None:
+            raise FundsShort(outcome, request, shortfall)  # rolls back our rows
+        raise TransferRefused(outcome, request)  # rolls back our rows
     require(outcome.already_existed and not inserted, "a batch with earlier ids was applied as new")
     return outcome
 

@@ -32,8 +32,10 @@ REFUSALS: dict[str, str] = {
     "field_invalid": N_("A field is too long or holds characters that are not allowed."),
     "text_contains_nul": N_("A field is too long or holds characters that are not allowed."),
     "password_mismatch": N_("The two new passwords are not the same."),
-    "password_too_short": N_("The new password is too short."),
-    "password_wrong": N_("The current password is wrong."),
+    "password_invalid": N_("A password has 10 to 256 characters."),
+    "current_password_wrong": N_("The current password is wrong."),
+    "password_unchanged": N_("The new password is the current one."),
+    "password_changed_meanwhile": N_("The password was changed meanwhile. Try again."),
     "request_invalid": N_("The request is not valid."),
     "forbidden": N_("You are not allowed to do this."),
 }

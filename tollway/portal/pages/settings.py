@@ -15,6 +15,7 @@ from tollway.access import service as access
 from tollway.access.model import Action
 from tollway.display import locale_for
 from tollway.errors import Refusal
+from tollway.http.client import client_address
 from tollway.http.errors import status_for
 from tollway.money import to_micros
 from tollway.notifications import service as notices
@@ -23,7 +24,16 @@ from tollway.portal import i18n
 from tollway.portal.i18n import N_
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
-from tollway.portal.web import CUSTOMER_ROLES, STAFF_ROLES, SignedInDep, StaffDep, Visitor, redirect, render
+from tollway.portal.web import (
+    CUSTOMER_ROLES,
+    SESSION_COOKIE,
+    STAFF_ROLES,
+    SignedInDep,
+    StaffDep,
+    Visitor,
+    redirect,
+    render,
+)
 
 router = APIRouter()
 NAVIGATION = (NavItem("/settings", N_("Settings"), CUSTOMER_ROLES | STAFF_ROLES, order=90),)
@@ -32,6 +42,7 @@ SAVED = {
     "notices": N_("Your low-balance warning is saved."),
     "second_factor_on": N_("Two-step verification is on."),
     "second_factor_off": N_("Two-step verification is off."),
+    "password": N_("Your password is changed. Your other sessions are closed."),
 }
 QR_SCALE = 4
 
@@ -137,3 +148,28 @@ def turn_off_second_factor(visitor: StaffDep, code: Annotated[str, Form(max_leng
     except Refusal as refusal:
         return _page(visitor, error=refusal)
     return redirect("/settings?saved=second_factor_off")
+
+
+@router.post("/settings/password")
+def change_password(
+    visitor: SignedInDep,
+    current_password: Annotated[str, Form(max_length=256)] = "",
+    new_password: Annotated[str, Form(max_length=256)] = "",
+    new_password_again: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """The login's own password; every other session of it is closed, this one kept."""
+    try:
+        if new_password != new_password_again:
+            raise Refusal("password_mismatch", "the two new passwords differ")
+        access.change_password(
+            visitor.database,
+            visitor.principal,
+            login=visitor.signed_in.login,
+            current_password=current_password,
+            new_password=new_password,
+            keep_session_token=visitor.request.cookies.get(SESSION_COOKIE),
+            address=client_address(visitor.request),
+        )
+    except Refusal as refusal:
+        return _page(visitor, error=refusal)
+    return redirect("/settings?saved=password")
