@@ -560,6 +560,18 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(200, 200, 404, 404, 404, 404),
         setup=north_city_organization,
     ),
+    # Wholesale trunks by address: trunk-one, north-city's wholesale client (not one agent-ana manages).
+    ("GET", "/api/v1/nodes/{login}/trunk-networks"): Row(
+        "/api/v1/nodes/trunk-one/trunk-networks", None, expect(200, 200, 404, 404, 404, 404)
+    ),
+    ("PUT", "/api/v1/nodes/{login}/trunk-networks"): Row(
+        "/api/v1/nodes/trunk-one/trunk-networks",
+        {"networks": ["198.51.100.0/24"]},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/sip/trunk"): Row(
+        "/api/v1/sip/trunk", {"address": "198.51.100.7"}, expect(200, 200, 200, 403, 403, 403)
+    ),
     # The SIP lookup is for switches (calls:control); an admin key holds it too. Outside its subtree: unknown.
     ("POST", "/api/v1/sip/lookup"): Row(
         "/api/v1/sip/lookup",

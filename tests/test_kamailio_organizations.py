@@ -44,9 +44,13 @@ from tollway.ledger.service import check
 from tollway.lines import service as lines
 from tollway.lines.model import FollowMeEntry
 from tollway.organizations import service as organizations
+from tollway.organizations import trunks
 from tollway.organizations.model import Caps, Wallet
 from tollway.organizations.service import NewExtension, NewUser
+from tollway.rating import service as rating
 from tollway.store.database import Database
+from tollway.tree import service as tree
+from tollway.tree.model import ClientType, client
 
 PHONES = "127.0.0.2"  # where the extensions' phones are: not in TRUSTED_NETWORK
 USERS = {"ann": ("101", "102", "103"), "ben": ("201", "202", "203")}
@@ -349,3 +353,43 @@ def test_an_extension_with_a_wrong_secret_or_another_organizations_name_cannot_c
     ]
     assert answers == ["403 Forbidden", "403 Forbidden"]
     assert rig.call_if_known("bad-1") is None and rig.call_if_known("bad-2") is None
+
+
+# -- wholesale trunks by address -----------------------------------------------------------------------
+
+
+def test_a_wholesale_trunk_is_recognised_by_the_address_its_calls_come_from(database: Database, rig: Rig) -> None:
+    build_organizations(database, organizations=())
+    tree.create_node(
+        database,
+        owner_login="north-city",
+        new=tree.NewNode(position=client(ClientType.WHOLESALE), login="carrier-x", name="Carrier X"),
+    )
+    rating.assign_tariff(database, login="carrier-x", tariff="north-city:retail")
+    balances.topup(database, login="carrier-x", amount_micros=micros("1"), transfer_id="carrier-x-1")
+    trunks.set_networks(database, login="carrier-x", networks=["127.0.0.3/32"])
+    rig.start()
+    argv = [rig.tools.sipp, "-sf", str(SCENARIOS / "uac_hangup.xml"), "-i", "127.0.0.3", "-nostdin", "-m", "1"]
+    argv += ["-p", str(free_port(socket.SOCK_DGRAM)), "-s", LANDLINE, "-key", "account", "anything", "-d", "3000"]
+    argv += ["-cid_str", "trunk-1", "-timeout", f"{CALL_SECONDS_MAX}s", "-timeout_error"]
+    argv += ["-trace_msg", "-message_file", str(rig.directory / "trunk-1.trace")]
+    argv += ["-trace_err", "-error_file", str(rig.directory / "trunk-1.errors")]
+    rig.programs.start("trunk-1", [*argv, f"127.0.0.1:{rig.sip_port}"])
+    trace = rig.finish("trunk-1")
+    call = rig.ended("trunk-1")
+    print(f"\na call from 127.0.0.3: {trace.final_answer()}, charged to {call['account']}: {charges(call)}")
+
+    # No digest asked: the address is carrier-x's, whatever its From says, and carrier-x pays.
+    assert trace.final_answer() == "200 OK"
+    assert call["account"] == "carrier-x"
+    duration = call["duration_seconds"]
+    assert duration in (2, 3, 4)
+    expected = LANDLINE_CHARGES[duration]
+    assert charges(call) == {
+        "carrier-x": expected[0],
+        "north-city": expected[2],
+        "atlas-north": expected[3],
+        "atlas": expected[4],
+    }
+    assert micros("1") - balance(database, "carrier-x") == expected[0]
+    assert check(database).ok

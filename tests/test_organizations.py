@@ -9,7 +9,7 @@ import pytest
 from tests.organizations_world import SEALER, build_organizations, principal
 from tollway.access.model import Forbidden, Role
 from tollway.errors import NotFound, Refusal
-from tollway.organizations import imports, model, store
+from tollway.organizations import imports, model, store, trunks
 from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import NewExtension, NewUser
@@ -365,3 +365,45 @@ def test_an_import_with_bad_lines_names_each_one_and_imports_nothing(database: D
             database, organization="acme", text=IMPORT.replace("=eve", "eve"), sealer=SEALER
         )
     assert refused.value.problems[0].startswith("line 3: users_limit_reached")
+
+
+def test_a_trunks_networks_are_checked_never_overlap_another_trunks_and_name_one_account(database: Database) -> None:
+    build_organizations(database, organizations=())
+    for login in ("carrier-x", "carrier-y"):
+        tree.create_node(
+            database,
+            owner_login="north-city",
+            new=tree.NewNode(
+                position=tree.Position(NodeKind.CLIENT, client_type=ClientType.WHOLESALE), login=login, name=login
+            ),
+        )
+    assert trunks.set_networks(database, login="carrier-x", networks=["198.51.100.0/24", " 2001:db8::/48"]) == [
+        "198.51.100.0/24",
+        "2001:db8::/48",
+    ]
+    for networks, reason in (
+        (["198.51.100.128/25"], "network_taken"),  # inside carrier-x's
+        (["198.51.100.1/24"], "network_invalid"),  # host bits set
+        (["10.0.0.0/7"], "network_too_wide"),
+        (["192.0.2.0/24", "192.0.2.7"], "networks_overlap"),
+        (["not an address"], "network_invalid"),
+        ([f"192.0.2.{i}" for i in range(21)], "networks_too_many"),
+    ):
+        with refused(reason):
+            trunks.set_networks(database, login="carrier-y", networks=networks)
+    with refused("not_a_trunk"):
+        trunks.set_networks(database, login="alice", networks=["192.0.2.7"])
+    trunks.set_networks(database, login="carrier-y", networks=["192.0.2.7"])
+    assert trunks.trunk_for(database, address="198.51.100.200") == "carrier-x"
+    assert trunks.trunk_for(database, address="2001:db8::1") == "carrier-x"
+    assert trunks.trunk_for(database, address="192.0.2.7") == "carrier-y"
+    assert trunks.trunk_for(database, address="192.0.2.8") is None
+    assert trunks.trunk_for(database, address="not-an-ip") is None
+    # A switch of another reseller's subtree does not learn whose it is.
+    tree.create_node(
+        database,
+        owner_login="atlas-north",
+        new=tree.NewNode(position=tree.Position(NodeKind.RESELLER, level=1), login="other-l1", name="Other"),
+    )
+    other = principal(database, "other-l1", Role.RESELLER_ADMIN)
+    assert trunks.trunk_for(database, address="192.0.2.7", principal=other) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +25,12 @@ from tollway.store.schema import (
     organization_limits,
     organization_users,
     organizations,
+    trunk_addresses,
 )
 from tollway.tree.model import Status
 
 PAGE_SIZE_MAX = 500
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,3 +244,26 @@ def update_extension(connection: Connection, extension_id: int, *, now: datetime
 
 def delete_extension(connection: Connection, extension_id: int) -> None:
     connection.execute(delete(extensions).where(extensions.c.id == extension_id))
+
+
+# -- trunks -----------------------------------------------------------------------------------------
+
+
+def trunk_networks(connection: Connection) -> list[tuple[int, IPNetwork]]:
+    """Every trunk's networks, as (node id, network)."""
+    rows = connection.execute(select(trunk_addresses.c.node_id, trunk_addresses.c.network))
+    return [(row.node_id, ipaddress.ip_network(row.network)) for row in rows]
+
+
+def networks_of_trunk(connection: Connection, node_id: int) -> list[str]:
+    rows = connection.execute(
+        select(trunk_addresses.c.network).where(trunk_addresses.c.node_id == node_id).order_by(trunk_addresses.c.id)
+    )
+    return [row.network for row in rows]
+
+
+def replace_trunk_networks(connection: Connection, node_id: int, networks: Sequence[str], *, now: datetime) -> None:
+    connection.execute(delete(trunk_addresses).where(trunk_addresses.c.node_id == node_id))
+    if networks:
+        rows = [{"node_id": node_id, "network": network, "created_at": now} for network in networks]
+        connection.execute(insert(trunk_addresses), rows)

@@ -146,6 +146,8 @@ def create_node_in(
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
     grants = _grants_for(owner, new)
+    if new.position.kind is NodeKind.AGENT:
+        model.check_feature_granted(owner.grants, model.Feature.AGENTS)
     if new.position.client_type is ClientType.USER and not organization_user:
         raise Refusal("user_through_organization", "an organization's users are created through its organization")
     if new.position.kind is NodeKind.CLIENT and new.position.client_type is not ClientType.USER:

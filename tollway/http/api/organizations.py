@@ -19,7 +19,7 @@ from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, PageSize, PositiveAmount, Problem, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_decimal, to_micros
-from tollway.organizations import imports
+from tollway.organizations import imports, trunks
 from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import ExtensionView, NewExtension, NewUser, OrganizationView, UserView
@@ -361,3 +361,23 @@ async def import_extension_accounts(
         ExtensionSecretOut(**extension_out(item.extension).model_dump(), secret=item.secret) for item in imported
     ]
     return ImportOut(imported=len(extensions), extensions=extensions)
+
+
+class TrunkNetworksIO(Strict):
+    networks: Annotated[list[Annotated[str, Field(max_length=43)]], Field(max_length=20)] = Field(
+        examples=[["198.51.100.0/24", "192.0.2.7"]]
+    )
+
+
+@router.get("/nodes/{login}/trunk-networks", summary="The networks a wholesale trunk sends its calls from")
+def get_trunk_networks(login: str, database: DatabaseDep, principal: PrincipalDep) -> TrunkNetworksIO:
+    return TrunkNetworksIO(networks=trunks.get_networks(database, login=login, principal=principal))
+
+
+@router.put("/nodes/{login}/trunk-networks", summary="Replace the networks a wholesale trunk sends its calls from")
+def set_trunk_networks(
+    login: str, body: TrunkNetworksIO, database: DatabaseDep, principal: PrincipalDep
+) -> TrunkNetworksIO:
+    return TrunkNetworksIO(
+        networks=trunks.set_networks(database, login=login, networks=body.networks, principal=principal)
+    )

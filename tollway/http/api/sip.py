@@ -16,7 +16,7 @@ from tollway.access.model import Action, Forbidden
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
-from tollway.organizations import sip
+from tollway.organizations import sip, trunks
 
 router = APIRouter(prefix="/sip", tags=["sip"], responses=ERRORS)  # type: ignore[arg-type]
 
@@ -45,3 +45,20 @@ def lookup(body: LookupIn, database: DatabaseDep, principal: PrincipalDep) -> Lo
         raise Forbidden(Action.CALLS_CONTROL)
     found = sip.lookup(database, domain=body.domain, username=body.username, callee=body.callee, principal=principal)
     return LookupOut(**{field: getattr(found, field) for field in LookupOut.model_fields})
+
+
+class TrunkIn(Strict):
+    address: Annotated[str, Field(min_length=2, max_length=45, examples=["198.51.100.7"])]
+
+
+class TrunkOut(Reply):
+    status: str = Field(description="found, or unknown")
+    account: str = Field(description="the wholesale client whose networks hold the address")
+
+
+@router.post("/trunk", summary="Which wholesale trunk a call from this address is")
+def trunk(body: TrunkIn, database: DatabaseDep, principal: PrincipalDep) -> TrunkOut:
+    if Action.CALLS_CONTROL not in principal.actions:
+        raise Forbidden(Action.CALLS_CONTROL)
+    account = trunks.trunk_for(database, address=body.address, principal=principal)
+    return TrunkOut(status="unknown" if account is None else "found", account=account or "")
