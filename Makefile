@@ -2,11 +2,10 @@
 
 .PHONY: run test lint demo-db clean
 
-run:  ## install, create the SQLite database with demo data, serve on http://127.0.0.1:8080
+run:  ## install, create the SQLite database with demo data and logins (the demo checks the ledger), serve on http://127.0.0.1:8080
 	scripts/bootstrap
 	.venv/bin/tollway init
 	.venv/bin/tollway demo
-	.venv/bin/tollway ledger check
 	.venv/bin/tollway serve
 
 test:  ## install (with Kamailio, sipp, radclient and Chromium from Debian), lint, type-check, run every test on SQLite and PostgreSQL

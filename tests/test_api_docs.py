@@ -35,8 +35,8 @@ def references_of(html: str) -> list[str]:
 
 
 @pytest.fixture
-def client() -> TestClient:
-    return TestClient(create_app(Database("sqlite://")))
+def client(demo_database: Database) -> TestClient:
+    return TestClient(create_app(demo_database))  # the portal answers unknown paths for the provider's brand
 
 
 @pytest.mark.parametrize("page", DOCS_PAGES)

@@ -37,10 +37,10 @@ def test_commands_on_a_database_without_schema_say_to_run_init(tmp_path: Path) -
 
 
 def test_demo_then_ledger_check_then_tree(database: Database) -> None:
-    demo = tollway("demo", url=database.url)
+    demo = tollway("demo", "--dev", url=database.url)
     assert demo.returncode == 0, demo.stderr
-    assert demo.stdout.strip() == "demo data loaded"
-    assert tollway("demo", url=database.url).stdout.strip() == "demo data already loaded"
+    assert demo.stdout.startswith("demo data loaded\n")
+    assert tollway("demo", "--dev", url=database.url).stdout.startswith("demo data already loaded\n")
     check = tollway("ledger", "check", url=database.url)
     assert check.returncode == 0 and check.stdout.startswith("ledger ok:")
     tree = tollway("node", "tree", url=database.url)
@@ -50,7 +50,7 @@ def test_demo_then_ledger_check_then_tree(database: Database) -> None:
 
 
 def test_topup_is_idempotent_by_its_id(database: Database) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     first = tollway("balance", "topup", "alice", "4.75", "--id", "pay-2026-001", url=database.url)
     assert first.returncode == 0, first.stderr
     assert "topped up alice by 4.75" in first.stdout
@@ -60,7 +60,7 @@ def test_topup_is_idempotent_by_its_id(database: Database) -> None:
 
 
 def test_node_lifecycle_from_the_command_line(database: Database) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     created = tollway(
         "node",
         "create",
@@ -84,7 +84,7 @@ def test_node_lifecycle_from_the_command_line(database: Database) -> None:
 
 
 def test_refusals_are_one_line_with_a_reason_and_exit_1(database: Database) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     cases = {
         ("balance", "topup", "nobody", "5", "--id", "t-1"): "error: node nobody not found (node_not_found)",
         (
@@ -136,7 +136,7 @@ def test_bad_usage_exits_2_without_a_traceback(database: Database) -> None:
 def test_an_operator_makes_the_first_login_and_api_key_from_the_command_line(database: Database) -> None:
     from tollway.access import service as access
 
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     env = {**os.environ, "TOLLWAY_DATABASE_URL": database.url}
     made = subprocess.run(
         [TOLLWAY, "user", "create", "house", "ops", "--role", "provider_admin", "--password-stdin"],
@@ -176,7 +176,7 @@ def test_an_operator_makes_the_first_login_and_api_key_from_the_command_line(dat
 
 def test_text_with_a_nul_is_refused_with_a_clear_message(database: Database, tmp_path: Path) -> None:
     """argv cannot carry a NUL, but stdin, a terminal and files can: each is refused, naming where it was."""
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     env = {**os.environ, "TOLLWAY_DATABASE_URL": database.url, "COLUMNS": "200"}
     command = [TOLLWAY, "user", "create", "north-city", "nc-admin", "--role", "reseller_admin", "--password-stdin"]
     created = subprocess.run(

@@ -1,4 +1,4 @@
-"""The package tree reads like DESIGN.md: imports point inward, the domain has no I/O."""
+"""The package tree reads like docs/design.md: imports point inward, the domain has no I/O."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tollway"
-PURE_SHARED = {"tollway.errors", "tollway.money"}
-PURE_RATING = {f"tollway.rating.{m}" for m in ("cost", "rates", "tariff", "plans", "dialplan", "chain", "sheets")}
+PURE_SHARED = {"tollway.errors", "tollway.money", "tollway.csvsafe"}
+PURE_RATING = {
+    f"tollway.rating.{m}" for m in ("cost", "rates", "tariff", "plans", "dialplan", "chain", "sheets", "headers")
+}
 
 
 def module_name(path: Path) -> str:

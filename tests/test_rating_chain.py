@@ -248,7 +248,7 @@ def test_a_plan_takes_nothing_for_a_call_within_the_grace_period() -> None:
     assert (charge.billed_seconds, charge.plan_seconds, charge.amount_micros) == (0, 0, 0)
 
 
-# DESIGN.md section 3's worked examples, each as a one-level chain (price 0.06 per minute unless stated).
+# docs/design.md section 3's worked examples, each as a one-level chain (price 0.06 per minute unless stated).
 
 
 @pytest.mark.parametrize(

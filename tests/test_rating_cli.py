@@ -21,7 +21,7 @@ c5,alice,,1,442079460000,yesterday,60
 def test_batch_rating_writes_one_line_per_call_and_level_and_reports_bad_lines(
     database: Database, tmp_path: Path
 ) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     calls, rated = tmp_path / "calls.csv", tmp_path / "rated.csv"
     calls.write_text(CALLS)
     result = tollway("rate", str(calls), "-o", str(rated), url=database.url)
@@ -47,7 +47,7 @@ def test_batch_rating_writes_one_line_per_call_and_level_and_reports_bad_lines(
 
 
 def test_importing_a_bad_sheet_lists_every_bad_line_and_changes_nothing(database: Database, tmp_path: Path) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     assert tollway("tariff", "create", "north-city", "promo", "--resolution", "6", url=database.url).returncode == 0
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text("prefix,description,price\n44,UK,0.02\n33,France,0.018\n")
@@ -70,7 +70,7 @@ def test_importing_a_bad_sheet_lists_every_bad_line_and_changes_nothing(database
 
 
 def test_tariffs_and_plans_are_managed_from_the_command_line(database: Database) -> None:
-    assert tollway("demo", url=database.url).returncode == 0
+    assert tollway("demo", "--dev", url=database.url).returncode == 0
     created = tollway(
         "tariff",
         "create",

@@ -1,4 +1,4 @@
-"""The cost of a call and its inverse: DESIGN.md's worked examples, edge cases, and properties."""
+"""The cost of a call and its inverse: docs/design.md's worked examples, edge cases, and properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rules of the ownership tree (DESIGN.md section 1), without a database."""
+"""The rules of the ownership tree (docs/design.md section 1), without a database."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Who may see and change what: users, API keys, roles, the one authorization rule, the audit log."""
+"""Who may see and change what: users, API keys, roles, the one authorization rule, the audit log
+(docs/design.md section 9)."""

@@ -35,6 +35,7 @@ from tollway.agents.service import acting_agent, agent_accounts, check_same_curr
 from tollway.balances.service import account_id
 from tollway.branding import store as brand_store
 from tollway.clock import utc_now
+from tollway.csvsafe import safe_row
 from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Shortfall, TransferKind, TransferRequest
@@ -77,8 +78,8 @@ def to_csv(result: BatchResult) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["login", "password", "currency", "balance"])
     balance = str(to_decimal(result.initial_balance_micros))
-    for account in result.accounts:
-        writer.writerow([account.login, account.password, result.currency, balance])
+    for account in result.accounts:  # safe for spreadsheets; generated passwords are letters and digits
+        writer.writerow(safe_row([account.login, account.password, result.currency, balance]))
     return buffer.getvalue()
 
 

@@ -28,7 +28,10 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tollway.access import credentials
 from tollway.access import service as access
+from tollway.access import store as access_store
+from tollway.access.audit import audit
 from tollway.access.model import Action, Forbidden, Principal, Role, Scope, authorize, scope_of
 from tollway.balances.service import account_id
 from tollway.calls import store
@@ -1137,3 +1140,46 @@ def create_switch(
         )
     )
     return name, plaintext
+
+
+def rotate_switch_key(database: Database, *, name: str, principal: Principal | None = None) -> str:
+    """Give a switch a new API key with the old one's node and actions, and revoke the old one at once.
+
+    One transaction: the switch is never without a key, nor with two. The plaintext is shown this once.
+    """
+    new_key = credentials.new_api_key()
+    now = utc_now()
+
+    def use_case(connection: Connection) -> None:
+        old_key_id = store.switch_key_id(connection, name)
+        old = access_store.find_api_key(connection, old_key_id) if old_key_id else None
+        node = tree_store.get_node(connection, old.node_id) if old else None
+        if old is None or node is None:
+            raise NotFound("switch", name)
+        authorize(principal, Action.USER_MANAGE, node)
+        key = access_store.insert_api_key(
+            connection,
+            key_id=new_key.key_id,
+            secret_hash=new_key.secret_hash,
+            node_id=node.id,
+            role=old.role,
+            actions=old.actions,
+            name=old.name,
+            created_by=principal.label if principal else "cli",
+            now=now,
+        )
+        store.set_switch_api_key(connection, name=name, api_key_id=key.id)
+        access_store.revoke_api_key(connection, old.key_id, now=now)
+        audit(
+            connection,
+            principal,
+            action="switch.rotate_key",
+            target_type="api_key",
+            target_id=key.key_id,
+            node=node,
+            before={"key_id": old.key_id},
+            after={"key_id": key.key_id, "switch": name},
+        )
+
+    database.run(use_case)
+    return new_key.plaintext

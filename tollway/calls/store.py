@@ -390,6 +390,10 @@ def switch_key_id(connection: Connection, name: str) -> str | None:
     return None if row is None else str(row.key_id)
 
 
+def set_switch_api_key(connection: Connection, *, name: str, api_key_id: int) -> None:
+    connection.execute(update(switches).where(switches.c.name == name).values(api_key_id=api_key_id))
+
+
 def switch_trusts_durations(connection: Connection, switch_id: int | None) -> bool:
     """Whether the durations the switch reports are charged as they are, past the grant (a trusted switch)."""
     if switch_id is None:

@@ -8,13 +8,24 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tollway.agents import batch as batches
 from tollway.agents import service as agents
 from tollway.agents.model import AgentTerms, CustomerProfile, commission_ppm_of
 from tollway.balances import service as balances
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import (
+    Amount,
+    Cell,
+    FormatOption,
+    Listing,
+    amount,
+    database,
+    err,
+    fail,
+    one_line_errors,
+    out,
+    print_listing,
+)
 from tollway.clock import utc_now
 from tollway.money import format_amount, to_decimal
 
@@ -86,32 +97,26 @@ def agent_statement(
     agent: str,
     since: Annotated[datetime | None, typer.Option(help="Start (UTC); default: 30 days ago.")] = None,
     until: Annotated[datetime | None, typer.Option(help="End, excluded (UTC); default: now.")] = None,
+    output_format: FormatOption = None,
 ) -> None:
     """The commissions an agent earned in a period, deposit by deposit."""
     end = until or utc_now()
     start = since or end - timedelta(days=30)
     statement = agents.commission_statement(database(), agent_login=agent, since=start, until=end)
-    table = Table(
-        "when",
-        "client",
-        "deposit",
-        "commission",
-        title=f"{agent}: commission {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC",
-    )
-    for line in statement.lines:
-        table.add_row(
-            line.at[:19],
-            line.client,
-            format_amount(line.deposit_micros, statement.currency),
-            format_amount(line.commission_micros, statement.currency),
-        )
-    out.print(table)
     money = statement.currency
-    out.print(
+    rows: list[list[Cell]] = [
+        [line.at[:19], line.client, Amount(line.deposit_micros, money), Amount(line.commission_micros, money)]
+        for line in statement.lines
+    ]
+    totals = (
         f"deposits {format_amount(statement.deposits_micros, money)}, "
         f"accrued {format_amount(statement.accrued_micros, money)}, "
         f"withdrawn {format_amount(statement.withdrawn_micros, money)}, "
         f"commission account now {format_amount(statement.balance_micros, money)}"
+    )
+    title = f"{agent}: commission {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
+    print_listing(
+        Listing(("when", "client", "deposit", "commission"), rows, title=title, notes=[totals]), output_format
     )
 
 

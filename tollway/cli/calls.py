@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tollway.calls import keeper
 from tollway.calls import service as calls
 from tollway.calls.service import CallSettings
-from tollway.cli.common import database, err, one_line_errors, out
+from tollway.cli.common import Cell, FormatOption, Listing, database, err, one_line_errors, out, print_listing
 from tollway.config import Settings
 
 switch_app = typer.Typer(help="Switches that ask Tollway to authorize calls.", no_args_is_help=True)
@@ -43,27 +42,39 @@ def switch_create(
     out.print(plaintext, markup=False, highlight=False, soft_wrap=True)
 
 
+@switch_app.command("rotate-key")
+@one_line_errors
+def switch_rotate_key(name: Annotated[str, typer.Argument(help="The switch's name.")]) -> None:
+    """Give a switch a new API key and revoke its old one at once; the new key is printed once."""
+    plaintext = calls.rotate_switch_key(database(), name=name)
+    err.print(f"switch {name} has a new API key (the old one is revoked); store it now, it is not shown again:")
+    out.print(plaintext, markup=False, highlight=False, soft_wrap=True)
+
+
 @calls_app.command("list")
 @one_line_errors
 def calls_list(
     active: Annotated[bool, typer.Option("--active/--all", help="Only the calls up now.")] = True,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    output_format: FormatOption = None,
 ) -> None:
     """The calls up now (or all calls) with their grants."""
     page, _ = calls.list_calls(database(), active=active or None, limit=limit)
-    table = Table("call id", "account", "number", "status", "granted", "max", "expires", "disconnect")
-    for view in page:
-        table.add_row(
+    rows: list[list[Cell]] = [
+        [
             view["call_id"],
             view["account"],
-            view["number"] or "",
+            view["number"],
             view["status"],
-            str(view["grant_seconds"]),
-            str(view["max_seconds"]),
-            view["grant_expires_at"] or "",
-            view["disconnect"] or "",
-        )
-    out.print(table)
+            view["grant_seconds"],
+            view["max_seconds"],
+            view["grant_expires_at"],
+            view["disconnect"],
+        ]
+        for view in page
+    ]
+    headers = ("call id", "account", "number", "status", "granted", "max", "expires", "disconnect")
+    print_listing(Listing(headers, rows), output_format)
 
 
 @calls_app.command("keep")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from tollway import __version__
@@ -24,12 +25,28 @@ from tollway.cli import calls as calls_cli
 from tollway.cli import organizations as organizations_cli
 from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
+from tollway.cli import welcome
 from tollway.cli.brands import brand_app
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import (
+    Amount,
+    Cell,
+    FormatOption,
+    Listing,
+    OutputFormat,
+    amount,
+    database,
+    err,
+    fail,
+    one_line_errors,
+    out,
+    print_listing,
+    print_whole,
+)
 from tollway.cli.notices import notices_app
 from tollway.cli.shop import shop_app
 from tollway.config import Settings
 from tollway.demo import DEMO_NODES, load_demo
+from tollway.demo_logins import load_logins
 from tollway.errors import refuse_nul
 from tollway.ledger import service as ledger
 from tollway.ledger.exchange import list_rates
@@ -103,6 +120,7 @@ def serve(
     db = database()
     if not migrate.is_up_to_date(db):
         raise fail("the database schema is not current: run `tollway init` first", 2)
+    welcome.print_serve_banner(host or settings.http_host, port or settings.http_port)
     uvicorn.run(
         "tollway.http.main:app_factory",
         factory=True,
@@ -122,16 +140,28 @@ WORKER_START_SECONDS_MAX = 60
 
 @app.command()
 @one_line_errors
-def demo() -> None:
-    """Load demo data: a provider, resellers on every level, agents, clients and balances."""
+def demo(
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Load it into PostgreSQL too: this database is for development.")
+    ] = False,
+) -> None:
+    """Load demo data (a provider, resellers on every level, agents, clients, balances), a login per role with
+    its development-only password, and a switch with its API key."""
     db = database()
+    if db.engine.dialect.name == "postgresql" and not dev:
+        raise fail(
+            "the demo's logins have published passwords: load it into PostgreSQL only for development, "
+            "with `tollway demo --dev`",
+            2,
+        )
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("loading demo", total=len(DEMO_NODES))
         changed = load_demo(db, progress=lambda _login: progress.advance(task))
-    out.print("demo data loaded" if changed else "demo data already loaded")
     report = ledger.check(db)
     if not report.ok:
         raise fail("the ledger check failed after the demo: run `tollway ledger check`")
+    out.print("demo data loaded" if changed else "demo data already loaded")
+    welcome.print_demo_access(load_logins(db))
 
 
 @ledger_app.command("check")
@@ -248,40 +278,70 @@ def node_show(login: str) -> None:
     ]
     if node.position.kind is NodeKind.RESELLER:
         rows.append(("may sell", ", ".join(sorted(node.grants.client_types)) or "nothing"))
-        rows.append(("features", ", ".join(sorted(node.grants.features)) or "none"))
+        rows.append(("features", _features(node.grants.features)))
         rows.append(("clients limit", str(node.clients_limit) if node.clients_limit is not None else "none"))
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
 
 
+def _features(features: frozenset[model.Feature]) -> str:
+    """What a reseller may sell, the coming features marked as such."""
+    shown = [f"{f} (coming)" if f in model.FEATURES_COMING else str(f) for f in sorted(features)]
+    return ", ".join(shown) or "none"
+
+
 @node_app.command("tree")
 @one_line_errors
 def node_tree(
     login: Annotated[str | None, typer.Argument(help="Root of the view (default: the provider).")] = None,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", case_sensitive=False, help="table (the drawn tree, default), plain, csv or json."),
+    ] = None,
 ) -> None:
-    """Draw the tree below a node, with balances."""
+    """Draw the tree below a node, with balances (or list its nodes, one a line)."""
     db = database()
     with db.reading() as connection:
         root = tree.require_node(connection, login) if login else tree_store.find_provider(connection)
         if root is None:
             raise fail("there is no provider yet: run `tollway demo` or `tollway node create-provider`")
         nodes = tree_store.subtree(connection, root)
-        labels = {n.id: _label(n, balances.balance_of(connection, n)) for n in nodes}
+        money = {n.id: balances.balance_of(connection, n) for n in nodes}
+    truncated = (
+        [f"(first {tree_store.LIST_PAGE_SIZE_MAX} nodes shown)"] if len(nodes) == tree_store.LIST_PAGE_SIZE_MAX else []
+    )
+    if output_format not in (None, OutputFormat.TABLE):
+        logins = {n.id: n.login for n in nodes}
+        rows: list[list[Cell]] = [
+            [
+                n.login,
+                logins.get(n.parent_id or 0, ""),
+                str(n.position),
+                str(n.status),
+                None if money[n.id].unlimited else Amount(money[n.id].balance_micros, money[n.id].currency),
+            ]
+            for n in nodes
+        ]
+        print_listing(
+            Listing(("login", "owner", "position", "status", "balance"), rows, notes=truncated), output_format
+        )
+        return
+    labels = {n.id: _label(n, money[n.id]) for n in nodes}
     branches = {root.id: Tree(labels[root.id])}
     for node in nodes[1:] if nodes and nodes[0].id == root.id else nodes:
         parent = branches.get(node.parent_id or 0)
         if parent is not None:
             branches[node.id] = parent.add(labels[node.id])
-    out.print(branches[root.id])
-    if len(nodes) == tree_store.LIST_PAGE_SIZE_MAX:
-        out.print(f"(first {tree_store.LIST_PAGE_SIZE_MAX} nodes shown)")
+    print_whole(branches[root.id])
+    for note in truncated:
+        out.print(note)
 
 
-def _label(node: model.Node, balance: balances.Balance) -> str:
+def _label(node: model.Node, balance: balances.Balance) -> Text:
     money = "unlimited" if balance.unlimited else format_amount(balance.balance_micros, balance.currency)
     status = "" if node.status is Status.ACTIVE else f" [{node.status}]"
-    return f"{node.login} ({node.position}) {money}{status}"
+    return Text(f"{node.login} ({node.position}) {money}{status}")
 
 
 def _set_status(login: str, status: Status) -> None:
@@ -396,14 +456,14 @@ def rates_set(base: str, quote: str, rate: str) -> None:
 
 @rates_app.command("list")
 @one_line_errors
-def rates_list() -> None:
+def rates_list(output_format: FormatOption = None) -> None:
     """List exchange rates, newest first per pair."""
     with database().reading() as connection:
         rates = list_rates(connection)
-    table = Table("base", "quote", "rate", "valid from (UTC)")
-    for r in rates:
-        table.add_row(r.base_currency, r.quote_currency, str(r.rate), f"{r.valid_from:%Y-%m-%d %H:%M:%S}")
-    out.print(table)
+    rows: list[list[Cell]] = [
+        [r.base_currency, r.quote_currency, str(r.rate), f"{r.valid_from:%Y-%m-%d %H:%M:%S}"] for r in rates
+    ]
+    print_listing(Listing(("base", "quote", "rate", "valid from (UTC)"), rows), output_format)
 
 
 @user_app.command("create")

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tollway.cli.common import amount, database, one_line_errors, out
+from tollway.cli.common import Cell, FormatOption, Listing, amount, database, one_line_errors, out, print_listing
 from tollway.config import Settings
 from tollway.money import format_amount
 from tollway.notifications import service as notices
@@ -106,21 +106,25 @@ def notices_list(
     state: Annotated[EmailState | None, typer.Option(help="Only emails in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=EMAILS_PAGE_SIZE_MAX)] = 50,
     before_id: Annotated[int | None, typer.Option(min=1, help="Only emails older than this id.")] = None,
+    output_format: FormatOption = None,
 ) -> None:
     """The record of emails: what was sent, is due or failed, newest first."""
     emails = notices.list_emails(database(), None, login=node, state=state, limit=limit, before_id=before_id)
-    table = Table("id", "created (UTC)", "node", "to", "subject", "state", "attempts", "sent / next (UTC)", "error")
+    rows: list[list[Cell]] = []
     for e in emails:
         when = e.sent_at if e.state is EmailState.SENT else e.next_at
-        table.add_row(
-            str(e.id),
-            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-            Text(e.login or ""),
-            Text(e.recipient),
-            Text(e.subject),
-            str(e.state),
-            str(e.attempts),
-            f"{when:%Y-%m-%d %H:%M:%S}" if when else "",
-            Text(e.last_error or ""),
+        rows.append(
+            [
+                e.id,
+                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                e.login,
+                e.recipient,
+                e.subject,
+                str(e.state),
+                e.attempts,
+                f"{when:%Y-%m-%d %H:%M:%S}" if when else None,
+                e.last_error,
+            ]
         )
-    out.print(table)
+    headers = ("id", "created (UTC)", "node", "to", "subject", "state", "attempts", "sent / next (UTC)", "error")
+    print_listing(Listing(headers, rows), output_format)

@@ -10,9 +10,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import (
+    Amount,
+    Cell,
+    FormatOption,
+    Listing,
+    amount,
+    database,
+    err,
+    fail,
+    one_line_errors,
+    out,
+    print_listing,
+)
 from tollway.config import Settings
 from tollway.lines import service as lines
 from tollway.lines.model import FollowMeEntry
@@ -118,15 +129,19 @@ def add_user(
 
 @organization_app.command("users")
 @one_line_errors
-def list_users(organization: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 100) -> None:
+def list_users(
+    organization: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 100, output_format: FormatOption = None
+) -> None:
     """An organization's users and their extensions."""
-    table = Table("login", "name", "role", "status", "extensions", "daily cap", "monthly cap")
+    rows: list[list[Cell]] = []
     for user in organizations.list_users(database(), organization=organization, limit=limit):
-        caps = [str(c / 1_000_000) if c is not None else "" for c in (user.caps.day_micros, user.caps.month_micros)]
-        table.add_row(
-            user.node.login, user.node.name, str(user.role), str(user.node.status), " ".join(user.extensions), *caps
+        currency = user.node.currency
+        caps = [None if c is None else Amount(c, currency) for c in (user.caps.day_micros, user.caps.month_micros)]
+        rows.append(
+            [user.node.login, user.node.name, str(user.role), str(user.node.status), " ".join(user.extensions), *caps]
         )
-    out.print(table)
+    headers = ("login", "name", "role", "status", "extensions", "daily cap", "monthly cap")
+    print_listing(Listing(headers, rows), output_format)
 
 
 @organization_app.command("extension")
@@ -168,20 +183,24 @@ def disable(organization: str, number: str) -> None:
 
 @organization_app.command("extensions")
 @one_line_errors
-def list_extensions(organization: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+def list_extensions(
+    organization: str, user: Annotated[str | None, typer.Option()] = None, output_format: FormatOption = None
+) -> None:
     """An organization's extensions (or one user's), by number."""
-    table = Table("number", "user", "SIP username", "domain", "voicemail", "recording", "status")
-    for view in organizations.list_extensions(database(), organization=organization, user=user):
-        table.add_row(
+    rows: list[list[Cell]] = [
+        [
             view.number,
             view.user,
             view.sip_username,
             view.sip_domain,
             str(view.voicemail),
             str(view.recording),
-            view.status,
-        )
-    out.print(table)
+            str(view.status),
+        ]
+        for view in organizations.list_extensions(database(), organization=organization, user=user)
+    ]
+    headers = ("number", "user", "SIP username", "domain", "voicemail", "recording", "status")
+    print_listing(Listing(headers, rows), output_format)
 
 
 @organization_app.command("import")

@@ -11,9 +11,20 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import (
+    Amount,
+    Cell,
+    FormatOption,
+    Listing,
+    amount,
+    database,
+    err,
+    fail,
+    one_line_errors,
+    out,
+    print_listing,
+)
 from tollway.clock import utc_now
 from tollway.money import format_amount
 from tollway.rating import renewals, subscriptions
@@ -113,9 +124,9 @@ def tariff_delete(name: str) -> None:
 
 @tariff_app.command("list")
 @one_line_errors
-def tariff_list(owner: str) -> None:
+def tariff_list(owner: str, output_format: FormatOption = None) -> None:
     """The tariffs OWNER made."""
-    table = Table("tariff", "currency", "time zone", "defaults (min/res/grace)", "follows")
+    rows: list[list[Cell]] = []
     for tariff in rating.list_tariffs(database(), owner_login=owner, limit=500):
         d = tariff.defaults
         follows = ""
@@ -123,10 +134,17 @@ def tariff_list(owner: str) -> None:
             follows = (
                 f"x{tariff.derivation.multiplier} +{format_amount(tariff.derivation.addition_micros, tariff.currency)}"
             )
-        table.add_row(
-            tariff.name, tariff.currency, tariff.time_zone, f"{d.minimal_time}/{d.resolution}/{d.grace_period}", follows
+        rows.append(
+            [
+                tariff.name,
+                tariff.currency,
+                tariff.time_zone,
+                f"{d.minimal_time}/{d.resolution}/{d.grace_period}",
+                follows,
+            ]
         )
-    out.print(table)
+    headers = ("tariff", "currency", "time zone", "defaults (min/res/grace)", "follows")
+    print_listing(Listing(headers, rows), output_format)
 
 
 def _print_tariff(tariff: Tariff, rows: int | None) -> None:
@@ -224,6 +242,7 @@ def tariff_quote(
     number: str,
     duration: Annotated[int, typer.Option(min=0, help="Answered seconds.")] = 60,
     start: Annotated[datetime | None, typer.Option(help="Start instant (default: now, UTC).")] = None,
+    output_format: FormatOption = None,
 ) -> None:
     """What a call by LOGIN to NUMBER would cost at every level of its chain."""
     when = start or datetime.now(UTC)
@@ -234,20 +253,21 @@ def tariff_quote(
         start=when if when.tzinfo else when.replace(tzinfo=UTC),
         duration=duration,
     )
-    table = Table("account", "tariff", "prefix", "destination", "price/min", "billed s", "plan s", "amount")
-    for c in charges:
-        table.add_row(
+    rows: list[list[Cell]] = [
+        [
             c.account,
             c.tariff,
             c.prefix,
             c.description,
-            format_amount(c.price_micros, c.currency),
-            str(c.billed_seconds),
-            str(c.plan_seconds),
-            format_amount(c.amount_micros, c.currency),
-        )
-    out.print(f"{number} → {normalized}, {duration} s", markup=False)
-    out.print(table)
+            Amount(c.price_micros, c.currency),
+            c.billed_seconds,
+            c.plan_seconds,
+            Amount(c.amount_micros, c.currency),
+        ]
+        for c in charges
+    ]
+    headers = ("account", "tariff", "prefix", "destination", "price/min", "billed s", "plan s", "amount")
+    print_listing(Listing(headers, rows, title=f"{number} → {normalized}, {duration} s"), output_format)
 
 
 @tariff_app.command("dial-plan")
@@ -295,19 +315,20 @@ def plan_create(
 
 @plan_app.command("list")
 @one_line_errors
-def plan_list(owner: str) -> None:
+def plan_list(owner: str, output_format: FormatOption = None) -> None:
     """The plans OWNER made."""
-    table = Table("plan", "fee", "period", "included min", "destinations", "rollover")
-    for _, plan in subscriptions.list_plans(database(), owner_login=owner, limit=500):
-        table.add_row(
+    rows: list[list[Cell]] = [
+        [
             plan.name,
-            format_amount(plan.fee_micros, plan.currency),
+            Amount(plan.fee_micros, plan.currency),
             str(plan.period),
-            str(plan.included_seconds // 60),
+            plan.included_seconds // 60,
             " ".join(plan.prefixes) or "all",
             "yes" if plan.rollover else "no",
-        )
-    out.print(table)
+        ]
+        for _, plan in subscriptions.list_plans(database(), owner_login=owner, limit=500)
+    ]
+    print_listing(Listing(("plan", "fee", "period", "included min", "destinations", "rollover"), rows), output_format)
 
 
 @plan_app.command("assign")
@@ -359,18 +380,19 @@ def _print_renewals(done: list[renewals.Renewal], busy: int) -> None:
     for renewal in done:
         count, amount_micros = totals.get((renewal.outcome, renewal.currency), (0, 0))
         totals[(renewal.outcome, renewal.currency)] = (count + 1, amount_micros + renewal.amount_micros)
-    summary = Table("outcome", "periods", "fees")
+    summary: list[list[Cell]] = []
     for outcome in renewals.RenewalOutcome:
         for (kind, currency), (count, amount_micros) in sorted(totals.items()):
             if kind is outcome:
-                summary.add_row(str(outcome), str(count), format_amount(amount_micros, currency))
-    out.print(summary)
+                summary.append([str(outcome), count, Amount(amount_micros, currency)])
+    print_listing(Listing(("outcome", "periods", "fees"), summary), None)
     suspended = [renewal for renewal in done if renewal.outcome is renewals.RenewalOutcome.SUSPENDED]
     if suspended:
-        table = Table("suspended: plan unpaid", "plan", "fee")
-        for renewal in suspended[:SUSPENSIONS_SHOWN]:
-            table.add_row(renewal.login, renewal.plan, format_amount(renewal.amount_micros, renewal.currency))
-        out.print(table)
+        rows: list[list[Cell]] = [
+            [renewal.login, renewal.plan, Amount(renewal.amount_micros, renewal.currency)]
+            for renewal in suspended[:SUSPENSIONS_SHOWN]
+        ]
+        print_listing(Listing(("suspended: plan unpaid", "plan", "fee"), rows), None)
         if len(suspended) > SUSPENSIONS_SHOWN:
             out.print(f"... and {len(suspended) - SUSPENSIONS_SHOWN} more", markup=False)
     if busy:

@@ -8,9 +8,20 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import (
+    Amount,
+    Cell,
+    FormatOption,
+    Listing,
+    amount,
+    database,
+    err,
+    fail,
+    one_line_errors,
+    out,
+    print_listing,
+)
 from tollway.config import Settings
 from tollway.money import format_amount
 from tollway.payments import records, refunds
@@ -116,20 +127,22 @@ def topups(
     out.print(f"{seller} offers {shown}", markup=False, highlight=False)
 
 
-def _sales_table(records: list[PaymentRecord]) -> Table:
-    table = Table("payment", "payer", "gateway", "amount", "state", "reference", "created")
+def _sales_listing(records: list[PaymentRecord]) -> Listing:
+    rows: list[list[Cell]] = []
     for record in records:
         payment = record.payment
-        table.add_row(
-            str(payment.id),
-            record.payer,
-            str(payment.gateway_kind),
-            format_amount(payment.amount_micros, payment.currency),
-            str(payment.state) + (f" ({payment.reason})" if payment.reason else ""),
-            payment.payer_reference or "",
-            payment.created_at.isoformat(timespec="seconds"),
+        rows.append(
+            [
+                payment.id,
+                record.payer,
+                str(payment.gateway_kind),
+                Amount(payment.amount_micros, payment.currency),
+                str(payment.state) + (f" ({payment.reason})" if payment.reason else ""),
+                payment.payer_reference,
+                payment.created_at.isoformat(timespec="seconds"),
+            ]
         )
-    return table
+    return Listing(("payment", "payer", "gateway", "amount", "state", "reference", "created"), rows)
 
 
 @shop_app.command("sales")
@@ -140,9 +153,11 @@ def sales(
         PaymentState | None, typer.Option(help="Only payments in this state (pending: to decide).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=shop.PAYMENTS_PAGE_MAX)] = SALES_SHOWN_DEFAULT,
+    output_format: FormatOption = None,
 ) -> None:
     """The payments made to a seller, newest first."""
-    out.print(_sales_table(shop.sales_of(database(), seller_login=seller, state=state, limit=limit)))
+    records = shop.sales_of(database(), seller_login=seller, state=state, limit=limit)
+    print_listing(_sales_listing(records), output_format)
 
 
 @shop_app.command("confirm")

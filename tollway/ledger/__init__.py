@@ -1,1 +1,1 @@
-"""The double-entry, append-only ledger (DESIGN.md section 2), modelled on TigerBeetle."""
+"""The double-entry, append-only ledger (docs/design.md section 2), modelled on TigerBeetle."""

@@ -1,4 +1,4 @@
-"""Pure rules of low-balance notices (DESIGN.md section 5). No I/O.
+"""Pure rules of low-balance notices (docs/design.md section 5). No I/O.
 
 The level an account's threshold is compared with is its wallet's balance plus its credit limit:
 credits posted - debits posted + credit limit. Reservations of live calls are left out on purpose: a

@@ -1,4 +1,4 @@
-"""RADIUS for voice gateways, in the Cisco VSA prepaid convention (DESIGN.md section 4).
+"""RADIUS for voice gateways, in the Cisco VSA prepaid convention (docs/design.md section 4).
 
 - ``model``: the pure rules: h323-return-code values, call ids made from h323-conf-id or
   Acct-Session-Id and back, Cisco VSA values.

@@ -1,1 +1,1 @@
-"""Rating: tariffs, rate rows, the cost of a call and its exact inverse (DESIGN.md section 3)."""
+"""Rating: tariffs, rate rows, the cost of a call and its exact inverse (docs/design.md section 3)."""

@@ -6,10 +6,11 @@ the account's dial plan) or a ``tariff`` (rated at that tariff alone, the number
 digits). ``start`` is ISO 8601 (UTC when it has no offset); ``duration`` whole answered seconds.
 
 Output columns: ``call_id, level, account, tariff, prefix, description, price, billed_seconds,
-plan_seconds, amount, currency, error``. A call that cannot be rated (unknown account, no tariff, no
-rate, a malformed line) gets one line with its ``error`` reason and the batch goes on; the summary
-counts them. Plan seconds are consumed in memory in the order of the file, from what each account
-has left now: the file is priced, nothing is stored or charged.
+plan_seconds, amount, currency, error``, each cell safe to open in a spreadsheet (``tollway.csvsafe``).
+A call that cannot be rated (unknown account, no tariff, no rate, a malformed line) gets one line with
+its ``error`` reason and the batch goes on; the summary counts them. Plan seconds are consumed in
+memory in the order of the file, from what each account has left now: the file is priced, nothing is
+stored or charged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TextIO
 
 from sqlalchemy import Connection
 
+from tollway.csvsafe import safe_row
 from tollway.errors import NUL, Refusal, TextContainsNul
 from tollway.money import MICROS_PER_UNIT
 from tollway.rating import store
@@ -141,10 +143,10 @@ def rate_file(
             charges = chains.rate(account, tariff, callee, _epoch(start), _duration(duration))
         except Refusal as refusal:
             summary.fail(line, refusal)
-            writer.writerow([call_id, "", "", "", "", "", "", "", "", "", "", refusal.reason])
+            writer.writerow(safe_row([call_id, "", "", "", "", "", "", "", "", "", "", refusal.reason]))
         else:
             summary.rated += 1
-            writer.writerows(_line(call_id, level, charge) for level, charge in enumerate(charges))
+            writer.writerows(safe_row(_line(call_id, level, charge)) for level, charge in enumerate(charges))
         if on_progress and summary.calls % PROGRESS_CALLS == 0:
             on_progress(summary.calls)
     if on_progress:

@@ -1,4 +1,4 @@
-"""The cost of a call and its exact inverse, in integers (DESIGN.md section 3). Pure.
+"""The cost of a call and its exact inverse, in integers (docs/design.md section 3). Pure.
 
 Cost of a call of ``d`` answered seconds:
 1. d = 0, or d <= grace_period: 0.

@@ -1,4 +1,4 @@
-"""Rate rows and rate selection (DESIGN.md section 3). Pure.
+"""Rate rows and rate selection (docs/design.md section 3). Pure.
 
 Among the rows whose weekly window and validity contain the call's start instant (in the tariff's
 time zone), the longest matching prefix wins; no row means the call is refused (``no_rate``).

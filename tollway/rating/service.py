@@ -34,7 +34,7 @@ from tollway.rating.tariff import (
 )
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, NodeKind
+from tollway.tree.model import Feature, Node, NodeKind, check_feature_granted
 from tollway.tree.service import require_node
 
 PREFIX_ROWS_MAX = 50  # rows one prefix may have (windows and validity periods)
@@ -113,6 +113,7 @@ def create_tariff(
         authorize(principal, Action.TARIFFS_WRITE, owner)
         if owner.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
             raise Refusal("tariff_owner_invalid", "only the provider and resellers make tariffs")
+        check_feature_granted(owner.grants, Feature.TARIFFS)
         full_name = tariff_name(owner.login, name)
         if store.find_tariff(connection, full_name) is not None:
             raise Refusal("tariff_exists", f"tariff {full_name} already exists")

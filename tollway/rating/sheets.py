@@ -1,10 +1,10 @@
-"""Rate sheets as CSV, read and written, in Tollway's own layout and VoipSwitch's (DESIGN.md section 3). Pure.
+"""Rate sheets as CSV, read and written, in Tollway's own layout and VoipSwitch's (docs/design.md section 3). Pure.
 
 Reading collects every error of the file, each with its line number (the header is line 1; blank
 lines count), and either returns every entry or raises ``SheetRefused``: nothing is half-imported.
 Two rows of one prefix that could price the same instant are an error, reported on the later line.
 
-Native layout: comma-separated, header required, columns named as in DESIGN.md in any order
+Native layout: comma-separated, header required, columns named as in docs/design.md in any order
 (prefix, description and price required). Empty cells: minimal_time, resolution, grace_period ->
 the tariff's default (None); connect_fee, free_seconds -> 0; from_day and to_day (both or neither)
 -> the whole week; from_time -> 00:00; to_time -> the end of the day (so does "24:00"). Times are
@@ -42,6 +42,7 @@ surcharge_amount = connect_fee; validity dates have no column there, so rows wit
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -52,12 +53,17 @@ from heapq import heappush, heapreplace
 from typing import BinaryIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tollway.csvsafe import NEUTRALIZER, restore_cell, safe_cell
 from tollway.errors import Refusal
 from tollway.money import MICROS_PER_UNIT
+from tollway.rating.headers import NATIVE_COLUMNS as HEADER_COLUMNS
+from tollway.rating.headers import ColumnMap, delimiter_of, increment_of, map_columns, voipswitch_hint
 from tollway.rating.rates import RateRow, WeeklyWindow
 from tollway.rating.tariff import MULTIPLIER_MAX, Defaults, RateEntry
 
 SHEET_BYTES_MAX = 200 * 1024 * 1024  # a whole sheet: a million rows take about 60 MB
+SHEET_LINE_BYTES_MAX = 16 * 1024  # one line: a row with a 200-character description takes about 1 kB
+SHEET_COLUMNS_MAX = 64  # Tollway's layout has 14, VoipSwitch's 15, a carrier's a few more
 SHEET_ERRORS_MAX = 100  # errors listed in a refusal; the message gives the count of all of them
 SHEET_PROGRESS_LINES = 10_000  # on_progress is called every this many lines, and at the end
 SHEET_CACHE_MAX = 10_000  # distinct amounts, multipliers and windows remembered while reading a sheet
@@ -67,24 +73,8 @@ EXACT = Context(prec=AMOUNT_TEXT_MAX + MICRO_DIGITS)  # more digits than any amo
 INTEGER_DIGITS_MAX = 12  # longer whole numbers are refused before conversion
 VALUE_SHOWN_MAX = 40  # characters of a bad cell quoted in a message
 
-NATIVE_COLUMNS = (
-    "prefix",
-    "description",
-    "price",
-    "connect_fee",
-    "minimal_time",
-    "resolution",
-    "grace_period",
-    "free_seconds",
-    "from_day",
-    "to_day",
-    "from_time",
-    "to_time",
-    "valid_from",
-    "valid_to",
-)
+NATIVE_COLUMNS = HEADER_COLUMNS
 NATIVE_WIDTH = len(NATIVE_COLUMNS)
-NATIVE_REQUIRED = frozenset({"prefix", "description", "price"})
 VOIPSWITCH_COLUMNS = (
     "prefix",
     "description",
@@ -152,15 +142,29 @@ class SheetRefused(Refusal):
 
 
 def read_sheet(
-    stream: BinaryIO, *, layout: Layout, time_zone: str, on_progress: Callable[[int], None] | None = None
+    stream: BinaryIO,
+    *,
+    layout: Layout,
+    time_zone: str,
+    on_progress: Callable[[int], None] | None = None,
+    bytes_max: int = SHEET_BYTES_MAX,
 ) -> list[RateEntry]:
-    """Every entry of the sheet, or ``SheetRefused`` listing the errors of the whole file."""
-    reading = _Reading(stream, layout, zone_of(time_zone), on_progress)
-    with localcontext(EXACT):
-        take = reading.header()
-        reading.each_record(take)  # after a bad header, only for the encoding errors and the progress
+    """Every entry of the sheet, or ``SheetRefused`` listing the errors of the whole file.
+
+    Reading stops at the first line past a bound (``bytes_max`` in all, ``SHEET_LINE_BYTES_MAX`` a line,
+    ``SHEET_COLUMNS_MAX`` columns in the header): what follows is not a rate sheet to go through.
+    """
+    zone = zone_of(time_zone)
+    errors = _Errors()
+    try:
+        reading = _Reading(_Source(stream, errors, on_progress, bytes_max), layout, zone)
+        with localcontext(EXACT):
+            take = reading.header()
+            reading.each_record(take)  # after a bad header, only for the encoding errors and the progress
+    except _OutOfBounds:
+        raise SheetRefused(errors.listed(), errors.count) from None
     reading.source.finish()
-    sheet, errors = reading.sheet, reading.errors
+    sheet = reading.sheet
     sheet.check_overlaps()
     if errors.count == 0 and not sheet.entries:
         errors.add(1, "sheet_empty", "the sheet has no rate rows")
@@ -199,18 +203,31 @@ class _Errors:
 class _Source:
     """The stream's lines decoded as UTF-8 one by one, so that a bad byte has a line number."""
 
-    def __init__(self, stream: BinaryIO, errors: _Errors, on_progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, stream: BinaryIO, errors: _Errors, on_progress: Callable[[int], None] | None, bytes_max: int
+    ) -> None:
         self._stream = stream
-        self._errors = errors
+        self.errors = errors
         self._on_progress = on_progress
+        self._bytes_max = bytes_max
         self.size = 0
         self.bad_lines: list[int] = []  # lines that are not UTF-8, in order
 
     def lines(self) -> Iterator[str]:
-        on_progress = self._on_progress
+        on_progress, read_line, line_max, bytes_max = (
+            self._on_progress,
+            self._stream.readline,
+            SHEET_LINE_BYTES_MAX,
+            self._bytes_max,
+        )
         size = 0
-        for number, raw in enumerate(self._stream, start=1):
+        for number in itertools.count(1):
+            raw = read_line(line_max + 1)  # never more than a line's bound in memory
+            if not raw:
+                break
             size += len(raw)
+            if len(raw) > line_max or size > bytes_max:
+                self._out_of_bounds(number, len(raw) > line_max)
             if number % SHEET_PROGRESS_LINES == 0 and on_progress is not None:
                 on_progress(size)
             try:
@@ -224,24 +241,36 @@ class _Source:
     def _bad_line(self, number: int, raw: bytes, error: UnicodeDecodeError) -> None:
         self.bad_lines.append(number)
         message = f"byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line is not UTF-8"
-        self._errors.add(number, "encoding_invalid", message)
+        self.errors.add(number, "encoding_invalid", message)
+
+    def _out_of_bounds(self, number: int, line_too_long: bool) -> None:
+        if line_too_long:
+            self.errors.add(number, "line_too_long", f"a line is at most {SHEET_LINE_BYTES_MAX} bytes")
+        else:
+            self.errors.add(number, "sheet_too_large", f"a rate sheet is at most {self._bytes_max} bytes")
+        raise _OutOfBounds
 
     def finish(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.size)
 
 
+class _OutOfBounds(Exception):
+    """Reading stops: the sheet passed one of its bounds (the error is recorded)."""
+
+
 class _Reading:
     """One pass over the sheet: its header, then every record, one at a time."""
 
-    def __init__(
-        self, stream: BinaryIO, layout: Layout, zone: ZoneInfo, on_progress: Callable[[int], None] | None
-    ) -> None:
+    def __init__(self, source: _Source, layout: Layout, zone: ZoneInfo) -> None:
         self.layout = layout
-        self.errors = _Errors()
-        self.source = _Source(stream, self.errors, on_progress)
-        self.reader = csv.reader(self.source.lines(), delimiter=DELIMITERS[layout])
-        self.cells = _CellParser(zone)
+        self.errors = source.errors
+        self.source = source
+        lines, delimiter = source.lines(), DELIMITERS[layout]
+        if layout is Layout.NATIVE:  # a carrier's sheet may be separated by semicolons or tabs: its header says
+            lines, delimiter = _sniffed(lines)
+        self.reader = csv.reader(lines, delimiter=delimiter)
+        self.cells = _CellParser(zone, decimal_comma=delimiter != ",")
         self.sheet = _Sheet(self.errors)
         self.last_line = 0  # the last line of the records read so far
 
@@ -282,6 +311,10 @@ class _Reading:
         first = self.first_record()
         if first is None:
             return _ignore
+        if len(first[1]) > SHEET_COLUMNS_MAX:
+            message = f"a line has at most {SHEET_COLUMNS_MAX} columns, this one {len(first[1])}"
+            self.errors.add(first[0], "columns_too_many", message)
+            raise _OutOfBounds
         if self.layout is Layout.NATIVE:
             parse = _native_parser(first, self.cells, self.errors)
         else:
@@ -298,33 +331,45 @@ class _FirstFound(Exception):
     pass
 
 
+def _sniffed(lines: Iterator[str]) -> tuple[Iterator[str], str]:
+    """The lines as they were, and the separator their first line that is not blank uses."""
+    seen: list[str] = []
+    for line in lines:
+        seen.append(line)
+        if line.strip():
+            break
+    return itertools.chain(seen, lines), delimiter_of(seen[-1] if seen else "")
+
+
 def _native_parser(header: tuple[int, list[str]], cells: _CellParser, errors: _Errors) -> RowParser | None:
-    """The row parser for the columns the header names, or None when the header is wrong."""
-    line, names = header[0], [name.strip() for name in header[1]]
-    if not set(names) & set(NATIVE_COLUMNS):
-        errors.add(line, "header_invalid", f"the sheet must start with a header: {','.join(NATIVE_COLUMNS)}")
-        return None
-    problems = [f"unknown column {name!r}" for name in names if name not in NATIVE_COLUMNS]
-    problems += [f"column {name!r} appears twice" for name in sorted(set(names)) if names.count(name) > 1]
-    problems += [f"required column {name!r} is missing" for name in sorted(NATIVE_REQUIRED - set(names))]
-    for problem in problems:
-        errors.add(line, "header_invalid", f"{problem} (the columns are {', '.join(NATIVE_COLUMNS)})")
-    if problems:
-        return None
-    if tuple(names) == NATIVE_COLUMNS:
+    """The row parser for the columns the header names (Tollway's or a carrier's), or None when it is wrong."""
+    line, names = header
+    if tuple(name.strip() for name in names) == NATIVE_COLUMNS:
         return cells.native_entry
-    indexes = [names.index(name) if name in names else -1 for name in NATIVE_COLUMNS]
-    width = len(names)
+    found = map_columns(names)
+    if not isinstance(found, ColumnMap):
+        for problem in found:
+            errors.add(line, problem.reason, problem.message)
+        return None
+    indexes, increment, width = found.indexes, found.increment, found.width
+    minimal_time, resolution = NATIVE_COLUMNS.index("minimal_time"), NATIVE_COLUMNS.index("resolution")
 
     def parse(row: list[str]) -> RateEntry:
         _check_width(row, width)
-        return cells.native_entry([row[i] if i >= 0 else "" for i in indexes])
+        values = [row[i] if i >= 0 else "" for i in indexes]
+        if increment >= 0 and row[increment].strip():
+            values[minimal_time], values[resolution] = map(str, increment_of(row[increment]))
+        return cells.native_entry(values)
 
     return parse
 
 
 def _voipswitch_parser(first: tuple[int, list[str]], cells: _CellParser, errors: _Errors) -> RowParser | None:
     line, names = first[0], [name.strip() for name in first[1]]
+    hint = voipswitch_hint(first[1]) if len(names) != VOIPSWITCH_WIDTH or names[0] == "prefix" else None
+    if hint is not None:
+        errors.add(line, hint.reason, hint.message)
+        return None
     if names[0] == "prefix" and tuple(names) != VOIPSWITCH_COLUMNS:
         errors.add(line, "header_invalid", f"the VoipSwitch columns are {';'.join(VOIPSWITCH_COLUMNS)}")
         return None
@@ -429,8 +474,9 @@ class _CellParser:
     Amounts, whole numbers, rate multipliers and windows repeat across a sheet: each is parsed once.
     """
 
-    def __init__(self, zone: ZoneInfo) -> None:
+    def __init__(self, zone: ZoneInfo, *, decimal_comma: bool = False) -> None:
         self.zone = zone
+        self.decimal_comma = decimal_comma  # a sheet separated by semicolons or tabs may write 0,013
         self._windows: dict[tuple[str, ...], WeeklyWindow] = {}
         self._amounts: dict[str, int] = {}
         self._integers: dict[str, int] = {}
@@ -444,8 +490,8 @@ class _CellParser:
         valid_from, valid_to = row[12], row[13]
         # Positional arguments, in RateEntry's field order: a keyword call costs a fifth more.
         return RateEntry(
-            prefix.strip(),
-            description,
+            _prefix(prefix),
+            _description(description),
             self.amount(price, "price"),
             self.amount(connect_fee, "connect_fee") if connect_fee.strip() else 0,
             self.integer(minimal_time, "minimal_time") if minimal_time else None,
@@ -472,8 +518,8 @@ class _CellParser:
             _check_surcharge(surcharge_seconds, free_seconds or 0, resolution_seconds)
         window_cells = (from_day, to_day, from_hour, to_hour)
         return RateEntry(  # positional, in RateEntry's field order
-            prefix.strip(),
-            description,
+            _prefix(prefix),
+            _description(description),
             self.voipswitch_price(voice_rate, multiplier, addition),
             0 if surcharge_amount in defaults else self.default_amount(surcharge_amount, "surcharge_amount"),
             None if minimal_time in defaults else self.default_integer(minimal_time, "minimal_time"),
@@ -504,7 +550,7 @@ class _CellParser:
         amounts = self._amounts
         micros = amounts.get(text)
         if micros is None:
-            micros = _amount(text.strip(), name)
+            micros = _amount(text.strip().replace(",", ".") if self.decimal_comma else text.strip(), name)
             if len(amounts) < SHEET_CACHE_MAX:
                 amounts[text] = micros
         if micros < 0:
@@ -514,7 +560,7 @@ class _CellParser:
     def signed_amount(self, text: str, name: str) -> int:
         micros = self._amounts.get(text)
         if micros is None:
-            micros = _amount(text.strip(), name)
+            micros = _amount(text.strip().replace(",", ".") if self.decimal_comma else text.strip(), name)
             _remember(self._amounts, text, micros)
         return micros
 
@@ -553,6 +599,30 @@ class _CellParser:
             window = build([cell.strip() for cell in cells])
             _remember(self._windows, cells, window)
         return window
+
+
+def _prefix(text: str) -> str:
+    """A prefix in E.164 digits: "+44" and "0044" as carriers write them are 44. (Numbers are rated in E.164,
+    whose digits never start with 0: a row of prefix 0044 could never match a call.)"""
+    text = text.strip()
+    if text[:1] == "+":
+        return text[1:]
+    return text[2:] if text[:2] == "00" and text[2:3] not in ("", "0") else text
+
+
+def _description(text: str) -> str:
+    """A description as it was before ``_written_text`` neutralised it: one leading apostrophe comes off
+    when a formula character or another apostrophe follows it. An apostrophe a carrier wrote in front
+    of a letter stays."""
+    if text[:1] == NEUTRALIZER and (text[1:2] == NEUTRALIZER or restore_cell(text) != text):
+        return text[1:]
+    return text
+
+
+def _written_text(text: str) -> str:
+    """A description a spreadsheet will not run (``csvsafe``), and that ``_description`` reads back as it is:
+    one starting with an apostrophe gets another in front, so that only the one added comes off."""
+    return NEUTRALIZER + text if text[:1] == NEUTRALIZER else safe_cell(text)
 
 
 def _remember(cache: dict[K, V], key: K, value: V) -> None:
@@ -731,6 +801,8 @@ def _written_lines(rows: list[RateEntry], layout: Layout, zone: ZoneInfo) -> Ite
     output = _LastWrite()
     # "\r\n" makes the writer quote a description holding a lone "\r"; each line then ends in "\n".
     writer = csv.writer(output, delimiter=DELIMITERS[layout], lineterminator="\r\n")
+    # Descriptions go through csvsafe (_written_text); every other cell is a prefix, a number, a time or an
+    # ISO date, which a spreadsheet never runs: a number such as -1 stays as it is.
     cells_of = _native_cells if layout is Layout.NATIVE else _voipswitch_cells
     writer.writerow(NATIVE_COLUMNS if layout is Layout.NATIVE else VOIPSWITCH_COLUMNS)
     yield output.text[:-2] + "\n"
@@ -745,7 +817,7 @@ def _native_cells(entry: RateEntry, zone: ZoneInfo) -> list[str]:
     whole_day = window.from_time == MIDNIGHT and window.to_time is None
     return [
         entry.prefix,
-        entry.description,
+        _written_text(entry.description),
         amount_text(entry.price_micros),
         amount_text(entry.connect_fee_micros),
         _optional_text(entry.minimal_time, ""),
@@ -768,7 +840,7 @@ def _voipswitch_cells(entry: RateEntry, zone: ZoneInfo) -> list[str]:
     default = VOIPSWITCH_DEFAULT
     return [
         entry.prefix,
-        entry.description,
+        _written_text(entry.description),
         amount_text(entry.price_micros),
         default if whole_week else str(window.from_day),
         default if whole_week else str(window.to_day),

@@ -26,7 +26,7 @@ from tollway.rating.renewals import charge_fee, fee_request
 from tollway.rating.tariff import tariff_name
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import NodeKind
+from tollway.tree.model import Feature, NodeKind, check_feature_granted
 from tollway.tree.service import require_node
 
 
@@ -48,6 +48,7 @@ def create_plan(
         authorize(principal, Action.TARIFFS_WRITE, owner)
         if owner.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
             raise Refusal("plan_owner_invalid", "only the provider and resellers make plans")
+        check_feature_granted(owner.grants, Feature.PLANS)
         full_name = tariff_name(owner.login, name)
         if store.find_plan(connection, full_name) is not None:
             raise Refusal("plan_exists", f"plan {full_name} already exists")

@@ -1,1 +1,2 @@
-"""Persistence: the schema, the database connection and migrations (SQLite or PostgreSQL)."""
+"""Persistence: the schema, the database connection and migrations (SQLite or PostgreSQL;
+docs/design.md section 8)."""

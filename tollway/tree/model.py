@@ -1,4 +1,4 @@
-"""Pure rules of the ownership tree (DESIGN.md section 1). No I/O.
+"""Pure rules of the ownership tree (docs/design.md section 1). No I/O.
 
 provider ── L3 ── L2 ── L1 ── clients
                    └── pbx clients
@@ -47,7 +47,14 @@ class ClientType(StrEnum):
 
 
 class Feature(StrEnum):
-    """Things a reseller may sell; a reseller narrows what its sub-resellers may sell."""
+    """Things a reseller may sell; a reseller narrows what its sub-resellers may sell.
+
+    Three exist and are enforced: without ``tariffs`` a reseller makes no tariffs of its own (so it sells
+    no calls), without ``plans`` no plans, without ``agents`` no agents. The other three are coming, and
+    their values are kept now so that owners can grant or withhold them before they arrive:
+    ``calling_cards`` (card batches and access numbers), ``online_shop`` (payment gateways and a shop for
+    its customers), ``branded_portal`` (its own name, logo, colours and host name on the portal).
+    """
 
     TARIFFS = "tariffs"
     PLANS = "plans"
@@ -66,6 +73,8 @@ class Status(StrEnum):
 # What resellers sell: every client type except an organization's users, which only organizations own.
 ALL_CLIENT_TYPES = frozenset(ClientType) - {ClientType.USER}
 ALL_FEATURES = frozenset(Feature)
+FEATURES_AVAILABLE = frozenset({Feature.TARIFFS, Feature.PLANS, Feature.AGENTS})
+FEATURES_COMING = ALL_FEATURES - FEATURES_AVAILABLE  # granted and narrowed now, enforced once they exist
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,7 @@ def client_types_ownable(owner: Position) -> frozenset[ClientType]:
 
 
 def may_own(owner: Position, child: Position) -> bool:
-    """The ownership rules of DESIGN.md section 1, before narrowing and limits."""
+    """The ownership rules of docs/design.md section 1, before narrowing and limits."""
     match child.kind:
         case NodeKind.PROVIDER:
             return False
@@ -158,6 +167,12 @@ def check_narrowing(owner: Grants, child: Grants) -> None:
     if wider_features:
         names = ", ".join(sorted(wider_features))
         raise Refusal("features_wider_than_owner", f"the owner may not sell features: {names}")
+
+
+def check_feature_granted(owner: Grants, feature: Feature) -> None:
+    """The owner may sell ``feature`` (its own grants, narrowed by everyone above it)."""
+    if feature not in owner.features:
+        raise Refusal("feature_not_granted", f"this owner may not sell {feature}")
 
 
 def check_client_type_granted(owner: Grants, client_type: ClientType) -> None:

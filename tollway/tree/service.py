@@ -19,6 +19,7 @@ from tollway.access.model import (
     Role,
     authorize,
     check_mint,
+    hidden_from,
     node_creation_needs,
     scope_of,
 )
@@ -33,6 +34,8 @@ from tollway.store.database import Database
 from tollway.tree import model
 from tollway.tree import store as tree_store
 from tollway.tree.model import ClientType, Grants, Node, NodeKind, Position, Status
+
+SEARCH_LENGTH_MAX = 100  # characters of a search in the nodes' logins and names
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ def create_node_in(
     if model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
     grants = _grants_for(owner, new)
+    if new.position.kind is NodeKind.AGENT:
+        model.check_feature_granted(owner.grants, model.Feature.AGENTS)
     if new.position.client_type is ClientType.USER and not organization_user:
         raise Refusal("user_through_organization", "an organization's users are created through its organization")
     if new.position.kind is NodeKind.CLIENT and new.position.client_type is not ClientType.USER:
@@ -358,10 +363,22 @@ def visible_nodes(
     status: Status | None = None,
     limit: int,
     after_id: int = 0,
+    within_login: str | None = None,
+    search: str | None = None,
+    below_only: bool = False,
 ) -> list[Node]:
-    """The nodes the principal may see, one page at a time: the query form of ``access.model.sees``."""
+    """The nodes the principal may see, one page at a time: the query form of ``access.model.sees``.
+
+    ``within_login``: only that node's subtree (a node the principal may see, else NotFound); ``search``:
+    text its login or name contains (any case); ``below_only``: without the principal's own node."""
     scope = scope_of(principal)
+    if search is not None and len(search) > SEARCH_LENGTH_MAX:
+        raise Refusal("search_invalid", f"a search is at most {SEARCH_LENGTH_MAX} characters")
     with database.reading() as connection:
+        within = None
+        if within_login is not None:
+            within = require_node(connection, within_login)
+            authorize(principal, Action.NODE_READ, within)
         return tree_store.page(
             connection,
             path_prefix=scope.path_prefix,
@@ -371,6 +388,9 @@ def visible_nodes(
             status=status,
             limit=limit,
             after_id=after_id,
+            within_path=None if within is None else within.path,
+            search=search or None,
+            exclude_node_id=principal.place.node_id if below_only else None,
         )
 
 
@@ -380,6 +400,18 @@ def get_node(database: Database, principal: Principal | None, *, login: str) -> 
         node = require_node(connection, login)
     authorize(principal, Action.NODE_READ, node)
     return node
+
+
+def get_owner(database: Database, principal: Principal | None, *, login: str) -> Node | None:
+    """The owner of a node the principal may see, if the principal may see that owner too (None: the
+    provider, which has none, or an owner out of the principal's sight)."""
+    with database.reading() as connection:
+        node = require_node(connection, login)
+        authorize(principal, Action.NODE_READ, node)
+        owner = None if node.parent_id is None else tree_store.get_node(connection, node.parent_id)
+    if owner is None or (principal is not None and hidden_from(principal, owner)):
+        return None
+    return owner
 
 
 def check_known_language(language: str) -> str:

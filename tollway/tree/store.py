@@ -171,11 +171,27 @@ def page(
     status: Status | None = None,
     limit: int = LIST_PAGE_SIZE_MAX,
     after_id: int = 0,
+    within_path: str | None = None,
+    search: str | None = None,
+    exclude_node_id: int | None = None,
 ) -> list[Node]:
-    """One page of nodes, by ascending id, filtered; every filter is a bound parameter."""
+    """One page of nodes, by ascending id, filtered; every filter is a bound parameter.
+
+    ``within_path``: only that subtree (beside the principal's scope); ``search``: text the login or the name
+    contains, in any case; ``exclude_node_id``: leave that node out (the reader's own)."""
     query = select(nodes).where(nodes.c.id > after_id)
     if path_prefix is not None:
         query = query.where(nodes.c.path.startswith(path_prefix, autoescape=True))
+    if within_path is not None:
+        query = query.where(nodes.c.path.startswith(within_path, autoescape=True))
+    if search:
+        text = search.lower()
+        query = query.where(
+            func.lower(nodes.c.login).contains(text, autoescape=True)
+            | func.lower(nodes.c.name).contains(text, autoescape=True)
+        )
+    if exclude_node_id is not None:
+        query = query.where(nodes.c.id != exclude_node_id)
     if managed_by_agent_id is not None:
         query = query.where((nodes.c.managed_by_agent_id == managed_by_agent_id) | (nodes.c.id == managed_by_agent_id))
     if node_id is not None:

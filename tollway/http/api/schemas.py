@@ -28,6 +28,12 @@ AfterId = Annotated[int, Field(ge=0, le=ID_MAX, description="the last id of the 
 BeforeId = Annotated[int, Field(ge=1, le=ID_MAX, description="the last id of the previous page")]
 
 
+FEATURES_SOLD = (
+    "What a reseller may sell, within its owner's. Enforced: tariffs, plans, agents. Coming (granted and "
+    "narrowed now, enforced when they exist): calling_cards, online_shop, branded_portal."
+)
+
+
 def contains_nul(value: Any) -> bool:
     """Whether a string anywhere in ``value`` (a JSON value: lists and objects walked without recursion,
     however deep) holds a NUL character, which PostgreSQL cannot store in text."""
@@ -83,7 +89,7 @@ class NodeOut(BaseModel):
     language: str
     time_zone: str
     client_types: list[ClientType] | None = None
-    features: list[Feature] | None = None
+    features: Annotated[list[Feature] | None, Field(description=FEATURES_SOLD)] = None
     clients_limit: int | None = None
     concurrent_calls_limit: int | None = None
     max_call_seconds: int | None = None
@@ -140,7 +146,7 @@ class NodeIn(Strict):
     time_zone: Annotated[str | None, Field(max_length=64)] = None
     credit_limit: PositiveAmount = "0"
     client_types: list[ClientType] | None = None
-    features: list[Feature] | None = None
+    features: Annotated[list[Feature] | None, Field(description=FEATURES_SOLD)] = None
     clients_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
     concurrent_calls_limit: Annotated[int | None, Field(ge=0, le=10_000_000)] = None
     managed_by_agent: Login | None = None
@@ -158,7 +164,7 @@ class NodeLimitsIn(Strict):
 
 class NodeGrantsIn(Strict):
     client_types: list[ClientType]
-    features: list[Feature]
+    features: Annotated[list[Feature], Field(description=FEATURES_SOLD)]
 
 
 class BalanceOut(BaseModel):

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from tollway.errors import NotFound
 from tollway.http.api.nodes import ERRORS
@@ -154,7 +155,10 @@ async def import_sheet(
     async for chunk in request.stream():  # only now, the caller authenticated: bounded by RequestBodyLimits
         body += chunk
     try:
-        rows = rating.import_sheet(database, name=name, stream=BytesIO(bytes(body)), layout=format, principal=principal)
+        # Parsing a large sheet takes seconds: in a worker thread, so that the event loop goes on serving.
+        rows = await run_in_threadpool(
+            rating.import_sheet, database, name=name, stream=BytesIO(bytes(body)), layout=format, principal=principal
+        )
     except SheetRefused as refused:
         problems = [{"line": e.line, "reason": e.reason, "message": e.message} for e in refused.errors]
         return JSONResponse(  # type: ignore[return-value]

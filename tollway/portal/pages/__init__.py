@@ -12,9 +12,10 @@ from types import ModuleType
 from fastapi import APIRouter
 
 from tollway.portal.navigation import NavItem
-from tollway.portal.pages import auth, calls, home, money, settings
+from tollway.portal.pages import accounts, auth, calls, home, money, settings, shop
 
-PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings)
+PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
+PAGES += (accounts,)  # the staff pages: accounts
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
 NAVIGATION: tuple[NavItem, ...] = tuple(item for page in PAGES for item in getattr(page, "NAVIGATION", ()))

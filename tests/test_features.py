@@ -1,0 +1,71 @@
+"""A reseller's features: the three that exist are enforced; the three coming are granted and narrowed now."""
+
+from __future__ import annotations
+
+import pytest
+
+from tollway.errors import Refusal
+from tollway.rating import service as rating
+from tollway.rating import subscriptions
+from tollway.rating.plans import Period
+from tollway.store.database import Database
+from tollway.tree import service as tree
+from tollway.tree.model import (
+    AGENT,
+    ALL_CLIENT_TYPES,
+    FEATURES_AVAILABLE,
+    FEATURES_COMING,
+    Feature,
+    Grants,
+    reseller,
+)
+from tollway.tree.service import NewNode
+
+
+def reseller_selling(database: Database, features: set[Feature]) -> None:
+    tree.create_provider(database, login="house", name="The House", currency="USD")
+    grants = Grants(ALL_CLIENT_TYPES, frozenset(features))
+    tree.create_node(database, owner_login="house", new=NewNode(reseller(1), login="shop", name="Shop", grants=grants))
+
+
+def refusal_of(action: object) -> str:
+    with pytest.raises(Refusal) as refused:
+        action()  # type: ignore[operator]
+    return refused.value.reason
+
+
+def make_agent(database: Database) -> None:
+    tree.create_node(database, owner_login="shop", new=NewNode(AGENT, login="shop-agent", name="Agent"))
+
+
+def make_tariff(database: Database) -> None:
+    rating.create_tariff(database, owner_login="shop", name="retail")
+
+
+def make_plan(database: Database) -> None:
+    subscriptions.create_plan(
+        database, owner_login="shop", name="talk", fee_micros=1_000_000, period=Period.MONTH, included_seconds=600
+    )
+
+
+MAKERS = {Feature.AGENTS: make_agent, Feature.TARIFFS: make_tariff, Feature.PLANS: make_plan}
+
+
+def test_the_features_that_exist_and_those_coming() -> None:
+    assert set(MAKERS) == FEATURES_AVAILABLE
+    assert {Feature.CALLING_CARDS, Feature.ONLINE_SHOP, Feature.BRANDED_PORTAL} == FEATURES_COMING
+    assert set(Feature) == FEATURES_AVAILABLE | FEATURES_COMING
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES_AVAILABLE))
+def test_a_reseller_without_a_feature_may_not_sell_it(database: Database, feature: Feature) -> None:
+    reseller_selling(database, set(Feature) - {feature})
+    assert refusal_of(lambda: MAKERS[feature](database)) == "feature_not_granted"
+    for other in FEATURES_AVAILABLE - {feature}:
+        MAKERS[other](database)  # the others it may
+
+
+def test_a_reseller_granted_every_feature_sells_all_that_exist(database: Database) -> None:
+    reseller_selling(database, set(Feature))
+    for make in MAKERS.values():
+        make(database)
