@@ -176,7 +176,7 @@ def test_each_role_logs_in_and_out(portal: str, browser_page: Any, camera: Camer
     page = browser_page
     log_in(page, camera, portal, login)
     assert page.get_by_role("heading", level=1).inner_text() == heading
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     camera.shoot(page, "settings")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{portal}/login")
@@ -189,7 +189,7 @@ def test_a_customer_switches_to_polish(portal: str, browser_page: Any, camera: C
     page = browser_page
     log_in(page, camera, portal, "bob")
     assert page.locator("#available").inner_text() == "$10.00"
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     page.get_by_label("Language of this portal").select_option("pl")
     camera.shoot(page, "choosing polish")
     page.get_by_role("button", name="Save the language").click()
