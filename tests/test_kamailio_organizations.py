@@ -50,7 +50,7 @@ from tollway.organizations.service import NewExtension, NewUser
 from tollway.rating import service as rating
 from tollway.store.database import Database
 from tollway.tree import service as tree
-from tollway.tree.model import ClientType, client
+from tollway.tree.model import ClientType, Status, client
 
 PHONES = "127.0.0.2"  # where the extensions' phones are: not in TRUSTED_NETWORK
 USERS = {"ann": ("101", "102", "103"), "ben": ("201", "202", "203")}
@@ -215,6 +215,9 @@ def test_an_internal_call_is_connected_with_its_caller_id_and_never_reaches_cred
     database: Database, rig: Rig
 ) -> None:
     secrets = acme(database)
+    # The flags Tollway keeps for the switch: 101 records its calls, 202 has voicemail.
+    organizations.update_extension(database, organization="acme", number="101", recording=True)
+    organizations.update_extension(database, organization="acme", number="202", voicemail=True)
     before = {login: balance(database, login) for login in ("ann", "ben", *UP)}
     rig.start()
     phones = Phones(rig, secrets)
@@ -226,6 +229,7 @@ def test_an_internal_call_is_connected_with_its_caller_id_and_never_reaches_cred
 
     assert final_answer(trace) == "200 OK"
     assert "P-Asserted-Identity: <sip:101@acme>" in invite
+    assert "X-Tollway-Record: yes" in invite and "X-Tollway-Voicemail: yes" in invite
     assert rig.call_if_known("inside-1") is None  # Tollway was never asked: nothing recorded, nothing charged
     assert {login: balance(database, login) for login in ("ann", "ben", *UP)} == before
     assert check(database).ok
@@ -335,6 +339,7 @@ def test_a_users_daily_cap_cuts_its_call_when_the_organization_pays_and_the_call
     }
     assert balance(database, "ann") == 0 and micros("50") - balance(database, "acme") == expected[1]
     assert "P-Asserted-Identity: <sip:+442079460100@acme>" in invite
+    assert "X-Tollway-Record" not in invite  # 103 does not record its calls
     # The cap is spent for today, on any of her extensions.
     assert final_answer(refused) == "402 spending_cap_reached"
     assert check(database).ok
@@ -344,15 +349,18 @@ def test_an_extension_with_a_wrong_secret_or_another_organizations_name_cannot_c
     database: Database, rig: Rig
 ) -> None:
     secrets = acme(database)
+    organizations.update_user(database, organization="acme", login="ben", status=Status.SUSPENDED)
     rig.start()
     phones = Phones(rig, secrets | {"109": "no-such-extension-secret"})
     wrong = Phones(rig, secrets | {"101": secrets["201"]})
     answers = [
         final_answer(rig.finish(wrong.call("ext_call_refused.xml", call_id="bad-1", number="101", callee=LANDLINE))),
         final_answer(rig.finish(phones.call("ext_call_refused.xml", call_id="bad-2", number="109", callee=LANDLINE))),
+        # ben is suspended by his organization: his own secret opens nothing.
+        final_answer(rig.finish(phones.call("ext_call_refused.xml", call_id="bad-3", number="201", callee=LANDLINE))),
     ]
-    assert answers == ["403 Forbidden", "403 Forbidden"]
-    assert rig.call_if_known("bad-1") is None and rig.call_if_known("bad-2") is None
+    assert answers == ["403 Forbidden", "403 Forbidden", "403 Forbidden"]
+    assert all(rig.call_if_known(call_id) is None for call_id in ("bad-1", "bad-2", "bad-3"))
 
 
 # -- wholesale trunks by address -----------------------------------------------------------------------

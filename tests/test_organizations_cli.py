@@ -59,3 +59,11 @@ def test_an_operator_makes_users_and_extensions_imports_accounts_and_sets_follow
     assert "FollowMe: 101 (15 s) -> +447700900123 (20 s)" in follow_me.stdout
     shown = tollway("organization", "show", "acme-pbx", url=url)
     assert "4 users" in shown.stdout and "3 extensions" in shown.stdout  # the demo has its reception user
+
+    edited = tollway("organization", "edit", "acme-pbx", "101", "--voicemail", "--recording", url=url)
+    assert edited.returncode == 0, edited.stderr
+    assert "acme-pbx/101: voicemail on, recording on, active" in edited.stdout
+    listed = tollway("organization", "extensions", "acme-pbx", "--format", "csv", url=url)
+    assert "101,ann,101,acme-pbx,True,True,active" in listed.stdout, listed.stdout
+    suspended = tollway("organization", "user-status", "acme-pbx", "ann", "suspended", url=url)
+    assert (suspended.returncode, suspended.stdout.strip()) == (0, "acme-pbx/ann: suspended"), suspended.stderr

@@ -115,6 +115,10 @@ def test_a_user_sets_its_extensions_follow_me_and_caller_id_and_a_switch_reads_t
         "route": "internal",
         "target": "ann-desk",
         "follow_me": "ext:ben-desk:10 out:+447700900123:20",
+        "voicemail": False,
+        "recording": False,
+        "target_voicemail": False,
+        "target_recording": False,
     }
     outside = ok(
         api.post(
@@ -166,3 +170,41 @@ def test_an_import_over_http_answers_every_secret_once_or_every_bad_line(api: Te
     ]
     too_large = api.post("/api/v1/organizations/acme/imports", content="x" * (3 * 1024 * 1024), headers=admin)
     assert (too_large.status_code, too_large.json()["reason"]) == (413, "import_too_large")
+
+
+def test_voicemail_and_recording_flags_reach_the_switch_and_a_suspended_users_extensions_stop(
+    api: TestClient, database: Database
+) -> None:
+    admin = key(database, "acme", Role.ORGANIZATION_ADMIN)
+    for user, number in (("ann", "101"), ("ben", "102")):
+        ok(api.post("/api/v1/organizations/acme/users", json={"login": user, "name": user}, headers=admin), 201)
+        ok(api.post("/api/v1/organizations/acme/extensions", json={"user": user, "number": number}, headers=admin), 201)
+    flags = ok(api.patch("/api/v1/organizations/acme/extensions/101", json={"voicemail": True}, headers=admin))
+    assert (flags["voicemail"], flags["recording"]) == (True, False)
+    ok(api.patch("/api/v1/organizations/acme/extensions/102", json={"recording": True}, headers=admin))
+    _, switch_key = calls.create_switch(database, name="kamailio-1", node_login="north-city")
+    switch = {"Authorization": f"Bearer {switch_key}"}
+
+    def lookup(username: str, callee: str) -> Any:
+        body = {"domain": "acme", "username": username, "callee": callee}
+        return ok(api.post("/api/v1/sip/lookup", json=body, headers=switch))
+
+    # ben (102, recording) calls ann (101, voicemail): the switch gets both extensions' flags.
+    found = lookup("102", "101")
+    assert (found["route"], found["voicemail"], found["recording"]) == ("internal", False, True)
+    assert (found["target_voicemail"], found["target_recording"]) == (True, False)
+    outside = lookup("101", "+442079460000")
+    assert (outside["voicemail"], outside["recording"], outside["target_voicemail"]) == (True, False, False)
+
+    # acme suspends ben: his extension is unknown to the switch, and credit control refuses him as suspended.
+    suspended = ok(api.patch("/api/v1/organizations/acme/users/ben", json={"status": "suspended"}, headers=admin))
+    assert suspended["status"] == "suspended"
+    assert lookup("102", "101")["status"] == "unknown"
+    authorize = {"call_id": "s-1", "extension": "102@acme", "callee": "+44 20 7946 0000"}
+    answer = ok(api.post("/api/v1/calls/authorize", json=authorize, headers=switch))
+    assert (answer["status"], answer["reason"]) == ("refused", "account_suspended")
+    # Closing a user is its owners' action, not its organization's.
+    closing = api.patch("/api/v1/organizations/acme/users/ben", json={"status": "closed"}, headers=admin)
+    assert closing.status_code == 403
+    ok(api.patch("/api/v1/organizations/acme/users/ben", json={"status": "active"}, headers=admin))
+    assert lookup("102", "101")["status"] == "found"

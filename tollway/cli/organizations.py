@@ -32,6 +32,7 @@ from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import NewExtension, NewUser
 from tollway.sealing import Sealer
+from tollway.tree.model import Status
 
 organization_app = typer.Typer(help="Organizations: users, extensions, limits, imports.", no_args_is_help=True)
 line_app = typer.Typer(help="Lines: caller ids and FollowMe of a client or an extension.", no_args_is_help=True)
@@ -179,6 +180,38 @@ def disable(organization: str, number: str) -> None:
         database(), organization=organization, number=number, status=ExtensionStatus.DISABLED
     )
     out.print(f"{organization}/{number}: disabled")
+
+
+@organization_app.command("edit")
+@one_line_errors
+def edit_extension(
+    organization: str,
+    number: str,
+    voicemail: Annotated[
+        bool | None,
+        typer.Option("--voicemail/--no-voicemail", help="A flag for the switch: unanswered calls go to voicemail."),
+    ] = None,
+    recording: Annotated[
+        bool | None, typer.Option("--recording/--no-recording", help="A flag for the switch: its calls are recorded.")
+    ] = None,
+    status: Annotated[ExtensionStatus | None, typer.Option(help="active, or disabled.")] = None,
+) -> None:
+    """Change an extension's voicemail and recording flags or its status (what is not given stays)."""
+    view = organizations.update_extension(
+        database(), organization=organization, number=number, voicemail=voicemail, recording=recording, status=status
+    )
+    out.print(
+        f"{organization}/{number}: voicemail {'on' if view.voicemail else 'off'}, "
+        f"recording {'on' if view.recording else 'off'}, {view.status}"
+    )
+
+
+@organization_app.command("user-status")
+@one_line_errors
+def user_status(organization: str, login: str, status: Status) -> None:
+    """Suspend a user (its extensions stop registering and calling), activate it again, or close it."""
+    view = organizations.update_user(database(), organization=organization, login=login, status=status)
+    out.print(f"{organization}/{view.node.login}: {view.node.status}")
 
 
 @organization_app.command("extensions")

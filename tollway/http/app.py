@@ -159,7 +159,9 @@ def create_app(
     def api_not_found(rest: str) -> None:
         raise StarletteHTTPException(status_code=404, detail="Not Found")
 
-    portal = create_portal(PortalSettings(database=database, cookie_secure=cookie_secure, sealer=sealer))
+    portal = create_portal(
+        PortalSettings(database=database, cookie_secure=cookie_secure, sealer=sealer, payments=payment_settings)
+    )
     portal.state.trusted_proxies = app.state.trusted_proxies  # a login's address, as the API reads it
     app.mount("/", portal)
     return app

@@ -7,6 +7,7 @@ hook credit control calls before it runs (tollway/calls/payer.py).
   caps per day and per month as floors.
 - A call to another extension of the same organization (the callee is one of its extension numbers): free
   and not sent up the chain; credit control answers it authorized and records nothing.
+- An extension of a suspended or closed user: the user's account, which credit control refuses as such.
 - An extension Tollway does not know, that is disabled, or that the switch may not serve: nobody pays, and
   credit control refuses it as an unknown account.
 """
@@ -23,6 +24,7 @@ from tollway.organizations import spending, store
 from tollway.organizations.model import ExtensionStatus, Wallet
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
+from tollway.tree.model import Status
 
 NOBODY = Payer(account="")  # no account has an empty login: refused as account_unknown
 AOR_LENGTH_MAX = 317  # a SIP username (63), '@', a domain (253)
@@ -54,6 +56,8 @@ def _resolve(
     if principal is not None and decide(principal, Action.CALLS_CONTROL, place_of(user)) is not Decision.ALLOWED:
         return NOBODY  # another tenant's extension is, to this switch, no extension at all
     caller = f"{organization.login}/{extension.number}"
+    if user.status is not Status.ACTIVE:  # suspended or closed by its organization: refused as such, whoever pays
+        return Payer(account=user.login, caller=caller)
     internal = callee.isascii() and callee.isdigit() and len(callee) == settings.extension_digits
     if internal and store.find_extension(connection, organization_id, callee) is not None:
         return Payer(account=organization.login, caller=caller, internal=True)

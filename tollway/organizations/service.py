@@ -41,7 +41,7 @@ from tollway.store.schema import nodes
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
 from tollway.tree import store as tree_store
-from tollway.tree.model import ClientType, Node, NodeKind, client
+from tollway.tree.model import ClientType, Node, NodeKind, Status, client
 
 EMAIL_LENGTH_MAX = 254
 NO_CAPS = Caps()
@@ -387,9 +387,12 @@ def update_user(
     language: str | None = None,
     role: OrganizationRole | None = None,
     caps: Caps | None = None,
+    status: Status | None = None,
     principal: Principal | None = None,
 ) -> UserView:
-    """Change a user's name, email, language, role or spending caps (``caps`` replaces both)."""
+    """Change a user's name, email, language, role, spending caps (``caps`` replaces both) or status: its
+    organization suspends it (its extensions stop registering and calling) and activates it again; closing
+    is its owners' (as for any account: nothing left in its wallet)."""
     checked_email = check_email(email)
     if caps is not None:
         model.check_caps(caps)
@@ -399,6 +402,16 @@ def update_user(
         org, _ = require_organization(connection, principal, organization, Action.ORGANIZATION_MANAGE)
         node, _ = _user(connection, principal, org, login, Action.NODE_READ)
         locked = present(store.get_member(connection, node.id, lock=True), f"user {login}")
+        if status is not None and status is not node.status:
+            if status is Status.CLOSED:
+                authorize(principal, Action.NODE_UPDATE, node)
+            node = tree.apply_status(
+                connection,
+                present(tree_store.find_node(connection, login, lock=True), login),
+                status,
+                now=now,
+                principal=principal,
+            )
         changes: dict[str, object] = {}
         if name is not None:
             changes["name"] = tree_model.check_name(name)

@@ -22,6 +22,7 @@ from tollway.organizations import store
 from tollway.organizations.model import Extension, ExtensionStatus, Settings
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
+from tollway.tree.model import Status
 
 SIP_TEXT_LENGTH_MAX = 253  # a domain; usernames and numbers are shorter
 
@@ -37,6 +38,12 @@ class Lookup:
     route: str = ""  # with a callee: "internal", "outside" or "unavailable" (a disabled extension)
     target: str = ""  # internal: the SIP username of the extension called
     follow_me: str = ""  # internal: where the call rings, in order (see above); "": the target alone
+    # Flags for the switch to act on (Tollway itself records nothing and keeps no voicemail): the extension's
+    # own, and with an internal route the called extension's.
+    voicemail: bool = False  # its unanswered calls go to the operator's voicemail server
+    recording: bool = False  # its calls are recorded by the operator's media server
+    target_voicemail: bool = False
+    target_recording: bool = False
 
 
 UNKNOWN = Lookup(status="unknown")
@@ -64,18 +71,21 @@ def lookup(
             extension=extension.number,
             caller_id=lines_model.default_caller_id(numbers) or "",
             caller_ids=" ".join(c.number for c in lines_model.presentable(numbers)),
+            voicemail=extension.voicemail,
+            recording=extension.recording,
         )
         return answer if callee is None else _routed(connection, answer, settings, organization_id, callee)
 
 
 def _serves(connection: Connection, principal: Principal | None, extension: Extension) -> bool:
-    """An active extension that this switch may serve (its user is in the switch's subtree)."""
+    """An active extension of an active user that this switch may serve (its user is in the switch's subtree).
+    A suspended or closed user's extensions neither register nor call."""
     if extension.status is not ExtensionStatus.ACTIVE:
         return False
-    if principal is None:
-        return True
     user = tree_store.get_node(connection, extension.user_node_id)
-    return user is not None and decide(principal, Action.CALLS_CONTROL, place_of(user)) is Decision.ALLOWED
+    if user is None or user.status is not Status.ACTIVE:
+        return False
+    return principal is None or decide(principal, Action.CALLS_CONTROL, place_of(user)) is Decision.ALLOWED
 
 
 def _routed(connection: Connection, answer: Lookup, settings: Settings, organization_id: int, callee: str) -> Lookup:
@@ -94,4 +104,11 @@ def _routed(connection: Connection, answer: Lookup, settings: Settings, organiza
         other = store.find_extension(connection, organization_id, entry.number)
         if other is not None and other.status is ExtensionStatus.ACTIVE:
             rings.append(f"ext:{other.sip_username}:{entry.ring_seconds}")
-    return replace(answer, route="internal", target=target.sip_username, follow_me=" ".join(rings))
+    return replace(
+        answer,
+        route="internal",
+        target=target.sip_username,
+        follow_me=" ".join(rings),
+        target_voicemail=target.voicemail,
+        target_recording=target.recording,
+    )

@@ -260,6 +260,15 @@ def invoices_for(database: Database, *, login: str, principal: Principal | None 
         return store.invoices_of(connection, customer.id, limit=INVOICES_PAGE_MAX)
 
 
+def invoices_of_seller(
+    database: Database, *, seller_login: str, limit: int = INVOICES_PAGE_MAX, principal: Principal | None = None
+) -> list[Invoice]:
+    """The invoices a seller issued, newest first."""
+    with database.reading() as connection:
+        seller = require_seller(connection, seller_login, principal)
+        return store.invoices_issued_by(connection, seller.id, limit=min(limit, INVOICES_PAGE_MAX))
+
+
 def get_invoice(database: Database, *, invoice_id: int, principal: Principal | None = None) -> Invoice:
     with database.reading() as connection:
         invoice = store.get_invoice(connection, invoice_id)

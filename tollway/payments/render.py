@@ -8,6 +8,8 @@ document is made from its own text only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,6 +46,28 @@ LABELS = {
     "transfer": "Ledger transfer",
 }
 GATEWAY_NAMES = {"stripe": "card (Stripe)", "bank_transfer": "bank transfer"}
+LINE_WORDS = {  # an invoice's lines, as stored ("{product} by {gateway}", "refund")
+    "topup by stripe": "Top-up by card",
+    "topup by bank_transfer": "Top-up by bank transfer",
+    "plan by stripe": "Plan by card",
+    "plan by bank_transfer": "Plan by bank transfer",
+    "refund": "Refund",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWords:
+    """The words of a document in one language: the portal's catalogues translate them
+    (``tollway/portal/documents.py``); English is the default."""
+
+    labels: Mapping[str, str]
+    gateways: Mapping[str, str]
+    lines: Mapping[str, str]
+    topup: str = "top-up"
+    plan: str = "plan %(name)s"
+
+
+ENGLISH = DocumentWords(LABELS, GATEWAY_NAMES, LINE_WORDS)
 
 _templates = Environment(
     loader=PackageLoader("tollway.payments", "templates"),
@@ -74,15 +98,15 @@ def _rate(tax_rate_ppm: int, locale: Locale) -> str:
     return format_percent(Decimal(tax_rate_ppm) / 1_000_000, format="#,##0.###%", locale=locale)
 
 
-def receipt_html(receipt: Receipt) -> str:
+def receipt_html(receipt: Receipt, words: DocumentWords = ENGLISH) -> str:
     locale = locale_of(receipt.language)
     payment = receipt.payment.payment
     profile = receipt.seller.profile
-    what = f"plan {receipt.payment.plan}" if receipt.payment.plan else "top-up"
+    what = words.plan % {"name": receipt.payment.plan} if receipt.payment.plan else words.topup
     values: dict[str, Any] = {
         "language": locale.language,
-        "title": f"{LABELS['receipt']} {receipt.number}",
-        "labels": LABELS,
+        "title": f"{words.labels['receipt']} {receipt.number}",
+        "labels": words.labels,
         "brand": receipt.seller.brand,
         "legal_name": profile.legal_name,
         "address": profile.address,
@@ -96,13 +120,13 @@ def receipt_html(receipt: Receipt) -> str:
         "refunded": money(payment.refunded_micros, payment.currency, locale) if payment.refunded_micros else "",
         "tax": money(receipt.tax_micros, payment.currency, locale),
         "tax_rate": _rate(profile.tax_rate_ppm, locale),
-        "gateway": GATEWAY_NAMES.get(str(payment.gateway_kind), str(payment.gateway_kind)),
+        "gateway": words.gateways.get(str(payment.gateway_kind), str(payment.gateway_kind)),
         "transfer_id": payment.transfer_id or "",
     }
     return _templates.get_template("receipt.html").render(values)
 
 
-def invoice_html(invoice: Invoice) -> str:
+def invoice_html(invoice: Invoice, words: DocumentWords = ENGLISH) -> str:
     content = invoice.content
     seller: dict[str, str] = content["seller"]  # type: ignore[assignment]
     customer: dict[str, str] = content["customer"]  # type: ignore[assignment]
@@ -112,8 +136,8 @@ def invoice_html(invoice: Invoice) -> str:
     last_day = invoice.period_end - timedelta(days=1)  # the period ends before its end instant
     values: dict[str, Any] = {
         "language": locale.language,
-        "title": f"{LABELS['invoice']} {invoice.label}",
-        "labels": LABELS,
+        "title": f"{words.labels['invoice']} {invoice.label}",
+        "labels": words.labels,
         "brand": seller["brand"],
         "legal_name": seller["legal_name"],
         "address": seller["address"],
@@ -125,7 +149,7 @@ def invoice_html(invoice: Invoice) -> str:
         "lines": [
             {
                 "at": _day(datetime.fromisoformat(line["at"]), locale),
-                "what": line["what"],
+                "what": words.lines.get(line["what"], line["what"]),
                 "payment": line["payment"],
                 "amount": money(int(line["amount_micros"]), invoice.currency, locale),
             }

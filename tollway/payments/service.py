@@ -313,6 +313,13 @@ def put_topup_offer(
     return database.run(use_case)
 
 
+def topup_offers(database: Database, *, seller_login: str, principal: Principal | None = None) -> list[TopupOffer]:
+    """The top-ups a seller's shop offers, one per currency."""
+    with database.reading() as connection:
+        seller = require_seller(connection, seller_login, principal)
+        return store.offers_of(connection, seller.id)
+
+
 # --- the payer's side: its shop, starting a payment ------------------------------------------------------
 
 

@@ -526,6 +526,13 @@ def invoices_of(connection: Connection, customer_id: int, *, limit: int) -> list
     return [_invoice(row) for row in rows]
 
 
+def invoices_issued_by(connection: Connection, seller_id: int, *, limit: int) -> list[Invoice]:
+    rows = connection.execute(
+        select(invoices).where(invoices.c.seller_id == seller_id).order_by(invoices.c.id.desc()).limit(limit)
+    )
+    return [_invoice(row) for row in rows]
+
+
 def invoice_numbers(connection: Connection, seller_id: int) -> list[int]:
     rows = connection.execute(
         select(invoices.c.number).where(invoices.c.seller_id == seller_id).order_by(invoices.c.number)

@@ -44,6 +44,7 @@ from tollway.display import (
 )
 from tollway.display import format_number as _format_number
 from tollway.errors import NotFound, Refusal, refuse_nul
+from tollway.payments.service import PaymentSettings
 from tollway.portal import i18n
 from tollway.portal.assets import static_url
 from tollway.portal.navigation import navigation_for
@@ -65,6 +66,7 @@ class PortalSettings:
     database: Database
     cookie_secure: bool
     sealer: Seal | None  # None: no secret key configured, so no second factor can be enrolled
+    payments: PaymentSettings | None = None  # None: made from the configuration when the shop first needs them
 
 
 class LoginRequired(Exception):

@@ -25,6 +25,7 @@ class ReturnCode(IntEnum):
     INVALID_PASSWORD = 2  # failed: invalid password (the PIN)
     ACCOUNT_IN_USE = 3  # failed: account in use
     ZERO_BALANCE = 4  # failed: zero balance
+    CREDIT_LIMIT = 6  # failed: credit limit
     USER_DENIED = 7  # failed: user denied
     SERVICE_NOT_AVAILABLE = 8  # failed: service not available
     NUMBER_BLOCKED = 9  # failed: called number blocked
@@ -40,6 +41,7 @@ RETURN_CODES: dict[str, ReturnCode] = {
     "password_throttled": ReturnCode.RETRIES_EXCEEDED,
     "concurrent_calls_limit": ReturnCode.ACCOUNT_IN_USE,
     "insufficient_funds": ReturnCode.ZERO_BALANCE,
+    "spending_cap_reached": ReturnCode.CREDIT_LIMIT,  # a user's own daily or monthly cap, not the money: a limit
     "account_suspended": ReturnCode.USER_DENIED,
     "account_closed": ReturnCode.USER_DENIED,
     "account_not_rated": ReturnCode.USER_DENIED,  # a reseller, agent or the provider makes no calls

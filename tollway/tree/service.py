@@ -264,23 +264,31 @@ def set_status(database: Database, *, login: str, status: Status, principal: Pri
     def use_case(connection: Connection) -> Node:
         node = require_node(connection, login, lock=True)
         authorize(principal, Action.NODE_UPDATE, node)
-        if node.position.kind is NodeKind.PROVIDER:
-            raise Refusal("provider_status_fixed", "the provider is always active")
-        wallet_id = ledger_store.find_account_id(
-            connection, node_id=node.id, purpose=AccountPurpose.WALLET, currency=node.currency
-        )
-        wallet = ledger_store.get_account(connection, wallet_id or 0)
-        model.check_status_change(
-            node.status,
-            status,
-            open_children=tree_store.count_open_children(connection, node),
-            balance_micros=wallet.balance_micros if wallet else 0,
-            reserved_micros=wallet.debits_pending if wallet else 0,
-        )
-        tree_store.update_node(connection, node.id, status=status, now=now)
-        return _audited(connection, principal, "node.status", node)
+        return apply_status(connection, node, status, now=now, principal=principal)
 
     return database.run(use_case)
+
+
+def apply_status(
+    connection: Connection, node: Node, status: Status, *, now: datetime, principal: Principal | None
+) -> Node:
+    """Change a locked node's status, once the caller has authorized it (an owner, or for an organization's
+    user its organization's admin)."""
+    if node.position.kind is NodeKind.PROVIDER:
+        raise Refusal("provider_status_fixed", "the provider is always active")
+    wallet_id = ledger_store.find_account_id(
+        connection, node_id=node.id, purpose=AccountPurpose.WALLET, currency=node.currency
+    )
+    wallet = ledger_store.get_account(connection, wallet_id or 0)
+    model.check_status_change(
+        node.status,
+        status,
+        open_children=tree_store.count_open_children(connection, node),
+        balance_micros=wallet.balance_micros if wallet else 0,
+        reserved_micros=wallet.debits_pending if wallet else 0,
+    )
+    tree_store.update_node(connection, node.id, status=status, now=now)
+    return _audited(connection, principal, "node.status", node)
 
 
 def set_grants(database: Database, *, login: str, grants: Grants, principal: Principal | None = None) -> Node:

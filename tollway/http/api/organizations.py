@@ -24,6 +24,7 @@ from tollway.organizations import service as organizations
 from tollway.organizations.model import Caps, ExtensionStatus, Limits, OrganizationRole, Wallet
 from tollway.organizations.service import ExtensionView, NewExtension, NewUser, OrganizationView, UserView
 from tollway.sealing import Sealer
+from tollway.tree.model import Status
 
 router = APIRouter(tags=["organizations"], responses=ERRORS)  # type: ignore[arg-type]
 
@@ -82,6 +83,9 @@ class UserPatch(Strict):
     caps: bool = Field(default=False, description="true: daily_cap and monthly_cap replace the caps (null: none)")
     daily_cap: PositiveAmount | None = None
     monthly_cap: PositiveAmount | None = None
+    status: Status | None = Field(
+        default=None, description="suspended: its extensions stop registering and calling; closed: its owners only"
+    )
 
 
 class UserOut(Reply):
@@ -239,7 +243,7 @@ def get_user(login: str, user: str, database: DatabaseDep, principal: PrincipalD
     return user_out(organizations.get_user(database, organization=login, login=user, principal=principal))
 
 
-@router.patch("/organizations/{login}/users/{user}", summary="Change a user's details, role or spending caps")
+@router.patch("/organizations/{login}/users/{user}", summary="Change a user's details, role, spending caps or status")
 def update_user(login: str, user: str, body: UserPatch, database: DatabaseDep, principal: PrincipalDep) -> UserOut:
     view = organizations.update_user(
         database,
@@ -250,6 +254,7 @@ def update_user(login: str, user: str, body: UserPatch, database: DatabaseDep, p
         language=body.language,
         role=body.role,
         caps=_caps(body.daily_cap, body.monthly_cap) if body.caps else None,
+        status=body.status,
         principal=principal,
     )
     return user_out(view)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
@@ -17,6 +17,7 @@ from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.money import to_decimal
 from tollway.payments import records, render
 from tollway.payments.model import BillingProfile, Invoice, tax_rate_ppm_of
+from tollway.portal.documents import document_words
 from tollway.store.types import ID_MAX
 
 router = APIRouter(tags=["shop"], responses=ERRORS)  # type: ignore[arg-type]
@@ -24,6 +25,15 @@ DbId = Annotated[int, Path(ge=1, le=ID_MAX)]
 Percent = Annotated[str, Field(pattern=r"^[0-9]{1,3}(\.[0-9]{1,4})?$", examples=["20", "7.5"])]
 Month = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 PRIVATE = {"Cache-Control": "private, no-store"}
+# An HTML document's refusals are still JSON problems: declared so, not as text/html (FastAPI would document a
+# route's extra responses in its own media type).
+HTML_DOCUMENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": "A refusal (a Problem)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for status in ERRORS
+}
 
 
 class BillingProfileIn(Strict):
@@ -88,6 +98,11 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
     )
 
 
+def invoice_html(invoice: Invoice) -> str:
+    """The invoice in its customer's language, as it was when issued."""
+    return render.invoice_html(invoice, document_words(str(invoice.content["language"])))
+
+
 def pdf(document: bytes, filename: str) -> Response:
     headers = PRIVATE | {"Content-Disposition": f'inline; filename="{filename}"'}
     return Response(document, media_type="application/pdf", headers=headers)
@@ -112,10 +127,15 @@ def get_billing_profile(login: str, database: DatabaseDep, principal: PrincipalD
     return profile_out(records.get_billing_profile(database, seller_login=login, principal=principal))
 
 
-@router.get("/payments/{payment_id}/receipt", response_class=HTMLResponse, summary="A credited payment's receipt")
+@router.get(
+    "/payments/{payment_id}/receipt",
+    response_class=HTMLResponse,
+    responses=HTML_DOCUMENT_ERRORS,
+    summary="A credited payment's receipt",
+)
 def receipt(payment_id: DbId, database: DatabaseDep, principal: PrincipalDep) -> HTMLResponse:
     found = records.receipt(database, payment_id=payment_id, principal=principal)
-    return HTMLResponse(render.receipt_html(found), headers=PRIVATE)
+    return HTMLResponse(render.receipt_html(found, document_words(found.language)), headers=PRIVATE)
 
 
 @router.get(
@@ -126,7 +146,7 @@ def receipt(payment_id: DbId, database: DatabaseDep, principal: PrincipalDep) ->
 )
 def receipt_pdf(payment_id: DbId, database: DatabaseDep, principal: PrincipalDep) -> Response:
     found = records.receipt(database, payment_id=payment_id, principal=principal)
-    return pdf(render.to_pdf(render.receipt_html(found)), f"{found.number}.pdf")
+    return pdf(render.to_pdf(render.receipt_html(found, document_words(found.language))), f"{found.number}.pdf")
 
 
 @router.post("/nodes/{login}/invoices", summary="Issue a seller's invoices of a month that is over (once each)")
@@ -141,10 +161,15 @@ def list_invoices(login: str, database: DatabaseDep, principal: PrincipalDep) ->
     return [invoice_out(invoice) for invoice in records.invoices_for(database, login=login, principal=principal)]
 
 
-@router.get("/invoices/{invoice_id}", response_class=HTMLResponse, summary="An invoice, as issued")
+@router.get(
+    "/invoices/{invoice_id}",
+    response_class=HTMLResponse,
+    responses=HTML_DOCUMENT_ERRORS,
+    summary="An invoice, as issued",
+)
 def invoice(invoice_id: DbId, database: DatabaseDep, principal: PrincipalDep) -> HTMLResponse:
     found = records.get_invoice(database, invoice_id=invoice_id, principal=principal)
-    return HTMLResponse(render.invoice_html(found), headers=PRIVATE)
+    return HTMLResponse(invoice_html(found), headers=PRIVATE)
 
 
 @router.get(
@@ -155,7 +180,7 @@ def invoice(invoice_id: DbId, database: DatabaseDep, principal: PrincipalDep) ->
 )
 def invoice_pdf(invoice_id: DbId, database: DatabaseDep, principal: PrincipalDep) -> Response:
     found = records.get_invoice(database, invoice_id=invoice_id, principal=principal)
-    return pdf(render.to_pdf(render.invoice_html(found)), f"{found.label}.pdf")
+    return pdf(render.to_pdf(invoice_html(found)), f"{found.label}.pdf")
 
 
 @router.get(

@@ -37,6 +37,10 @@ class LookupOut(Reply):
     route: str = Field(description="with a callee: internal, outside, or unavailable")
     target: str = Field(description="internal: the SIP username of the extension called")
     follow_me: str = Field(description="internal: ext:<username>:<seconds> and out:<number>:<seconds>, in order")
+    voicemail: bool = Field(description="the extension's unanswered calls go to voicemail (for the switch to do)")
+    recording: bool = Field(description="the extension's calls are recorded (for the switch's media server to do)")
+    target_voicemail: bool = Field(description="internal: the called extension has voicemail")
+    target_recording: bool = Field(description="internal: the called extension's calls are recorded")
 
 
 @router.post("/lookup", summary="An extension's digest credential, and where a call of it goes")

@@ -12,10 +12,10 @@ from types import ModuleType
 from fastapi import APIRouter
 
 from tollway.portal.navigation import NavItem
-from tollway.portal.pages import accounts, auth, calls, home, money, settings, shop
+from tollway.portal.pages import accounts, auth, calls, home, money, sales, settings, shop
 
 PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
-PAGES += (accounts,)  # the staff pages: accounts
+PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
 NAVIGATION: tuple[NavItem, ...] = tuple(item for page in PAGES for item in getattr(page, "NAVIGATION", ()))
