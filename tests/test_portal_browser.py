@@ -102,8 +102,10 @@ def build_world(database: Database) -> str:
     return key
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Playwright's sync API runs an event loop in this thread while it is open: closed with the module, so
+    the tests after it can run their own (asyncio.run refuses to start inside a running loop)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
