@@ -66,11 +66,11 @@ def test_another_tenants_tariff_in_a_profile_is_not_found_as_a_missing_one(demo_
 
 def test_another_tenants_plan_is_not_found_as_a_missing_one(demo_database: Database) -> None:
     subscriptions.create_plan(
-        demo_database, owner_login="north-metro", name="talk-9", fee_micros=0, period=Period.MONTH, included_seconds=60
+        demo_database, owner_login="euro-paris", name="talk-9", fee_micros=0, period=Period.MONTH, included_seconds=60
     )
     city = api(demo_database, "north-city", Role.RESELLER_ADMIN)
     status, body = same_answer(
-        city, "PUT", "/api/v1/nodes/bob/plan", {"plan": "{name}"}, "north-metro:talk-9", "north-metro:talk-0"
+        city, "PUT", "/api/v1/nodes/bob/plan", {"plan": "{name}"}, "euro-paris:talk-9", "euro-paris:talk-0"
     )
     assert status == 404 and b'"plan_not_found"' in body
 

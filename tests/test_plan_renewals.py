@@ -351,9 +351,10 @@ def test_the_command_renews_what_is_due_and_sums_it_up(database: Database) -> No
     renewed = tollway("plan", "renew", url=database.url)
     assert renewed.returncode == 0, renewed.stderr
     rows = [line.split() for line in renewed.stdout.splitlines()]
-    assert ["│", "renewed", "│", "1", "│", "1.000000", "USD", "│"] in rows
-    assert ["│", "suspended", "│", "1", "│", "1.000000", "USD", "│"] in rows
-    assert ["│", "bob", "│", "north-city:uk-daily", "│", "1.000000", "USD", "│"] in rows
+    # piped, so plain columns (a table only on a terminal it fits)
+    assert ["renewed", "1", "1.000000", "USD"] in rows
+    assert ["suspended", "1", "1.000000", "USD"] in rows
+    assert ["bob", "north-city:uk-daily", "1.000000", "USD"] in rows
     assert tollway("plan", "renew", url=database.url).stdout.strip() == "nothing due"
     assert balance(database, "alice") == 8_000_000 and balance(database, "bob") == 0
 

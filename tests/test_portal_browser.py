@@ -10,8 +10,9 @@ credited balance, the webhook signed and posted by the test.
 
 The world is the demo (tollway demo) with a login per role: root (the provider's admin), nc-admin (north-city,
 a reseller), ana (agent-ana, north-city's agent), alice and bob (north-city's retail clients), acme-user
-(an organization user of acme-pbx). north-city's portal is at north.localhost, bluewave-retail's at
-blue.localhost (Chromium sends every *.localhost to this machine); north-city shows "North Voice" in green.
+(an organization user of acme-pbx), acme-admin (acme-pbx's admin). north-city's portal is at north.localhost,
+bluewave-retail's at blue.localhost (Chromium sends every *.localhost to this machine); north-city shows
+"North Voice" in green.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ LOGINS = (
     ("bob", "bob", Role.CLIENT),
     ("carol", "carol", Role.CLIENT),
     ("acme-pbx", "acme-user", Role.ORGANIZATION_USER),
+    ("acme-pbx", "acme-admin", Role.ORGANIZATION_ADMIN),
     ("mallory", "mallory", Role.CLIENT),
 )
 HOSTILE_NAME = '<img src=x onerror="alert(1)">Evil & Co'
@@ -126,8 +128,10 @@ def build_world(database: Database) -> str:
     return key
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Playwright's sync API runs an event loop in this thread while it is open: closed with the module, so
+    the tests after it can run their own (asyncio.run refuses to start inside a running loop)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -199,7 +203,7 @@ def test_each_role_logs_in_and_out(portal: str, browser_page: Any, camera: Camer
     page = browser_page
     log_in(page, camera, portal, login)
     assert page.get_by_role("heading", level=1).inner_text() == heading
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     camera.shoot(page, "settings")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{portal}/login")
@@ -212,7 +216,7 @@ def test_a_customer_switches_to_polish(portal: str, browser_page: Any, camera: C
     page = browser_page
     log_in(page, camera, portal, "bob")
     assert page.locator("#available").inner_text() == "$10.00"
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     page.get_by_label("Language of this portal").select_option("pl")
     camera.shoot(page, "choosing polish")
     page.get_by_role("button", name="Save the language").click()
@@ -320,6 +324,41 @@ def test_a_customer_sees_its_call_after_a_call_through_the_credit_control_api(
     assert answer is not None and answer.status == 404
     assert other.get_by_role("heading", level=1).inner_text() == "Not found"
     carol.close()
+
+
+def test_an_organization_admin_makes_a_user_and_an_extension_and_sees_its_secret_once(
+    portal: str, browser_page: Any, camera: Camera
+) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "acme-admin")
+    page.get_by_role("link", name="Organization", exact=True).click()
+    camera.shoot(page, "the organization")
+    assert page.get_by_role("heading", level=1).inner_text() == "ACME Corp (PBX)"
+    assert serious_violations(page) == []
+    page.get_by_label("Login").fill("ann")
+    page.get_by_label("Name").fill("Ann Lee")
+    page.get_by_label("Email (optional)").fill("ann@acme.example")
+    page.get_by_role("button", name="Create the user").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the user")
+    assert page.get_by_role("status").inner_text() == "The user is created."
+    page.get_by_role("link", name="Back to the organization").click()
+    page.get_by_label("User", exact=True).select_option("ann")
+    page.get_by_label("Number", exact=True).fill("101")
+    page.get_by_label("Voicemail").check()
+    page.get_by_role("button", name="Create the extension").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the secret, once")
+    secret = page.locator("#secret").inner_text()
+    assert len(secret) == 24 and secret.isalnum()
+    page.get_by_role("link", name="Done").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the extension")
+    assert page.get_by_role("heading", level=1).inner_text() == "Extension 101"
+    assert page.locator("#voicemail").inner_text() == "On" and secret not in page.content()
+    assert serious_violations(page) == []
+    page.goto(f"{portal}/organization")
+    assert "101" in page.locator("#extensions").inner_text() and secret not in page.content()
 
 
 def test_a_customer_tops_up_by_card_from_the_shop_page_to_its_credited_balance(

@@ -670,6 +670,8 @@ def test_a_nul_in_a_text_attribute_is_answered_and_a_stop_still_ends_its_call(ra
     accepted = authorize(radius, tmp_path, **{"User-Name": f"alice{NUL}", "Calling-Station-Id": f"+1 555{NUL}0100"})
     assert accepted.code == "Access-Accept"
     assert account(radius, tmp_path, START).code == "Accounting-Response"
+    # 35 s in, the grant is extended to 120 s, so the Stop's 95 s is within it and charged as reported.
+    assert account(radius, tmp_path, INTERIM, **{"Acct-Session-Time": 35}).code == "Accounting-Response"
     stop = {
         "Acct-Session-Time": 95,
         "User-Name": f"al{NUL}ice",
@@ -699,10 +701,13 @@ def test_a_nul_in_a_text_attribute_is_answered_and_a_stop_still_ends_its_call(ra
 
 def test_a_stop_reporting_more_than_the_longest_call_still_ends_it(radius: Radius, tmp_path: Path) -> None:
     """Acct-Session-Time past what credit control takes (40 h) was acknowledged and dropped, the call left
-    up until the sweeper found it; it ends the call now, at the longest duration credit control takes."""
+    up until the sweeper found it; it ends the call now, read as the longest duration credit control takes,
+    and (the switch not being trusted with durations) charged what was granted, flagged as an overshoot."""
     assert authorize(radius, tmp_path).code == "Access-Accept"
     assert account(radius, tmp_path, START).code == "Accounting-Response"
     assert account(radius, tmp_path, STOP, **{"Acct-Session-Time": 200_000}).code == "Accounting-Response"
     ended = calls.get_call(radius.database, CALL_ID)
-    assert (ended["status"], ended["duration_seconds"]) == ("ended", model.REPORTED_SECONDS_MAX)
+    assert (ended["status"], ended["duration_seconds"]) == ("ended", 60)
+    assert ended["reported_duration_seconds"] == model.REPORTED_SECONDS_MAX
+    assert ended["overshoot_reason"] is not None
     assert model.REPORTED_SECONDS_MAX == 144_000

@@ -660,3 +660,21 @@ def list_extensions(
                 raise NotFound("user", user) from None
             found = store.extensions_of(connection, org.id, user_node_id=node.id, limit=limit, after=after)
         return [_extension_view(connection, org, settings, extension) for extension in found]
+
+
+def extensions_of_user(database: Database, *, login: str, principal: Principal | None = None) -> list[ExtensionView]:
+    """The extensions of the user ``login`` (whoever sees its account: the user itself, its organization's
+    admins, the owners above), without naming its organization: a user's portal lists its own this way."""
+    with database.reading() as connection:
+        node = tree_store.find_node(connection, login)
+        member = store.get_member(connection, node.id) if node is not None else None
+        if node is None or member is None:
+            raise NotFound("user", login)
+        try:
+            authorize(principal, Action.NODE_READ, node)
+        except NotFound:
+            raise NotFound("user", login) from None
+        organization = present(tree_store.get_node(connection, member.organization_id), f"organization of {login}")
+        _, settings = require_organization(connection, None, organization.login, Action.NODE_READ)
+        found = store.extensions_of(connection, organization.id, user_node_id=node.id, limit=store.PAGE_SIZE_MAX)
+        return [_extension_view(connection, organization, settings, extension) for extension in found]

@@ -38,6 +38,31 @@ REFUSALS: dict[str, str] = {
     "password_changed_meanwhile": N_("The password was changed meanwhile. Try again."),
     "request_invalid": N_("The request is not valid."),
     "forbidden": N_("You are not allowed to do this."),
+    # organizations, their users and extensions; caller ids and FollowMe
+    "login_taken": N_("This login is taken. Choose another."),
+    "login_invalid": N_(
+        "A login has 2 to 63 characters: lower-case letters, digits and . _ @ -, starting with a letter or a digit."
+    ),
+    "users_limit_reached": N_("The organization has as many users as it may have."),
+    "extensions_limit_reached": N_("This user has as many extensions as it may have."),
+    "extension_number_invalid": N_(
+        "An extension number has the organization's number of digits and does not start with 0."
+    ),
+    "extension_number_taken": N_("The organization has an extension with this number already."),
+    "sip_username_taken": N_("Another extension of the organization has this SIP username."),
+    "sip_username_invalid": N_("A SIP username has lower-case letters, digits, dots, dashes or underscores."),
+    "limit_invalid": N_("A limit is a whole number, or empty for none."),
+    "users_limit_wider_than_owner": N_("A limit may not be wider than the one set above yours."),
+    "extensions_per_user_limit_wider_than_owner": N_("A limit may not be wider than the one set above yours."),
+    "number_invalid": N_("Enter a number with its country code, such as +44 20 7946 0100."),
+    "caller_id_exists": N_("This line has this caller id already."),
+    "caller_ids_limit_reached": N_("A line has at most 20 caller ids."),
+    "caller_id_not_organizations": N_("An extension presents only its organization's verified numbers."),
+    "follow_me_too_long": N_("FollowMe has at most 10 numbers."),
+    "follow_me_repeated": N_("A number appears twice in FollowMe."),
+    "follow_me_own_number": N_("The line's own number may only come first in its FollowMe."),
+    "follow_me_extension_unknown": N_("FollowMe names an extension the organization does not have."),
+    "ring_seconds_invalid": N_("A number rings for 5 to 120 seconds."),
 }
 NOT_FOUND = N_("There is nothing here, or you may not see it.")
 GENERAL = N_("The request was refused (%(reason)s).")

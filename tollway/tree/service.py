@@ -374,6 +374,7 @@ def visible_nodes(
     within_login: str | None = None,
     search: str | None = None,
     below_only: bool = False,
+    client_type: ClientType | None = None,
 ) -> list[Node]:
     """The nodes the principal may see, one page at a time: the query form of ``access.model.sees``.
 
@@ -399,6 +400,7 @@ def visible_nodes(
             within_path=None if within is None else within.path,
             search=search or None,
             exclude_node_id=principal.place.node_id if below_only else None,
+            client_type=client_type,
         )
 
 

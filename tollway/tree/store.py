@@ -174,6 +174,7 @@ def page(
     within_path: str | None = None,
     search: str | None = None,
     exclude_node_id: int | None = None,
+    client_type: ClientType | None = None,
 ) -> list[Node]:
     """One page of nodes, by ascending id, filtered; every filter is a bound parameter.
 
@@ -200,6 +201,8 @@ def page(
         query = query.where(nodes.c.kind == str(kind))
     if status is not None:
         query = query.where(nodes.c.status == str(status))
+    if client_type is not None:
+        query = query.where(nodes.c.client_type == str(client_type))
     rows = connection.execute(query.order_by(nodes.c.id).limit(min(limit, LIST_PAGE_SIZE_MAX)))
     return [_node(row) for row in rows]
 

@@ -12,10 +12,11 @@ from types import ModuleType
 from fastapi import APIRouter
 
 from tollway.portal.navigation import NavItem
-from tollway.portal.pages import accounts, auth, calls, home, money, sales, settings, shop
+from tollway.portal.pages import accounts, auth, calls, home, lines, money, organizations, sales, settings, shop
 
 PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
 PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
+PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
 NAVIGATION: tuple[NavItem, ...] = tuple(item for page in PAGES for item in getattr(page, "NAVIGATION", ()))
