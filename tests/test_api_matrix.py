@@ -182,6 +182,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/nodes/{login}/transfers"): Row(
         "/api/v1/nodes/alice/transfers", None, expect(200, 200, 404, 403, 200, 404)
     ),
+    # A seller's margin on calls: north-city's, read by itself and its owners; to alice and its agent it is unknown.
+    ("GET", "/api/v1/nodes/{login}/margin"): Row(
+        "/api/v1/nodes/north-city/margin?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z",
+        None,
+        expect(200, 200, 404, 404, 404, 404),
+    ),
     ("POST", "/api/v1/sessions"): Row("/api/v1/sessions", None, expect(200, 200, 200, 200, 200, 200)),
     ("DELETE", "/api/v1/sessions/current"): Row("/api/v1/sessions/current", None, expect(204, 204, 204, 204, 204, 204)),
     ("POST", "/api/v1/nodes/{login}/users"): Row(
@@ -281,6 +287,10 @@ MATRIX: dict[tuple[str, str], Row] = {
         "/api/v1/calls/m1", None, expect(200, 200, 404, 403, 200, 404), setup=call_up
     ),
     ("GET", "/api/v1/calls"): Row("/api/v1/calls?active=true", None, expect(200, 200, 200, 403, 200, 200)),
+    # Call records of one account's subtree: whoever may not see alice is answered as if she did not exist.
+    ("GET", "/api/v1/calls.csv"): Row(
+        "/api/v1/calls.csv?account=alice&state=ended", None, expect(200, 200, 404, 403, 200, 404)
+    ),
     # Agents: the agent reads its terms but does not set them; alice does not even see her agent.
     ("PUT", "/api/v1/agents/{login}/terms"): Row(
         "/api/v1/agents/agent-ana/terms", {"commission_percent": "5"}, expect(200, 200, 404, 403, 404, 404)

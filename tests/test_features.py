@@ -1,10 +1,13 @@
-"""A reseller's features: the three that exist are enforced; the three coming are granted and narrowed now."""
+"""A reseller's features: the five that exist are enforced; calling cards, coming, are granted and narrowed now."""
 
 from __future__ import annotations
 
 import pytest
 
+from tollway.branding import service as branding
+from tollway.branding.service import BrandChanges
 from tollway.errors import Refusal
+from tollway.payments import service as shop
 from tollway.rating import service as rating
 from tollway.rating import subscriptions
 from tollway.rating.plans import Period
@@ -48,12 +51,26 @@ def make_plan(database: Database) -> None:
     )
 
 
-MAKERS = {Feature.AGENTS: make_agent, Feature.TARIFFS: make_tariff, Feature.PLANS: make_plan}
+def make_shop(database: Database) -> None:
+    shop.configure_bank_transfer(database, seller_login="shop", details={"account_holder": "Shop", "iban": "DE89"})
+
+
+def make_brand(database: Database) -> None:
+    branding.set_brand(database, None, login="shop", changes=BrandChanges(name="Shop Voice"))
+
+
+MAKERS = {
+    Feature.AGENTS: make_agent,
+    Feature.TARIFFS: make_tariff,
+    Feature.PLANS: make_plan,
+    Feature.ONLINE_SHOP: make_shop,
+    Feature.BRANDED_PORTAL: make_brand,
+}
 
 
 def test_the_features_that_exist_and_those_coming() -> None:
     assert set(MAKERS) == FEATURES_AVAILABLE
-    assert {Feature.CALLING_CARDS, Feature.ONLINE_SHOP, Feature.BRANDED_PORTAL} == FEATURES_COMING
+    assert {Feature.CALLING_CARDS} == FEATURES_COMING
     assert set(Feature) == FEATURES_AVAILABLE | FEATURES_COMING
 
 

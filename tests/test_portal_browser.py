@@ -270,7 +270,7 @@ def test_user_text_with_html_in_it_is_shown_escaped(portal: str, browser_page: A
     assert page.locator("header img").count() == 0 and dialogs == []
 
 
-@pytest.mark.parametrize("path", ["/login", "/", "/calls", "/payments", "/statement", "/settings"])
+@pytest.mark.parametrize("path", ["/login", "/", "/calls", "/payments", "/statement", "/settings", "/line"])
 def test_the_customer_pages_have_no_serious_accessibility_violation(
     portal: str, browser_page: Any, camera: Camera, path: str
 ) -> None:

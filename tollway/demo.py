@@ -68,7 +68,9 @@ DEMO_NODES = (
         topup="250",
         grants=Grants(
             frozenset({ClientType.RETAIL, ClientType.CALLING_CARD}),
-            frozenset({Feature.TARIFFS, Feature.CALLING_CARDS, Feature.AGENTS}),
+            frozenset(
+                {Feature.TARIFFS, Feature.CALLING_CARDS, Feature.AGENTS, Feature.ONLINE_SHOP, Feature.BRANDED_PORTAL}
+            ),
         ),
     ),
     DemoNode("atlas-north", "acme-pbx", "ACME Corp (PBX)", _c(ClientType.PBX), topup="80"),

@@ -212,6 +212,18 @@ def decide(principal: Principal, action: Action, target: Place | None = None) ->
     return Decision.ALLOWED
 
 
+def sees_charge(principal: Principal | None, payer: Place) -> bool:
+    """Whether a principal may see one level's charge for a call: what ``payer`` pays its owner.
+
+    A call is charged at every level of its chain, each level paying its owner at its own price. A principal
+    sees the charges of its own node and of the nodes below it, never those of its owners: a customer sees
+    its own charge, a reseller what its customers pay it and what it pays its owner, never what its owner
+    pays further up; the provider (and the command line, ``principal`` None) sees every level. A quote, a
+    call record, a listing, an export: every view of charges keeps only the lines this answers True for.
+    """
+    return principal is None or sees(principal, payer)
+
+
 def limited_view(principal: Principal, target: Place) -> bool:
     """Agents see their clients without call details beyond totals and without secrets."""
     return principal.role is Role.AGENT and target.node_id != principal.place.node_id

@@ -461,12 +461,38 @@ def set_exchange_rate(
     return database.run(use_case)
 
 
+@dataclass(frozen=True, slots=True)
+class WalletEntry:
+    """One transfer of a wallet's history, as its holder reads it.
+
+    ``status``: ``posted`` (it moved the balance), ``reserved`` (a call's reservation, still held) or
+    ``released`` (a reservation the call's end, or its expiry, gave back: the call's cost is its own posted
+    transfer; a void is the release itself). ``effect_micros``: what it did to the balance, signed from the
+    wallet's side; a reservation and its release move nothing, so a call counts once, at its cost.
+    """
+
+    transfer: Transfer
+    status: str
+    effect_micros: int
+
+
 def wallet_transfers(
     database: Database, principal: Principal | None, *, login: str, limit: int, before: datetime | None = None
-) -> list[Transfer]:
+) -> list[WalletEntry]:
     """The wallet's history, newest first. Call charges are call details: agents do not see them."""
     with database.reading() as connection:
         node = require_node(connection, login)
         authorize(principal, Action.CALLS_READ, node)
         wallet = account_id(connection, node, AccountPurpose.WALLET)
-        return ledger_store.account_transfers(connection, wallet, limit=limit, before=before)
+        found = ledger_store.account_transfers(connection, wallet, limit=limit, before=before)
+        resolved = ledger_store.resolved_pending_ids(connection, [t.id for t in found if t.phase is Phase.PENDING])
+    return [_entry(transfer, wallet, resolved) for transfer in found]
+
+
+def _entry(transfer: Transfer, wallet: int, resolved: set[str]) -> WalletEntry:
+    if transfer.phase is Phase.PENDING:
+        return WalletEntry(transfer, "released" if transfer.id in resolved else "reserved", 0)
+    if transfer.phase is Phase.VOID:
+        return WalletEntry(transfer, "released", 0)
+    sign = 1 if transfer.credit_account_id == wallet else -1
+    return WalletEntry(transfer, "posted", sign * transfer.amount_micros)

@@ -5,6 +5,11 @@ Only posted transfers count: a call's reservation (a pending transfer) moves no 
 shows a call once, at its cost, when it ends, never its reservation as a second charge. Amounts are signed
 from the wallet's side: money in is positive, money out negative. Reading takes ``balance:read``: a
 statement shows the total of the calls, never their details (the call history is ``calls:read``).
+
+A seller's margin on calls for a period (``call_margin``): what the level below paid it for calls (its
+revenue account's call charges), what it paid the level above for them (its wallet's call charges), and
+the difference, all posted transfers, exact, in its currency. Revenue its customers paid in other currencies
+is shown apart, by currency, and left out of the margin: no exchange rate is guessed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from tollway.errors import Refusal
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import AccountPurpose, Transfer, TransferKind
 from tollway.store.database import Database
-from tollway.tree.model import Node
+from tollway.tree.model import Node, NodeKind
 from tollway.tree.service import require_node
 
 MOVEMENTS_PAGE_MAX = 200
@@ -143,4 +148,63 @@ def monthly_statement(database: Database, principal: Principal | None, *, login:
         calls_micros=call_credits - call_debits,
         closing_micros=opening + credits - debits,
         complete=len(found) <= STATEMENT_LINES_MAX,
+    )
+
+
+PERIOD_DAYS_MAX = 400  # the longest period a margin is asked for at once
+
+
+@dataclass(frozen=True, slots=True)
+class CallMargin:
+    login: str
+    currency: str
+    since: datetime
+    until: datetime
+    calls_sold: int  # calls of the level below that paid it in the period
+    revenue_micros: int  # what they paid it, in its currency
+    calls_bought: int  # calls it paid the level above for
+    cost_micros: int  # what it paid, in its currency
+    revenue_other_micros: dict[str, int]  # revenue in other currencies, by currency: not in the margin
+
+    @property
+    def margin_micros(self) -> int:
+        return self.revenue_micros - self.cost_micros
+
+
+def call_margin(
+    database: Database, principal: Principal | None, *, login: str, since: datetime, until: datetime
+) -> CallMargin:
+    """A reseller's (or the provider's) revenue, cost and margin on calls posted within [since, until).
+
+    Reading takes ``balance:read`` on the seller: the seller itself and its owners; its customers and
+    other tenants are answered as if it did not exist.
+    """
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Refusal("time_zone_missing", "say the time zone of since and until (Z or +hh:mm)")
+    if not since < until or until - since > timedelta(days=PERIOD_DAYS_MAX):
+        raise Refusal("period_invalid", f"since comes before until, at most {PERIOD_DAYS_MAX} days before it")
+    with database.reading() as connection:
+        node, wallet_id = _wallet(connection, principal, login)
+        if node.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
+            raise Refusal("margin_for_sellers_only", "only resellers and the provider sell calls")
+        revenue: dict[str, tuple[int, int]] = {}
+        for currency, revenue_id in ledger_store.account_ids_by_currency(
+            connection, node_id=node.id, purpose=AccountPurpose.REVENUE
+        ).items():
+            credits, debits, count = ledger_store.posted_sums(
+                connection, revenue_id, since=since, until=until, kinds=CALLS
+            )
+            revenue[currency] = (credits - debits, count)
+        credits, debits, bought = ledger_store.posted_sums(connection, wallet_id, since=since, until=until, kinds=CALLS)
+    own, sold = revenue.pop(node.currency, (0, 0))
+    return CallMargin(
+        login=node.login,
+        currency=node.currency,
+        since=since,
+        until=until,
+        calls_sold=sold,
+        revenue_micros=own,
+        calls_bought=bought,
+        cost_micros=debits - credits,
+        revenue_other_micros={currency: amount for currency, (amount, _) in sorted(revenue.items()) if amount},
     )

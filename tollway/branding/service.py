@@ -24,7 +24,7 @@ from tollway.errors import Refusal, present
 from tollway.notifications.model import check_brand_name, check_email
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, NodeKind, check_language
+from tollway.tree.model import Feature, Node, NodeKind, check_feature_granted, check_language
 from tollway.tree.service import require_node
 
 
@@ -110,8 +110,10 @@ def brand_seen_by(database: Database, principal: Principal) -> Brand:
 
 
 def _brands_others(node: Node) -> None:
+    """Only the provider and a reseller whose grants hold ``branded_portal`` set a brand for their customers."""
     if node.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
         raise Refusal("brand_for_resellers_only", "only resellers and the provider have a brand for their customers")
+    check_feature_granted(node.grants, Feature.BRANDED_PORTAL)
 
 
 def _settings(connection: Connection, node: Node) -> BrandSettings:

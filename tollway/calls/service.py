@@ -14,13 +14,15 @@ the first answer and changes nothing.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +34,17 @@ from tollway.access import credentials
 from tollway.access import service as access
 from tollway.access import store as access_store
 from tollway.access.audit import audit
-from tollway.access.model import Action, Forbidden, Principal, Role, Scope, authorize, scope_of
+from tollway.access.model import (
+    Action,
+    Forbidden,
+    Principal,
+    Role,
+    Scope,
+    authorize,
+    place_of,
+    scope_of,
+    sees_charge,
+)
 from tollway.balances.service import account_id
 from tollway.calls import store
 from tollway.calls.model import (
@@ -50,10 +62,12 @@ from tollway.calls.payer import Floor
 from tollway.calls.store import CallRecord, ChargeLine
 from tollway.clock import utc_now
 from tollway.config import Settings
-from tollway.errors import NotFound, Refusal, present
+from tollway.csvsafe import safe_row
+from tollway.errors import NUL, NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
 from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
 from tollway.logs import get_logger
+from tollway.money import to_decimal
 from tollway.organizations import payers
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
@@ -195,6 +209,30 @@ def call_view(call: CallRecord, lines: Sequence[ChargeLine] = ()) -> dict[str, A
     if lines:
         view["charges"] = [_line_view(line, ended=call.state == "ended") for line in lines]
     return view
+
+
+def seen_lines(connection: Connection, principal: Principal | None, lines: Sequence[ChargeLine]) -> list[ChargeLine]:
+    """The charge lines of a call that ``principal`` may see (``tollway.access.model.sees_charge``): a customer
+    its own, a reseller its own and those below it, the provider all. Every view of a call's charges goes
+    through here (or through ``_seen`` with the payers of a whole page)."""
+    if principal is None:
+        return list(lines)
+    return _seen(principal, lines, tree_store.nodes_by_id(connection, (line.node_id for line in lines)))
+
+
+def _seen(principal: Principal | None, lines: Sequence[ChargeLine], payers: dict[int, Node]) -> list[ChargeLine]:
+    return [
+        line
+        for line in lines
+        if principal is None or (line.node_id in payers and sees_charge(principal, place_of(payers[line.node_id])))
+    ]
+
+
+def shown_call(
+    connection: Connection, principal: Principal | None, call: CallRecord, lines: Sequence[ChargeLine]
+) -> dict[str, Any]:
+    """A call as ``principal`` may see it: its record with the charge lines it may see."""
+    return call_view(call, seen_lines(connection, principal, lines))
 
 
 def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
@@ -781,12 +819,13 @@ def end_call(
             )
             if charged.overshoot is not None:
                 _count_overshoot(call, duration_seconds, charged.overshoot)
-            return call_view(*_close(connection, call, charged, reason[:48], instant, reported=duration_seconds))
+            closed, lines = _close(connection, call, charged, reason[:48], instant, reported=duration_seconds)
+            return shown_call(connection, principal, closed, lines)
         if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
             changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
             store.update_call(connection, call.id, **changed)
             call = replace(call, **changed)
-        return call_view(call, store.lines_of(connection, call.id))
+        return shown_call(connection, principal, call, store.lines_of(connection, call.id))
 
     return database.run(use_case)
 
@@ -908,7 +947,7 @@ def get_call(database: Database, call_id: str, *, principal: Principal | None = 
     """
     with database.reading() as connection:
         call = _readable_call(connection, call_id, principal)
-        return call_view(call, store.lines_of(connection, call.id))
+        return shown_call(connection, principal, call, store.lines_of(connection, call.id))
 
 
 def _readable_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
@@ -1068,6 +1107,35 @@ def flag_blocked(database: Database, *, now: datetime | None = None) -> int:
     return flagged
 
 
+CALL_STATES = ("authorized", "answered", "ended", "refused")
+NUMBER_PREFIX_PATTERN = re.compile(r"^[0-9]{1,15}$")
+EXPORT_PAGE_CALLS = 500  # calls read per transaction while an export streams
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """Which calls to list: every field left None keeps every call."""
+
+    account: str | None = None  # the calls of this account and of every account below it
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+    prefix: str | None = None  # the E.164 number dialled starts with these digits
+    state: str | None = None  # authorized, answered, ended or refused
+    active: bool | None = None  # True: authorized or answered; False: ended or refused
+
+    def check(self) -> CallFilter:
+        if self.state is not None and self.state not in CALL_STATES:
+            raise Refusal("state_invalid", f"a call's state is one of {', '.join(CALL_STATES)}")
+        if self.prefix is not None and not NUMBER_PREFIX_PATTERN.match(self.prefix):
+            raise Refusal("prefix_invalid", "a destination prefix is 1 to 15 digits of an E.164 number, without +")
+        for instant in (self.since, self.until):
+            if instant is not None and instant.tzinfo is None:
+                raise Refusal("time_zone_missing", "say the time zone of since and until (Z or +hh:mm)")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise Refusal("period_invalid", "since must come before until")
+        return self
+
+
 def list_calls(
     database: Database,
     *,
@@ -1075,20 +1143,145 @@ def list_calls(
     active: bool | None = None,
     after_id: int = 0,
     limit: int = 100,
+    where: CallFilter | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Calls the principal may see, by ascending id, and the ``after_id`` of the next page (None at the end).
+    """Calls the principal may see, by ascending id, each with the charge lines it may see, and the
+    ``after_id`` of the next page (None at the end).
 
     A switch (``calls:control``) and anyone with ``calls:read`` sees the calls of its subtree; an agent sees
-    none (it sees totals, not calls); a client sees its own.
+    none (it sees totals, not calls); a client sees its own. ``where`` narrows them (an account it does not
+    see answers not found, as one that does not exist).
     """
+    chosen = (where or CallFilter()).check()
+    if active is not None:
+        chosen = replace(chosen, active=active)
     scope = reader_scope(principal)
-    path_prefix, node_id = scope.path_prefix, scope.node_id
     with database.reading() as connection:
-        records = store.page_calls(
-            connection, path_prefix=path_prefix, node_id=node_id, active=active, after_id=after_id, limit=limit
-        )
-    next_after_id = records[-1].id if len(records) == limit else None
-    return [call_view(record) for record in records], next_after_id
+        subtree = _subtree(connection, principal, chosen.account)
+        views = _page(connection, principal, scope, chosen, subtree, after_id=after_id, limit=limit)
+    next_after_id = views[-1][0] if len(views) == limit else None
+    return [view for _, view in views], next_after_id
+
+
+def _subtree(connection: Connection, principal: Principal | None, login: str | None) -> str | None:
+    if login is None:
+        return None
+    node = tree_store.find_node(connection, login) if NUL not in login else None
+    if node is None:
+        raise NotFound("node", login)
+    authorize(principal, Action.CALLS_READ, node)
+    return node.path
+
+
+def _page(
+    connection: Connection,
+    principal: Principal | None,
+    scope: Scope,
+    where: CallFilter,
+    subtree: str | None,
+    *,
+    after_id: int,
+    limit: int,
+) -> list[tuple[int, dict[str, Any]]]:
+    """(id, view) of one page of calls, their charge lines as the principal may see them (three queries)."""
+    records = store.page_calls(
+        connection,
+        path_prefix=scope.path_prefix,
+        node_id=scope.node_id,
+        active=where.active,
+        after_id=after_id,
+        limit=limit,
+        subtree=subtree,
+        since=where.since,
+        until=where.until,
+        number_prefix=where.prefix,
+        state=where.state,
+    )
+    lines = store.lines_of_calls(connection, [record.id for record in records])
+    payers = (
+        {}
+        if principal is None
+        else tree_store.nodes_by_id(connection, (line.node_id for found in lines.values() for line in found))
+    )
+    return [(record.id, call_view(record, _seen(principal, lines[record.id], payers))) for record in records]
+
+
+EXPORT_HEADERS = (
+    "call_id",
+    "account",
+    "caller",
+    "callee",
+    "number",
+    "status",
+    "created_at",
+    "answered_at",
+    "ended_at",
+    "duration_seconds",
+    "end_reason",
+    "payer",
+    "tariff",
+    "currency",
+    "prefix",
+    "price_per_minute",
+    "billed_seconds",
+    "amount",
+)
+
+
+def export_calls(
+    database: Database, *, principal: Principal | None = None, where: CallFilter | None = None
+) -> Iterator[str]:
+    """The calls ``list_calls`` would list, every one of them, as CSV lines: one line per charge the principal
+    may see (a call without any, such as a refused one, has one line with the charge's columns empty).
+
+    Checked before the first line (a bad filter or an account it may not see is refused, not half-written);
+    then read ``EXPORT_PAGE_CALLS`` calls per transaction while the lines are sent, so an export of any size
+    holds neither a transaction open nor more than a page in memory. Cells go through ``tollway.csvsafe``.
+    """
+    chosen = (where or CallFilter()).check()
+    scope = reader_scope(principal)
+    with database.reading() as connection:
+        subtree = _subtree(connection, principal, chosen.account)
+    return _export_lines(database, principal, scope, chosen, subtree)
+
+
+def _export_lines(
+    database: Database, principal: Principal | None, scope: Scope, where: CallFilter, subtree: str | None
+) -> Iterator[str]:
+    yield _csv_line(EXPORT_HEADERS)
+    after_id = 0
+    while True:
+        with database.reading() as connection:
+            page = _page(connection, principal, scope, where, subtree, after_id=after_id, limit=EXPORT_PAGE_CALLS)
+        for _, view in page:
+            for line in view.get("charges") or [None]:
+                yield _csv_line(_export_row(view, line))
+        if len(page) < EXPORT_PAGE_CALLS:
+            return
+        after_id = page[-1][0]
+
+
+def _export_row(view: dict[str, Any], line: dict[str, Any] | None) -> list[object]:
+    call = [view[name] for name in EXPORT_HEADERS[:11]]
+    if line is None:
+        return [*call, *[None] * 7]
+    amount = line.get("amount_micros")
+    return [
+        *call,
+        line["account"],
+        line["tariff"],
+        line["currency"],
+        line["prefix"],
+        to_decimal(line["price_micros"]),
+        line.get("billed_seconds"),
+        None if amount is None else to_decimal(amount),
+    ]
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(safe_row(values))
+    return buffer.getvalue()
 
 
 def create_switch(

@@ -330,18 +330,45 @@ def page_calls(
     active: bool | None,
     after_id: int,
     limit: int,
+    subtree: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    number_prefix: str | None = None,
+    state: str | None = None,
 ) -> list[CallRecord]:
+    """A page of calls by ascending id: of the reader's scope (``path_prefix``, ``node_id``), in the subtree at
+    ``subtree``, started in [since, until), to numbers starting with ``number_prefix``, in ``state``."""
     conditions = [calls.c.id > after_id, calls.c.node_id.is_not(None)]
-    if path_prefix is not None:
-        conditions.append(calls.c.path.startswith(path_prefix, autoescape=True))
+    for prefix in (path_prefix, subtree):
+        if prefix is not None:
+            conditions.append(calls.c.path.startswith(prefix, autoescape=True))
     if node_id is not None:
         conditions.append(calls.c.node_id == node_id)
     if active is True:
         conditions.append(calls.c.state.in_(ACTIVE_STATES))
     elif active is False:
         conditions.append(calls.c.state.not_in(ACTIVE_STATES))
+    if since is not None:
+        conditions.append(calls.c.created_at >= since)
+    if until is not None:
+        conditions.append(calls.c.created_at < until)
+    if number_prefix is not None:
+        conditions.append(calls.c.number.startswith(number_prefix, autoescape=True))
+    if state is not None:
+        conditions.append(calls.c.state == state)
     rows = connection.execute(select(calls).where(and_(*conditions)).order_by(calls.c.id).limit(limit))
     return [_call(row) for row in rows]
+
+
+def lines_of_calls(connection: Connection, pks: Sequence[int]) -> dict[int, list[ChargeLine]]:
+    """The charge lines of several calls in one query, by call, each call's in position order."""
+    found: dict[int, list[ChargeLine]] = {pk: [] for pk in pks}
+    if not pks:
+        return found
+    query = select(call_charges).where(call_charges.c.call_id.in_(pks))
+    for row in connection.execute(query.order_by(call_charges.c.call_id, call_charges.c.position)):
+        found[row.call_id].append(_line(row))
+    return found
 
 
 def switch_for_key(connection: Connection, api_key_id: int) -> tuple[int, str, str | None] | None:

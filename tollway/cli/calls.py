@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 
 from tollway.calls import keeper
 from tollway.calls import service as calls
-from tollway.calls.service import CallSettings
-from tollway.cli.common import Cell, FormatOption, Listing, database, err, one_line_errors, out, print_listing
+from tollway.calls.service import CallFilter, CallSettings
+from tollway.cli.common import Amount, Cell, FormatOption, Listing, database, err, one_line_errors, out, print_listing
 from tollway.config import Settings
 
 switch_app = typer.Typer(help="Switches that ask Tollway to authorize calls.", no_args_is_help=True)
@@ -54,27 +55,73 @@ def switch_rotate_key(name: Annotated[str, typer.Argument(help="The switch's nam
 @calls_app.command("list")
 @one_line_errors
 def calls_list(
-    active: Annotated[bool, typer.Option("--active/--all", help="Only the calls up now.")] = True,
+    active: Annotated[
+        bool | None, typer.Option("--active/--all", help="Only the calls up now (the default without filters).")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="The calls of this account and of every account below it.")
+    ] = None,
+    since: Annotated[datetime | None, typer.Option(help="Started at or after (ISO 8601, UTC if no zone).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Started before (ISO 8601, UTC if no zone).")] = None,
+    prefix: Annotated[str | None, typer.Option(help="The E.164 number dialled starts with these digits.")] = None,
+    state: Annotated[str | None, typer.Option(help="authorized, answered, ended or refused.")] = None,
+    after_id: Annotated[int, typer.Option(min=0, help="The last id of the previous page.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     output_format: FormatOption = None,
 ) -> None:
-    """The calls up now (or all calls) with their grants."""
-    page, _ = calls.list_calls(database(), active=active or None, limit=limit)
-    rows: list[list[Cell]] = [
-        [
-            view["call_id"],
-            view["account"],
-            view["number"],
-            view["status"],
-            view["grant_seconds"],
-            view["max_seconds"],
-            view["grant_expires_at"],
-            view["disconnect"],
-        ]
-        for view in page
+    """Call records with what each cost: the calls up now, or all calls with --all or any filter."""
+    filtered = any(value is not None for value in (account, since, until, prefix, state))
+    where = CallFilter(
+        account=account,
+        since=_utc(since),
+        until=_utc(until),
+        prefix=prefix,
+        state=state,
+        active=True if active is None and not filtered else active,
+    )
+    page, next_after_id = calls.list_calls(database(), where=where, after_id=after_id, limit=limit)
+    rows: list[list[Cell]] = [_row(view) for view in page]
+    headers = (
+        "call id",
+        "account",
+        "number",
+        "status",
+        "started",
+        "seconds",
+        "charged",
+        "granted",
+        "max",
+        "expires",
+        "disconnect",
+    )
+    notes = [f"more: --after-id {next_after_id}"] if next_after_id is not None else []
+    print_listing(Listing(headers, rows, notes=notes), output_format)
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    return instant if instant is None or instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _row(view: dict[str, Any]) -> list[Cell]:
+    """A call's line: ``charged`` is what its account paid (the first charge line), once it has ended."""
+    charges = view.get("charges") or []
+    first = charges[0] if charges and charges[0]["account"] == view["account"] else None
+    charged = (
+        Amount(first["amount_micros"], first["currency"]) if first and first.get("amount_micros") is not None else None
+    )
+    return [
+        view["call_id"],
+        view["account"],
+        view["number"],
+        view["status"],
+        view["created_at"],
+        view["duration_seconds"],
+        charged,
+        view["grant_seconds"],
+        view["max_seconds"],
+        view["grant_expires_at"],
+        view["disconnect"],
     ]
-    headers = ("call id", "account", "number", "status", "granted", "max", "expires", "disconnect")
-    print_listing(Listing(headers, rows), output_format)
 
 
 @calls_app.command("keep")

@@ -7,6 +7,7 @@ request was understood and refused), 2 for bad usage or a database that is not r
 from __future__ import annotations
 
 import sys
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from tollway.access import service as access
 from tollway.access.model import Action, Role
 from tollway.agents import service as agents
 from tollway.balances import service as balances
+from tollway.balances import statements
 from tollway.cli import agents as agents_cli
 from tollway.cli import calls as calls_cli
 from tollway.cli import organizations as organizations_cli
@@ -381,6 +383,67 @@ def balance_show(login: str) -> None:
         f"{format_amount(b.credit_limit_micros, b.currency)}, reserved {format_amount(b.pending_micros, b.currency)}, "
         f"available {available}"
     )
+
+
+@balance_app.command("margin")
+@one_line_errors
+def balance_margin(
+    login: Annotated[str, typer.Argument(help="A reseller, or the provider.")],
+    since: Annotated[datetime, typer.Option(help="From (ISO 8601, UTC if no zone).")],
+    until: Annotated[datetime, typer.Option(help="To, excluded (ISO 8601, UTC if no zone).")],
+    output_format: FormatOption = None,
+) -> None:
+    """A seller's revenue, cost and margin on calls for a period, in its currency, from posted charges."""
+    found = statements.call_margin(database(), None, login=login, since=_utc(since), until=_utc(until))
+    money = found.currency
+    rows: list[list[Cell]] = [
+        ["revenue", found.calls_sold, Amount(found.revenue_micros, money)],
+        ["cost", found.calls_bought, Amount(found.cost_micros, money)],
+        ["margin", None, Amount(found.margin_micros, money)],
+    ]
+    notes = [
+        f"also revenue in {currency}: {format_amount(micros, currency)} (not in the margin)"
+        for currency, micros in found.revenue_other_micros.items()
+    ]
+    title = f"{found.login}, calls from {found.since.isoformat()} to {found.until.isoformat()}"
+    print_listing(Listing(("", "calls", "amount"), rows, title=title, notes=notes), output_format)
+
+
+@balance_app.command("statement")
+@one_line_errors
+def balance_statement(
+    login: str,
+    month: Annotated[str, typer.Option(help="YYYY-MM; default: this month.")] = "",
+    output_format: FormatOption = None,
+) -> None:
+    """A monthly statement: opening balance, every movement but calls, the calls as one total (each call once,
+    at its cost: a reservation moves no balance), closing balance."""
+    chosen = _month(month)
+    found = statements.monthly_statement(database(), None, login=login, month=chosen)
+    money = found.currency
+    rows: list[list[Cell]] = [["", "opening balance", Amount(found.opening_micros, money)]]
+    rows += [
+        [m.at.isoformat(), f"{m.kind} {m.reference or m.transfer_id}", Amount(m.amount_micros, money)]
+        for m in found.movements
+    ]
+    rows.append(["", f"calls ({found.calls_count})", Amount(found.calls_micros, money)])
+    rows.append(["", "closing balance", Amount(found.closing_micros, money)])
+    notes = [] if found.complete else ["more movements than a statement shows: list them with the API"]
+    title = f"{found.login}, {chosen:%Y-%m} ({found.time_zone})"
+    print_listing(Listing(("at", "movement", "amount"), rows, title=title, notes=notes), output_format)
+
+
+def _utc(instant: datetime) -> datetime:
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _month(text: str) -> date:
+    if not text:
+        return datetime.now(UTC).date().replace(day=1)
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        raise fail(f"{text!r} is not a month: YYYY-MM") from None
 
 
 @balance_app.command("topup")

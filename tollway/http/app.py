@@ -35,7 +35,7 @@ from tollway.http.api import (
 from tollway.http.client import parse_networks
 from tollway.http.docs import install_docs
 from tollway.http.errors import install_error_handlers
-from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters
+from tollway.http.limits import RequestBodyLimits, refuse_nul_parameters, refuse_unknown_query_parameters
 from tollway.logs import get_logger
 from tollway.notifications.runner import NoticeRunner
 from tollway.notifications.service import MailSettings
@@ -86,7 +86,7 @@ def create_app(
         redoc_url=None,
         openapi_url=OPENAPI_URL,
         lifespan=lifespan,
-        dependencies=[Depends(refuse_nul_parameters)],
+        dependencies=[Depends(refuse_nul_parameters), Depends(refuse_unknown_query_parameters)],
     )
     app.state.database = database
     app.state.trusted_proxies = parse_networks(trusted_proxies)  # whose X-Forwarded-For is believed
@@ -104,6 +104,7 @@ def create_app(
         tariffs.router,
         plans.router,
         calls.router,
+        calls.exports,
         agents.router,
         notices.router,
         payments.router,

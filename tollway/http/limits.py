@@ -12,6 +12,12 @@ A NUL in the text of a JSON body is refused by ``Strict`` (``tollway.http.api.sc
 every body the API reads; a NUL in a path or query parameter by ``refuse_nul_parameters``, a dependency
 of the whole application. Both answer 422 with the reason ``text_contains_nul``: PostgreSQL cannot store
 NUL in text, and no login, name, reference or number ever holds one.
+
+Query parameters. ``refuse_unknown_query_parameters``, another dependency of the whole API, refuses with 422
+``query_parameter_unknown`` a query parameter its route does not declare (``GET /calls?acount=zed`` would
+otherwise list every call, the misspelt filter silently ignored). What a route declares is read from the
+route itself (its parameters and its dependencies'), so a new parameter needs nothing more. The portal, a
+mounted application of its own, is not concerned: htmx adds parameters of its own to a page's URL.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import re
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollway.errors import NUL, TextContainsNul
+from tollway.errors import NUL, Refusal, TextContainsNul
 from tollway.http.auth import SESSION_COOKIE
 from tollway.organizations.imports import IMPORT_BYTES_MAX
 from tollway.rating.sheets import SHEET_BYTES_MAX
@@ -132,3 +140,30 @@ def refuse_nul_parameters(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if NUL in value or NUL in name:
             raise TextContainsNul(f"query parameter {name.replace(NUL, '?')}")
+
+
+PARAMETER_NAME_SHOWN_MAX = 64  # characters of an unknown parameter's name quoted back
+
+
+def declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route reads: its own and its dependencies', by the name they travel under."""
+    names: set[str] = set()
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """Refuse a request to an API route with a query parameter that route does not declare."""
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute) or not route.include_in_schema:
+        return  # nothing to check; the catch-all of unknown /api paths answers 404 whatever it is sent
+    declared = declared_query_parameters(route)  # a walk over a handful of dependencies: not worth a cache
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        names = ", ".join(name[:PARAMETER_NAME_SHOWN_MAX] for name in unknown[:5])
+        raise Refusal("query_parameter_unknown", f"unknown query parameter {names} (this route takes: {known})")

@@ -133,6 +133,16 @@ def find_account_id(connection: Connection, *, node_id: int, purpose: AccountPur
     ).scalar_one_or_none()
 
 
+def account_ids_by_currency(connection: Connection, *, node_id: int, purpose: AccountPurpose) -> dict[str, int]:
+    """A node's accounts for ``purpose``, by currency (revenue and issuance accounts open per currency)."""
+    rows = connection.execute(
+        select(ledger_accounts.c.currency, ledger_accounts.c.id).where(
+            ledger_accounts.c.node_id == node_id, ledger_accounts.c.purpose == str(purpose)
+        )
+    )
+    return {row.currency: row.id for row in rows}
+
+
 def lock_accounts(connection: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
     """Lock the accounts in ascending id order (the one order every writer uses)."""
     ids = sorted(set(account_ids))
@@ -166,6 +176,14 @@ def get_transfers(connection: Connection, ids: Iterable[str]) -> dict[str, Trans
         return {}
     rows = connection.execute(select(transfers).where(transfers.c.id.in_(wanted)))
     return {row.id: _transfer(row) for row in rows}
+
+
+def resolved_pending_ids(connection: Connection, pending_ids: Sequence[str]) -> set[str]:
+    """Which of these pending transfers have been posted or voided."""
+    if not pending_ids:
+        return set()
+    query = select(transfers.c.pending_id).where(transfers.c.pending_id.in_(list(pending_ids)))
+    return {row.pending_id for row in connection.execute(query)}
 
 
 def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dict[str, PendingView]:

@@ -58,7 +58,7 @@ from tollway.rating.subscriptions import subscribe_in
 from tollway.sealing import SealBroken, Sealer
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import Node, NodeKind, Status
+from tollway.tree.model import Feature, Node, NodeKind, Status, check_feature_granted
 from tollway.tree.service import require_node
 
 log = get_logger("tollway.payments")
@@ -176,11 +176,14 @@ def retried_once_on_conflict(database: Database, use_case: Callable[[Connection]
 # --- the seller's side: gateways and offers --------------------------------------------------------------
 
 
-def require_seller(connection: Connection, login: str, principal: Principal | None) -> Node:
+def require_seller(connection: Connection, login: str, principal: Principal | None, *, selling: bool = False) -> Node:
+    """The seller ``login``; ``selling``: it is about to set up its shop, which its grants must allow."""
     seller = require_node(connection, login)
     authorize(principal, Action.SHOP_MANAGE, seller)
     if seller.position.kind not in (NodeKind.PROVIDER, NodeKind.RESELLER):
         raise Refusal("seller_invalid", "only the provider and resellers run a shop")
+    if selling:
+        check_feature_granted(seller.grants, Feature.ONLINE_SHOP)
     return seller
 
 
@@ -239,7 +242,7 @@ def configure_stripe(
     hook = None if webhook_secret is None else check_secret("webhook_secret", webhook_secret, WEBHOOK_SECRET_PREFIXES)
 
     def use_case(connection: Connection) -> GatewayView:
-        seller = require_seller(connection, seller_login, principal)
+        seller = require_seller(connection, seller_login, principal, selling=True)
         before = store.find_gateway(connection, seller.id, GatewayKind.STRIPE)
         kept = before or GatewayConfig(0, seller.id, GatewayKind.STRIPE, enabled)
         if (key is None and kept.secret_key_sealed is None) or (hook is None and kept.webhook_secret_sealed is None):
@@ -271,7 +274,7 @@ def configure_bank_transfer(
     cleaned = check_details(details)
 
     def use_case(connection: Connection) -> GatewayView:
-        seller = require_seller(connection, seller_login, principal)
+        seller = require_seller(connection, seller_login, principal, selling=True)
         config = GatewayConfig(0, seller.id, GatewayKind.BANK_TRANSFER, enabled, cleaned)
         return _put_gateway(connection, principal, seller, config)
 
@@ -290,7 +293,7 @@ def put_topup_offer(
     check_currency(offer.currency)
 
     def use_case(connection: Connection) -> TopupOffer:
-        seller = require_seller(connection, seller_login, principal)
+        seller = require_seller(connection, seller_login, principal, selling=True)
         store.put_offer(connection, seller.id, offer, now=utc_now())
         audit(
             connection,

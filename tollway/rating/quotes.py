@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tollway.access.model import Action, Principal, authorize, place_of, sees
+from tollway.access.model import Action, Principal, authorize, place_of, sees_charge
 from tollway.rating.chain import Charge, rate_call
 from tollway.rating.loading import chain_of
 from tollway.rating.rates import epoch_seconds
@@ -31,9 +31,7 @@ def quote(
         account = require_node(connection, login)
         authorize(principal, Action.TARIFFS_READ, account)
         chain = chain_of(connection, account)
-        visible = {
-            n.login for n in tree_store.chain(connection, account) if principal is None or sees(principal, place_of(n))
-        }
+        visible = {n.login for n in tree_store.chain(connection, account) if sees_charge(principal, place_of(n))}
     number = chain.dial_plan.normalize(dialed)
     charges = rate_call(chain.levels, number, epoch_seconds(start), duration, chain.allowance)
     return number, [charge for charge in charges if charge.account in visible]

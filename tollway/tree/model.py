@@ -49,11 +49,11 @@ class ClientType(StrEnum):
 class Feature(StrEnum):
     """Things a reseller may sell; a reseller narrows what its sub-resellers may sell.
 
-    Three exist and are enforced: without ``tariffs`` a reseller makes no tariffs of its own (so it sells
-    no calls), without ``plans`` no plans, without ``agents`` no agents. The other three are coming, and
-    their values are kept now so that owners can grant or withhold them before they arrive:
-    ``calling_cards`` (card batches and access numbers), ``online_shop`` (payment gateways and a shop for
-    its customers), ``branded_portal`` (its own name, logo, colours and host name on the portal).
+    Five exist and are enforced: without ``tariffs`` a reseller makes no tariffs of its own (so it sells
+    no calls), without ``plans`` no plans, without ``agents`` no agents, without ``online_shop`` no
+    payment gateways nor top-up offers (a shop for its customers), without ``branded_portal`` no brand
+    of its own (name, logo, colours, host names on the portal). One is coming, its value kept now so that
+    owners can grant or withhold it before it arrives: ``calling_cards`` (card batches and access numbers).
     """
 
     TARIFFS = "tariffs"
@@ -73,7 +73,9 @@ class Status(StrEnum):
 # What resellers sell: every client type except an organization's users, which only organizations own.
 ALL_CLIENT_TYPES = frozenset(ClientType) - {ClientType.USER}
 ALL_FEATURES = frozenset(Feature)
-FEATURES_AVAILABLE = frozenset({Feature.TARIFFS, Feature.PLANS, Feature.AGENTS})
+FEATURES_AVAILABLE = frozenset(
+    {Feature.TARIFFS, Feature.PLANS, Feature.AGENTS, Feature.ONLINE_SHOP, Feature.BRANDED_PORTAL}
+)
 FEATURES_COMING = ALL_FEATURES - FEATURES_AVAILABLE  # granted and narrowed now, enforced once they exist
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +139,14 @@ def chain(connection: Connection, node: Node) -> list[Node]:
     rows = connection.execute(select(nodes).where(nodes.c.id.in_(ids)))
     by_id = {row.id: _node(row) for row in rows}
     return [node, *(by_id[i] for i in reversed(ids))]
+
+
+def nodes_by_id(connection: Connection, ids: Iterable[int]) -> dict[int, Node]:
+    """The nodes of ``ids`` that exist, by id, in one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {row.id: _node(row) for row in connection.execute(select(nodes).where(nodes.c.id.in_(wanted)))}
 
 
 def children(connection: Connection, node: Node, *, limit: int = LIST_PAGE_SIZE_MAX, after_id: int = 0) -> list[Node]:

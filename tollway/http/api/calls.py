@@ -7,13 +7,15 @@ the caller may not see, a missing API key.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import Field, model_validator
 
 from tollway.calls import service as calls
-from tollway.calls.service import CallRequest, CallSettings
+from tollway.calls.service import CallFilter, CallRequest, CallSettings
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
@@ -188,13 +190,59 @@ def get(call_id: CallId, database: DatabaseDep, principal: PrincipalDep) -> Call
     return _out(calls.get_call(database, call_id, principal=principal))
 
 
-@router.get("", summary="Calls you may see, by ascending id; active=true for the calls up now with their grants")
+AccountFilter = Annotated[
+    str | None,
+    Query(min_length=1, max_length=63, description="the calls of this account and of every account below it"),
+]
+Since = Annotated[datetime | None, Query(description="calls started at or after this instant (with its time zone)")]
+Until = Annotated[datetime | None, Query(description="calls started before this instant (with its time zone)")]
+PrefixFilter = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,15}$", description="the E.164 number dialled starts with these digits")
+]
+StateFilter = Annotated[
+    Literal["authorized", "answered", "ended", "refused"] | None, Query(description="the call's state")
+]
+
+
+def call_filter(
+    account: AccountFilter = None,
+    since: Since = None,
+    until: Until = None,
+    prefix: PrefixFilter = None,
+    state: StateFilter = None,
+    active: Annotated[bool | None, Query(description="true: calls up now; false: ended or refused")] = None,
+) -> CallFilter:
+    return CallFilter(account=account, since=since, until=until, prefix=prefix, state=state, active=active)
+
+
+FilterDep = Annotated[CallFilter, Depends(call_filter)]
+
+
+@router.get("", summary="Call records you may see, by ascending id, each with the charges you may see")
 def list_calls(
     database: DatabaseDep,
     principal: PrincipalDep,
-    active: bool | None = None,
+    where: FilterDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
     after_id: Annotated[AfterId, Query()] = 0,
 ) -> CallPage:
-    page, next_after_id = calls.list_calls(database, principal=principal, active=active, after_id=after_id, limit=limit)
+    page, next_after_id = calls.list_calls(database, principal=principal, where=where, after_id=after_id, limit=limit)
     return CallPage(items=[_out(view) for view in page], next_after_id=next_after_id)
+
+
+exports = APIRouter(tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
+
+
+@exports.get(
+    "/calls.csv",
+    summary="Every call record you may see, filtered as the list, as CSV: a line per charge you may see",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def export_calls(database: DatabaseDep, principal: PrincipalDep, where: FilterDep) -> StreamingResponse:
+    lines = calls.export_calls(database, principal=principal, where=where)
+    return StreamingResponse(
+        (line.encode() for line in lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="calls.csv"'},
+    )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from tollway.access.model import Role
 from tollway.agents import service as agents
 from tollway.balances import service as balances
+from tollway.balances import statements
 from tollway.balances.service import Balance
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import (
@@ -17,10 +18,12 @@ from tollway.http.api.schemas import (
     AdjustmentIn,
     BalanceOut,
     CreditLimitIn,
+    MarginOut,
     MoneyResult,
     PageSize,
     TopupIn,
     TransferOut,
+    WalletTransferOut,
 )
 from tollway.http.auth import DatabaseDep, PrincipalDep
 from tollway.ledger.model import Applied, Transfer
@@ -110,13 +113,43 @@ def set_credit_limit(login: str, body: CreditLimitIn, database: DatabaseDep, pri
     )
 
 
-@router.get("/transfers", summary="The wallet's transfers, newest first")
+@router.get(
+    "/transfers", summary="The wallet's transfers, newest first: a call's reservation shown released once it ends"
+)
 def list_transfers(
     login: str,
     database: DatabaseDep,
     principal: PrincipalDep,
     limit: Annotated[PageSize, Query()] = PAGE_SIZE_DEFAULT,
     before: datetime | None = None,
-) -> list[TransferOut]:
-    transfers = balances.wallet_transfers(database, principal, login=login, limit=limit, before=before)
-    return [transfer_out(t) for t in transfers]
+) -> list[WalletTransferOut]:
+    entries = balances.wallet_transfers(database, principal, login=login, limit=limit, before=before)
+    return [
+        WalletTransferOut(
+            **transfer_out(entry.transfer).model_dump(), status=entry.status, effect=to_decimal(entry.effect_micros)
+        )
+        for entry in entries
+    ]
+
+
+@router.get("/margin", summary="A seller's revenue, cost and margin on calls for a period, in its currency")
+def call_margin(
+    login: str,
+    database: DatabaseDep,
+    principal: PrincipalDep,
+    since: Annotated[datetime, Query(description="from this instant, with its time zone")],
+    until: Annotated[datetime, Query(description="to this instant (excluded), with its time zone")],
+) -> MarginOut:
+    found = statements.call_margin(database, principal, login=login, since=since, until=until)
+    return MarginOut(
+        login=found.login,
+        currency=found.currency,
+        since=found.since,
+        until=found.until,
+        calls_sold=found.calls_sold,
+        revenue=to_decimal(found.revenue_micros),
+        calls_bought=found.calls_bought,
+        cost=to_decimal(found.cost_micros),
+        margin=to_decimal(found.margin_micros),
+        revenue_other_currencies={currency: to_decimal(m) for currency, m in found.revenue_other_micros.items()},
+    )

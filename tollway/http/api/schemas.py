@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -29,8 +29,8 @@ BeforeId = Annotated[int, Field(ge=1, le=ID_MAX, description="the last id of the
 
 
 FEATURES_SOLD = (
-    "What a reseller may sell, within its owner's. Enforced: tariffs, plans, agents. Coming (granted and "
-    "narrowed now, enforced when they exist): calling_cards, online_shop, branded_portal."
+    "What a reseller may sell, within its owner's. Enforced: tariffs, plans, agents, online_shop, "
+    "branded_portal. Coming (granted and narrowed now, enforced when it exists): calling_cards."
 )
 
 
@@ -200,6 +200,29 @@ class TransferOut(BaseModel):
     phase: str
     reference: str | None
     created_at: datetime
+
+
+class WalletTransferOut(TransferOut):
+    status: Literal["posted", "reserved", "released"] = Field(
+        description="posted: it moved the balance; reserved: a call's reservation still held; released: a "
+        "reservation given back when its call ended (the call's cost is its own posted transfer)"
+    )
+    effect: Decimal = Field(description="what it did to this wallet's balance, signed; 0 for reservations")
+
+
+class MarginOut(BaseModel):
+    login: str
+    currency: str
+    since: datetime
+    until: datetime
+    calls_sold: int = Field(description="calls of the level below that paid this seller in the period")
+    revenue: Decimal = Field(description="what they paid it, in its currency")
+    calls_bought: int = Field(description="calls it paid the level above for")
+    cost: Decimal = Field(description="what it paid for them, in its currency")
+    margin: Decimal = Field(description="revenue - cost")
+    revenue_other_currencies: dict[str, Decimal] = Field(
+        description="revenue its customers paid in other currencies, by currency: not in the margin"
+    )
 
 
 class MoneyResult(BaseModel):
