@@ -230,8 +230,20 @@ def test_a_client_adds_a_caller_id_its_reseller_verifies_and_sets_its_follow_me(
     assert (added.status_code, added.headers["location"]) == (303, "/line?saved=caller_id")
     assert "Waiting for verification" in alice.get("/line").text
     assert post(alice, "/line", "/line/caller-ids", {"do": "verify", "number": "+12125550100"}).status_code == 422
-    lines.verify_caller_id(org_world, login="alice", number="+12125550100")
+    assert lines.get_line(org_world, login="alice").default_caller_id is None  # nothing verified to present
+    # Her reseller verifies it from her account's page.
+    reseller = signed_in(org_world, "nc-admin")
+    verified = post(
+        reseller, "/accounts/alice", "/accounts/alice/caller-ids", {"do": "verify", "number": "+12125550100"}
+    )
+    assert (verified.status_code, verified.headers["location"]) == (303, "/accounts/alice?saved=caller_id")
     assert lines.get_line(org_world, login="alice").default_caller_id == "+12125550100"
+    assert "Presented by default" in alice.get("/line").text
+    # A client has no staff pages: posting to one answers 404.
+    assert (
+        post(alice, "/line", "/accounts/alice/caller-ids", {"do": "remove", "number": "+12125550100"}).status_code
+        == 404
+    )
     rows = {"number": ["+12125550111", "+12125550122"], "ring_seconds": ["15", "30"]}
     assert post(alice, "/line", "/line/follow-me", rows).status_code == 303
     page = alice.get("/line?saved=follow_me")

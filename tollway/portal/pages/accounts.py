@@ -22,8 +22,10 @@ from tollway.agents import service as agents
 from tollway.balances import service as balances
 from tollway.errors import NotFound, Refusal
 from tollway.http.errors import status_for
+from tollway.lines import service as lines
 from tollway.portal import staff
 from tollway.portal.i18n import N_
+from tollway.portal.line_forms import LINE_SAVED, line_values
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
 from tollway.portal.pages.settings import parse_amount
@@ -32,13 +34,14 @@ from tollway.rating import service as rating
 from tollway.rating import subscriptions
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
-from tollway.tree.model import Node, NodeKind, Position, Status
+from tollway.tree.model import ClientType, Node, NodeKind, Position, Status
 
 router = APIRouter()
 NAVIGATION = (NavItem("/accounts", N_("Accounts"), STAFF_ROLES, order=20),)
 PAGE_SIZE = 50
 OFFERED_MAX = 200  # tariffs and plans offered in a form's list
 LISTED_KINDS = (NodeKind.RESELLER, NodeKind.AGENT, NodeKind.CLIENT)
+LINELESS = (ClientType.PBX, ClientType.USER)  # their numbers are on the organization's pages
 SAVED = {
     "created": N_("The account is created."),
     "status": N_("The account's status is changed."),
@@ -140,6 +143,14 @@ def _full_view(visitor: Visitor, node: Node) -> dict[str, Any]:
     return values
 
 
+def _line_view(visitor: Visitor, node: Node, *, below: bool) -> dict[str, Any]:
+    """A client's caller ids, for its owners to verify (an organization's are on its own page)."""
+    if not below or node.position.kind is not NodeKind.CLIENT or node.position.client_type in LINELESS:
+        return {"line": None}
+    line = lines.get_line(visitor.database, login=node.login, principal=visitor.principal)
+    return line_values(visitor, line, f"/accounts/{node.login}") | {"may_verify": True}
+
+
 def account_page(
     visitor: Visitor,
     login: str,
@@ -153,12 +164,13 @@ def account_page(
     node = tree.get_node(database, principal, login=login)
     limited = limited_view(principal, place_of(node))
     below = node.id != principal.place.node_id
+    saved = visitor.request.query_params.get("saved", "")
     values: dict[str, Any] = {
         "node": node,
         "limited": limited,
         "below": below,
         "balance": balances.get_balance(database, login=login, principal=principal),
-        "saved": SAVED.get(visitor.request.query_params.get("saved", "")),
+        "saved": SAVED.get(saved) or LINE_SAVED.get(saved),
         "error": refusal_text(visitor, error) if error else None,
         "deposit": deposit,
         "typed": typed or {},
@@ -176,9 +188,11 @@ def account_page(
         "terms": None,
         "tariffs_offered": [],
         "plans_offered": [],
+        "line": None,
     }
     if not limited:
         values |= _full_view(visitor, node)
+        values |= _line_view(visitor, node, below=below)
     status_code = status_for(error) if error else 200
     return render(visitor, "account.html", status_code=status_code, values=values)
 

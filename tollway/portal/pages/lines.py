@@ -22,8 +22,9 @@ from tollway.portal.i18n import N_
 from tollway.portal.line_forms import LINE_SAVED, follow_me_entries, line_values
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
+from tollway.portal.pages.accounts import account_page
 from tollway.portal.pages.organizations import extension_page, organization_page
-from tollway.portal.web import CustomerDep, SignedInDep, Visitor, redirect, render
+from tollway.portal.web import CustomerDep, SignedInDep, StaffDep, Visitor, redirect, render
 
 router = APIRouter()
 NAVIGATION = (NavItem("/line", N_("Caller ID and FollowMe"), frozenset({Role.CLIENT}), order=30),)
@@ -132,6 +133,20 @@ def client_follow_me(visitor: CustomerDep, number: Rows = None, ring_seconds: Ro
         rings=ring_seconds,
         back="/line",
         page=lambda refusal: client_line_page(visitor, error=refusal),
+    )
+
+
+@router.post("/accounts/{login}/caller-ids")
+def account_caller_id(visitor: StaffDep, login: str, do: ActionField = "", number: NumberField = "") -> Response:
+    """A client's numbers, as its owners see them: verify one it added, add one (verified), remove one."""
+    return _caller_id(
+        visitor,
+        login=login,
+        extension=None,
+        do=do,
+        number=number,
+        back=f"/accounts/{login}",
+        page=lambda refusal: account_page(visitor, login, error=refusal),
     )
 
 
