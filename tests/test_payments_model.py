@@ -175,3 +175,17 @@ def test_transfer_ids_derive_from_the_gateways_ids_and_fit_the_ledger() -> None:
         assert TRANSFER_ID_PATTERN.match(transfer_id), transfer_id
     with pytest.raises(Refusal):
         payment_transfer_id(GatewayKind.STRIPE, 12, "cs_test/../../x")
+
+
+def test_the_webhook_tolerance_is_the_sdks_and_commands_start_without_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    import stripe
+
+    from tollway.payments.gateways.stripe import WEBHOOK_TOLERANCE_SECONDS
+
+    assert WEBHOOK_TOLERANCE_SECONDS == stripe.Webhook.DEFAULT_TOLERANCE == 300
+    loaded = "import sys, tollway.cli.main; print(sorted({'stripe', 'weasyprint'} & set(sys.modules)))"
+    answer = subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True, check=True, timeout=120)
+    assert answer.stdout.strip() == "[]"  # imported when a payment, a refund, a webhook or a PDF needs them

@@ -4,6 +4,10 @@ by uvicorn on a free port, on SQLite and PostgreSQL. Every page visited is saved
 One browser for the whole session, one server and one demo database per backend for this module; each test
 has its own browser context (its own cookies) and its own logins, so tests do not see each other's state.
 
+The shop: north-city takes cards through its own Stripe account (a local stub of Stripe's API, its checkout
+page answered by the test in the browser) and bank transfers; a customer goes from the shop page to its
+credited balance, the webhook signed and posted by the test.
+
 The world is the demo (tollway demo) with a login per role: root (the provider's admin), nc-admin (north-city,
 a reseller), ana (agent-ana, north-city's agent), alice and bob (north-city's retail clients), acme-user
 (an organization user of acme-pbx), acme-admin (acme-pbx's admin). north-city's portal is at north.localhost,
@@ -22,6 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection
 
+from tests import stripe_stub
 from tests.browser import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -32,6 +37,7 @@ from tests.browser import (
     served,
 )
 from tests.conftest import DemoTemplate
+from tests.shop_world import CITY_HOOK, CITY_KEY, SEALING_KEY, STUB_KEYS
 from tollway.access import credentials
 from tollway.access import store as access_store
 from tollway.access.model import Role
@@ -42,6 +48,10 @@ from tollway.clock import utc_now
 from tollway.errors import present
 from tollway.http.app import create_app
 from tollway.ledger.service import check
+from tollway.money import to_micros
+from tollway.payments import service as shop
+from tollway.payments.model import TopupOffer
+from tollway.payments.service import PaymentSettings
 from tollway.sealing import Sealer
 from tollway.store.database import Database
 from tollway.tree import service as tree
@@ -80,6 +90,20 @@ def add_logins(database: Database) -> None:
 
 
 SWITCH_KEYS: dict[str, str] = {}  # the test switch's API key, by the portal's address
+SHOPS: dict[str, tuple[stripe_stub.StripeStub, int]] = {}  # the Stripe stub and north-city's gateway, by address
+
+
+def open_shop(database: Database, stub: stripe_stub.StripeStub) -> tuple[PaymentSettings, int]:
+    """north-city's shop: its Stripe account (the stub), its bank, top-ups of 10, 20, 50 or 5 to 500 USD."""
+    settings = PaymentSettings(Sealer(SEALING_KEY), public_url="http://portal.invalid", stripe_api_base=stub.url)
+    gateway = shop.configure_stripe(
+        database, settings, seller_login="north-city", secret_key=CITY_KEY, webhook_secret=CITY_HOOK
+    )
+    details = {"account_holder": "North City Voice Ltd", "iban": "GB33BUKB20201555555555"}
+    shop.configure_bank_transfer(database, seller_login="north-city", details=details)
+    offer = TopupOffer("USD", tuple(to_micros(a) for a in ("10", "20", "50")), to_micros("5"), to_micros("500"))
+    shop.put_topup_offer(database, seller_login="north-city", offer=offer)
+    return settings, gateway.id
 
 
 def build_world(database: Database) -> str:
@@ -128,10 +152,13 @@ def portal(demo_template: DemoTemplate, tmp_path_factory: pytest.TempPathFactory
     require_chromium()
     database = demo_template.fresh(tmp_path_factory.mktemp("portal-browser"))
     key = build_world(database)
-    app = create_app(database, cookie_secure=False, sealer=Sealer(Sealer.new_key()))
-    with served(app) as base_url:
-        SWITCH_KEYS[base_url] = key
-        yield base_url
+    with stripe_stub.running(STUB_KEYS) as stub:
+        settings, gateway = open_shop(database, stub)
+        app = create_app(database, cookie_secure=False, sealer=Sealer(Sealer.new_key()), payment_settings=settings)
+        with served(app) as base_url:
+            SWITCH_KEYS[base_url] = key
+            SHOPS[base_url] = (stub, gateway)
+            yield base_url
     report = check(database)
     database.dispose()
     demo_template.drop_copies()
@@ -332,3 +359,49 @@ def test_an_organization_admin_makes_a_user_and_an_extension_and_sees_its_secret
     assert serious_violations(page) == []
     page.goto(f"{portal}/organization")
     assert "101" in page.locator("#extensions").inner_text() and secret not in page.content()
+
+
+def test_a_customer_tops_up_by_card_from_the_shop_page_to_its_credited_balance(
+    portal: str, browser_page: Any, camera: Camera
+) -> None:
+    stub, gateway = SHOPS[portal]
+    page = browser_page
+    stripe_pages: list[str] = []  # Stripe's checkout, answered here: the network is closed
+
+    def stripe_checkout(route: Any) -> None:
+        stripe_pages.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<h1>Stripe test checkout</h1>")
+
+    page.route("https://checkout.stripe.com/**", stripe_checkout)
+    log_in(page, camera, portal, "alice")
+    before = Decimal(page.locator("#available").inner_text().lstrip("$"))
+    page.get_by_role("link", name="Shop").click()
+    camera.shoot(page, "the shop")
+    assert serious_violations(page) == []
+    page.get_by_label("$20.00").check()
+    page.get_by_role("button", name="Pay by card").click()
+    page.wait_for_url("https://checkout.stripe.com/c/pay/cs_test_*")
+    camera.shoot(page, "stripe's checkout")
+    session_id = stripe_pages[0].rsplit("/", 1)[1]
+
+    paid = stub.pay(CITY_KEY, session_id)  # the customer pays at Stripe, which sends it back to the portal
+    back = paid["success_url"].replace("http://portal.invalid", portal)
+    page.goto(back)
+    camera.shoot(page, "back from stripe: waiting")
+    assert page.locator("#state").inner_text() == "Waiting for confirmation"
+    body = stripe_stub.event("checkout.session.completed", paid)
+    with httpx.Client(base_url=portal) as stripe_webhooks:
+        delivered = stripe_webhooks.post(
+            f"/api/v1/payments/stripe/{gateway}/webhook",
+            content=body,
+            headers={"Stripe-Signature": stripe_stub.signature(body, CITY_HOOK), "Content-Type": "application/json"},
+        )
+    assert delivered.json()["outcome"] == "credited"
+    page.locator("#state", has_text="Confirmed").wait_for()  # the page asks again every 3 s (htmx)
+    camera.shoot(page, "confirmed")
+    assert "$20.00 was added to your balance." in page.locator("main").inner_text()
+    page.get_by_role("link", name="Receipt", exact=True).click()
+    camera.shoot(page, "the receipt")
+    assert "$20.00" in page.locator("body").inner_text()
+    page.goto(f"{portal}/")
+    assert Decimal(page.locator("#available").inner_text().lstrip("$")) == before + Decimal("20.00")

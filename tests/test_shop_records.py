@@ -205,3 +205,23 @@ def test_the_payments_export_is_safe_to_open_in_a_spreadsheet(world: ShopWorld) 
         ("alice", "12.340000", "pending", "'=HYPERLINK(x)")
     ]
     assert world.client.get("/api/v1/nodes/north-city/sales.csv", headers=world.as_("alice")).status_code == 404
+
+
+def test_receipts_and_invoices_speak_their_customers_language(world: ShopWorld) -> None:
+    """zofia speaks Polish: her documents' words are the portal's Polish ones, her amounts 20,00 USD."""
+    tree.create_node(
+        world.database,
+        owner_login="north-city",
+        new=tree.NewNode(tree_model.client(ClientType.RETAIL), "zofia", "Zofia Nowak", language="pl"),
+    )
+    payment_id = bank_payment(world.database, world.settings, "zofia", "bt-pl", 20_000_000)
+    seller = world.as_("north-city")
+    receipt = world.client.get(f"/api/v1/payments/{payment_id}/receipt", headers=seller).text
+    for expected in ('lang="pl"', f"Potwierdzenie wpłaty R-{payment_id:08d}", "20,00\xa0USD", "3,33\xa0USD"):
+        assert expected in receipt, expected
+    assert "przelew bankowy" in receipt and "Receipt" not in receipt
+    records.issue_invoices(world.database, month=this_month(), seller_login="north-city", now=next_month())
+    (invoice,) = world.client.get("/api/v1/nodes/zofia/invoices", headers=seller).json()
+    html = world.client.get(f"/api/v1/invoices/{invoice['id']}", headers=seller).text
+    for expected in ("Faktura NC-000001", "Doładowanie przelewem bankowym", "Razem", "20,00\xa0USD"):
+        assert expected in html, expected

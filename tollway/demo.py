@@ -16,6 +16,9 @@ from tollway.agents.model import AgentTerms, CustomerProfile
 from tollway.balances import service as balances
 from tollway.errors import Refusal
 from tollway.money import to_micros
+from tollway.payments import records
+from tollway.payments import service as shop
+from tollway.payments.model import BillingProfile, TopupOffer
 from tollway.rating import service as rating
 from tollway.rating import subscriptions
 from tollway.rating.dialplan import DialPlan
@@ -106,6 +109,7 @@ def load_demo(database: Database, *, progress: Callable[[str], None] = lambda _:
         balances.set_exchange_rate(database, base_currency="EUR", quote_currency="USD", rate=Decimal("1.0850"))
     changed |= _load_rating(database)
     changed |= _load_agent_terms(database)
+    changed |= _load_shop(database)
     return changed
 
 
@@ -119,6 +123,30 @@ def _load_agent_terms(database: Database) -> bool:
         return False
     agents.put_profile(database, owner_login="north-city", profile=DEMO_PROFILE)
     agents.set_terms(database, agent_login="agent-ana", terms=DEMO_AGENT_TERMS, profiles=[DEMO_PROFILE.name])
+    return True
+
+
+DEMO_BANK = {
+    "account_holder": "North City VoIP LLC",
+    "bank_name": "First Demo Bank",
+    "account_number": "000123456789",
+    "routing_number": "021000021",
+    "instructions": "Write the reference the shop shows you on your transfer.",
+}
+DEMO_TOPUPS = TopupOffer("USD", (to_micros("10"), to_micros("20"), to_micros("50")), to_micros("5"), to_micros("500"))
+DEMO_BILLING = BillingProfile(
+    legal_name="North City VoIP LLC", address="1 Main Street, North City", tax_id="US-00-0000000", invoice_prefix="NC"
+)
+
+
+def _load_shop(database: Database) -> bool:
+    """north-city's shop: bank transfers into its account, top-ups of 10, 20, 50 or 5 to 500 USD, its billing
+    profile. No card payments: Stripe needs the seller's own keys (docs/payments.md)."""
+    if shop.list_gateways(database, seller_login="north-city"):
+        return False
+    shop.configure_bank_transfer(database, seller_login="north-city", details=DEMO_BANK)
+    shop.put_topup_offer(database, seller_login="north-city", offer=DEMO_TOPUPS)
+    records.set_billing_profile(database, seller_login="north-city", profile=DEMO_BILLING)
     return True
 
 

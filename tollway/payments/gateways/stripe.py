@@ -4,26 +4,31 @@ the seller's webhooks verified on the raw body with its signing secret (``stripe
 Stripe's amounts are integers of the currency's minor unit (``tollway.payments.model.minor_unit_exponent``);
 they become micro-units exactly, never through a float. Everything read from an event has passed the
 signature check, and is still checked for its shape before Tollway acts on it.
+
+The SDK is imported when it is first used (a checkout, a refund, a webhook), not when this module is: it
+takes a good part of a second, which every ``tollway`` command would otherwise pay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import stripe
-from stripe.params import RefundCreateParams
-from stripe.params.checkout import SessionCreateParams
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from tollway.errors import Refusal
 from tollway.money import check_currency
 from tollway.payments.gateways import Checkout, CheckoutRequest, GatewayFailed, RefundDone, RefundRequest
 from tollway.payments.model import EXTERNAL_ID_PATTERN, GatewayKind, micros_from_minor, minor_from_micros
 
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import RefundCreateParams
+    from stripe.params.checkout import SessionCreateParams
+
 SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")  # secret or restricted keys
 WEBHOOK_SECRET_PREFIXES = ("whsec_",)
-WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE  # an event signed longer ago is refused (replay)
+WEBHOOK_TOLERANCE_SECONDS = 300  # the SDK's default tolerance: an event signed longer ago is refused (replay)
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
 NETWORK_RETRIES_MAX = 2  # the SDK retries with the same idempotency key: safe
@@ -32,12 +37,19 @@ DESCRIPTION_LENGTH_MAX = 120
 ERROR_MESSAGE_LENGTH_MAX = 200
 
 
+def _sdk() -> ModuleType:
+    import stripe
+
+    return stripe
+
+
 class StripeGateway:
     """One seller's Stripe account; a client per seller, so no key is ever shared between sellers."""
 
     kind = GatewayKind.STRIPE
 
     def __init__(self, secret_key: str, *, api_base: str | None = None) -> None:
+        stripe = _sdk()
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -67,7 +79,7 @@ class StripeGateway:
         }
         try:
             session = self._client.v1.checkout.sessions.create(params, {"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
+        except _sdk().StripeError as error:
             raise _failed(error) from None
         if not isinstance(session.id, str) or not EXTERNAL_ID_PATTERN.match(session.id) or not session.url:
             raise GatewayFailed("gateway_answer_invalid", "Stripe answered without a session id and page")
@@ -82,7 +94,7 @@ class StripeGateway:
         }
         try:
             refund = self._client.v1.refunds.create(params, {"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
+        except _sdk().StripeError as error:
             raise _failed(error) from None
         if refund.status not in ("succeeded", "pending"):
             raise GatewayFailed("gateway_refused", f"Stripe answered the refund with status {refund.status}")
@@ -91,6 +103,7 @@ class StripeGateway:
 
 def _failed(error: stripe.StripeError) -> GatewayFailed:
     """What went wrong at Stripe, in its own words (it masks keys in them), never with our secrets."""
+    stripe = _sdk()
     message = (error.user_message or str(error) or "no message")[:ERROR_MESSAGE_LENGTH_MAX]
     if isinstance(error, stripe.APIConnectionError):
         return GatewayFailed("gateway_unavailable", f"Stripe could not be reached: {message}")
@@ -108,6 +121,7 @@ class StripeEvent:
 
 def verify_event(payload: bytes, signature_header: str | None, webhook_secret: str) -> StripeEvent:
     """The event, if ``payload`` was signed with this seller's secret within the tolerance; else a refusal."""
+    stripe = _sdk()
     try:
         event = stripe.Webhook.construct_event(
             payload, signature_header, webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS

@@ -32,7 +32,7 @@ from tollway.portal.web import StaffDep, Visitor, redirect, render
 router = APIRouter()
 NAVIGATION = (
     NavItem("/sales", N_("Sales"), staff.ADMIN_ROLES, order=60),
-    NavItem("/shop/setup", N_("Shop settings"), staff.ADMIN_ROLES, order=61),
+    NavItem("/shop/setup", N_("Shop setup"), staff.ADMIN_ROLES, order=61),
 )
 RECENT_PAYMENTS = 50
 INVOICES_SHOWN = 50
