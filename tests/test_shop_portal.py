@@ -36,6 +36,8 @@ D = Decimal
 PASSWORD = "correct horse battery"
 WEB_LOGINS = (
     ("alice-web", "alice", Role.CLIENT),
+    ("bob-web", "bob", Role.CLIENT),
+    ("acme-web", "acme-pbx", Role.ORGANIZATION_USER),
     ("carol-web", "carol", Role.CLIENT),
     ("ana-web", "agent-ana", Role.AGENT),
     ("city-web", "north-city", Role.RESELLER_ADMIN),
@@ -189,6 +191,25 @@ def test_an_agent_tops_up_its_own_wallet_through_its_resellers_shop(world: ShopW
     assert session
     world.deliver(world.city_gateway, world.paid_event(session.group(1)), CITY_HOOK)
     assert world.balance("agent-ana") == D("150.000000")
+
+
+def test_a_plan_bought_in_the_portal_is_given_from_the_money_paid(world: ShopWorld) -> None:
+    """bob (10.00 USD) buys talk-100 (5.00 a month) by card: credited 5.00, then its first month charged."""
+    client = world.client
+    log_in(client, "bob-web")
+    page = client.get("/shop")
+    form = {"csrf_token": csrf_of(page), "key": "portal-plan-1", "plan": "north-city:talk-100", "gateway": "stripe"}
+    checkout = client.get(client.post("/shop/pay", data=form, follow_redirects=False).headers["location"])
+    session = re.search(r'id="checkout-link" href="[^"]*/(cs_test_[^"]+)"', checkout.text)
+    assert session
+    world.deliver(world.city_gateway, world.paid_event(session.group(1)), CITY_HOOK)
+    plans = client.get("/api/v1/nodes/bob/plans").json()
+    assert [(p["plan"]["name"], p["status"]) for p in plans] == [("north-city:talk-100", "active")]
+    assert world.balance("bob") == D("10.000000")
+
+    log_in(client, "acme-web")  # an organization's user pays nobody: no shop
+    assert client.get("/shop").status_code == 404
+    assert "/shop" not in client.get("/").text
 
 
 def test_a_seller_sets_its_shop_and_its_secrets_are_never_shown_again(world: ShopWorld) -> None:
