@@ -19,6 +19,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -352,3 +353,20 @@ def test_the_command_line_prints_a_sellers_margin(world: World, monkeypatch: pyt
         "cost,2,0.102000,USD",
         "margin,,0.068000,USD",
     ]
+
+
+def test_the_command_lines_statement_counts_each_call_once_at_its_cost(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tollway.cli.main.database", lambda: world.database)
+    arguments = ["balance", "statement", "alice", "--month", "2026-11", "--format", "csv"]
+    result = CliRunner().invoke(app, arguments, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # November: r1's 0.15, once (its reservation of 1.00 is no charge; r4's, still held, neither). The
+    # world's top-ups are dated by the clock when it was built: in the opening balance or after the month.
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["at", "movement", "amount", "amount_currency"]
+    assert [row[1] for row in rows[1:]] == ["opening balance", "calls (1)", "closing balance"]
+    opening, calls_total, closing = (Decimal(row[2]) for row in rows[1:])
+    assert calls_total == Decimal("-0.150000")
+    assert closing == opening - Decimal("0.150000")

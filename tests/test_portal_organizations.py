@@ -192,6 +192,9 @@ def test_nobody_opens_another_organizations_pages(org_world: Database) -> None:
         ("/organizations/globex-pbx/users", {"user": "mole", "name": "Mole"}),
         ("/organizations/globex-pbx/extensions", {"user": "gina", "number": "302"}),
         ("/organizations/globex-pbx/extensions/301/secret", {}),
+        ("/organizations/globex-pbx/extensions/301/delete", {}),
+        ("/organizations/globex-pbx/settings", {"wallet": "organization"}),
+        ("/organizations/globex-pbx/caller-ids", {"do": "add", "number": "+442079460100"}),
         ("/organizations/globex-pbx/extensions/301/follow-me", {"number": ["+447700900123"], "ring_seconds": ["20"]}),
     ):
         assert post(admin, "/organizations/acme-pbx", action, data).status_code == 404, action
@@ -249,3 +252,26 @@ def test_a_client_adds_a_caller_id_its_reseller_verifies_and_sets_its_follow_me(
     page = alice.get("/line?saved=follow_me")
     assert "FollowMe is saved." in page.text and "+12125550122 for 30 s" in page.text
     assert [e.ring_seconds for e in lines.get_line(org_world, login="alice").follow_me] == [15, 30]
+
+
+def test_an_organization_admin_chooses_who_pays_renames_its_domain_and_deletes_an_extension(
+    org_world: Database,
+) -> None:
+    admin = signed_in(org_world, "acme-admin")
+    base = "/organizations/acme-pbx"
+    secret = organizations.rotate_secret(org_world, organization="acme-pbx", number="100", sealer=SEALER)[1]
+    saved = post(admin, base, f"{base}/settings", {"wallet": "organization", "sip_domain": "acme.pbx.example"})
+    assert (saved.status_code, saved.headers["location"]) == (303, f"{base}?saved=settings")
+    settings = organizations.get_organization(org_world, login="acme-pbx").settings
+    assert (settings.wallet, settings.sip_domain) == (model.Wallet.ORGANIZATION, "acme.pbx.example")
+    # The phone keeps its password: the HA1 is computed again for the new realm.
+    found = sip.lookup(org_world, domain="acme.pbx.example", username="100")
+    assert found.ha1 == model.digest_ha1("100", "acme.pbx.example", secret)
+    # With extensions, their numbers keep their length.
+    refused = post(admin, base, f"{base}/settings", {"wallet": "organization", "extension_digits": "4"})
+    assert refused.status_code == 422 and "extensions_exist" in refused.text
+
+    deleted = post(admin, f"{base}/extensions/100", f"{base}/extensions/100/delete", {})
+    assert (deleted.status_code, deleted.headers["location"]) == (303, f"{base}?saved=extension_deleted")
+    assert admin.get(f"{base}/extensions/100").status_code == 404
+    assert sip.lookup(org_world, domain="acme.pbx.example", username="100").status == "unknown"

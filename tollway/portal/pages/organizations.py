@@ -51,6 +51,8 @@ SAVED = {
     "user": N_("The user is saved."),
     "status": N_("The user's status is changed."),
     "extension": N_("The extension is saved."),
+    "settings": N_("The organization's settings are saved."),
+    "extension_deleted": N_("The extension is deleted; its number is free again."),
 }
 ROLES = {OrganizationRole.ADMIN: N_("Admin"), OrganizationRole.MEMBER: N_("Member")}
 EXTENSION_STATUSES = {ExtensionStatus.ACTIVE: N_("Active"), ExtensionStatus.DISABLED: N_("Disabled")}
@@ -183,6 +185,37 @@ def set_limits(
         typed = {"users": users, "extensions_per_user": extensions_per_user}
         return organization_page(visitor, login, error=refusal, typed=typed)
     return redirect(f"/organizations/{login}?saved=limits")
+
+
+@router.post("/organizations/{login}/settings")
+def configure(
+    visitor: SignedInDep,
+    login: str,
+    wallet: Annotated[str, Form(max_length=16)] = "",
+    extension_digits: Annotated[str, Form(max_length=2)] = "",
+    sip_domain: Annotated[str, Form(max_length=253)] = "",
+) -> Response:
+    """Who pays for users' calls, the length of extension numbers (while there are none), the SIP domain."""
+    try:
+        try:
+            chosen = Wallet(wallet) if wallet else None
+            digits = int(extension_digits) if extension_digits.strip() else None
+        except ValueError:
+            raise Refusal("request_invalid", "choose who pays, and a number of digits") from None
+        organizations.configure(
+            visitor.database,
+            login=login,
+            wallet=chosen,
+            extension_digits=digits,
+            sip_domain=sip_domain.strip() or None,
+            sealer=sealer_of(visitor),
+            principal=visitor.principal,
+        )
+    except Refusal as refusal:
+        if isinstance(refusal, NotFound):
+            raise
+        return organization_page(visitor, login, error=refusal)
+    return redirect(f"/organizations/{login}?saved=settings")
 
 
 def _role(text: str) -> OrganizationRole:
@@ -398,6 +431,18 @@ def rotate_secret(visitor: SignedInDep, login: str, number: str) -> Response:
             raise
         return extension_page(visitor, login, number, error=refusal)
     return _secret_page(visitor, view, secret, created=False)
+
+
+@router.post("/organizations/{login}/extensions/{number}/delete")
+def delete_extension(visitor: SignedInDep, login: str, number: str) -> Response:
+    """The extension goes, with its caller ids and FollowMe; its number is free again."""
+    try:
+        organizations.delete_extension(visitor.database, organization=login, number=number, principal=visitor.principal)
+    except Refusal as refusal:
+        if isinstance(refusal, NotFound):
+            raise
+        return extension_page(visitor, login, number, error=refusal)
+    return redirect(f"/organizations/{login}?saved=extension_deleted")
 
 
 # -- a user's own extensions ---------------------------------------------------------------------------------
