@@ -31,6 +31,7 @@ from tollway.portal.i18n import N_
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
 from tollway.portal.pages.settings import parse_amount
+from tollway.portal.staff import ADMIN_ROLES
 from tollway.portal.web import SignedInDep, Visitor, redirect, render
 
 router = APIRouter()
@@ -175,13 +176,22 @@ def checkout(payment_id: PaymentId, visitor: SignedInDep) -> Response:
     return render(visitor, "shop_checkout.html", values={"payment": record.payment, "checkout_url": url})
 
 
-@router.get("/shop/payments/{payment_id}")
-def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = None) -> Response:
+def payment_page(
+    visitor: Visitor,
+    payment_id: int,
+    *,
+    status_code: int = 200,
+    error: Refusal | None = None,
+    outcome: str | None = None,
+) -> Response:
+    """A payment's state for whoever may read it; to its seller's admins, a confirmed payment's refund form."""
     record = shop.get_payment(visitor.database, payment_id=payment_id, principal=visitor.principal)
     state = record.payment.state
+    sellers_admin = visitor.role in ADMIN_ROLES and record.seller == visitor.login
     return render(
         visitor,
         "shop_payment.html",
+        status_code=status_code,
         values={
             "payment": record.payment,
             "state_words": STATE_WORDS[state],
@@ -190,5 +200,15 @@ def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = N
             "credited": state in CREDITED_STATES,
             "left_the_page": outcome == "canceled",
             "poll_seconds": POLL_SECONDS,
+            "may_refund": sellers_admin and state is PaymentState.CONFIRMED,
+            "refundable_micros": record.payment.amount_micros - record.payment.refunded_micros,
+            "key": staff.idempotency_key(),
+            "saved": visitor.request.query_params.get("saved") == "refunded",
+            "error": refusal_text(visitor, error) if error else None,
         },
     )
+
+
+@router.get("/shop/payments/{payment_id}")
+def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = None) -> Response:
+    return payment_page(visitor, payment_id, outcome=outcome)
