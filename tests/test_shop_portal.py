@@ -5,6 +5,7 @@ nobody sees another tenant's payments.
 
 The figures (north-city's shop, alice with 25.00 USD, agent-ana's client at 10 %):
   alice pays 20.00 by card:          25.000000 → 45.000000, agent-ana earns 2.000000
+  north-city refunds 5.00 of it:     45.000000 → 40.000000 (the agent keeps its commission)
   alice declares 30.00 by transfer:  45.000000 → 75.000000 once north-city confirms it
 """
 
@@ -36,6 +37,8 @@ D = Decimal
 PASSWORD = "correct horse battery"
 WEB_LOGINS = (
     ("alice-web", "alice", Role.CLIENT),
+    ("bob-web", "bob", Role.CLIENT),
+    ("acme-web", "acme-pbx", Role.ORGANIZATION_USER),
     ("carol-web", "carol", Role.CLIENT),
     ("ana-web", "agent-ana", Role.AGENT),
     ("city-web", "north-city", Role.RESELLER_ADMIN),
@@ -137,16 +140,30 @@ def test_a_customer_pays_by_card_from_the_shop_page_and_sees_the_credit(world: S
     receipt = client.get(f"/api/v1/payments/{payment_id}/receipt")  # the portal's session reads it
     assert receipt.status_code == 200 and "$20.00" in receipt.text
 
+    assert "/refund" not in done.text  # the payer sees no refund form
+
     log_in(client, "carol-web")  # another reseller's customer: the payment does not exist for it
     assert client.get(f"/shop/payments/{payment_id}").status_code == 404
     assert client.get(f"/shop/payments/{payment_id}/checkout").status_code == 404
+
+    # north-city gives back 5.00 of it through Stripe (the stub), then cannot give back more than is left.
+    log_in(client, "city-web")
+    page_path = f"/shop/payments/{payment_id}"
+    refunded = post_form(client, page_path, f"/sales/payments/{payment_id}/refund", amount="5", reason="asked")
+    assert (refunded.status_code, refunded.headers["location"]) == (303, f"{page_path}?saved=refunded")
+    assert "Refunded: $5.00" in client.get(page_path).text
+    assert world.balance("alice") == D("40.000000")
+    too_much = post_form(client, page_path, f"/sales/payments/{payment_id}/refund", amount="15.01", reason="again")
+    assert too_much.status_code == 422
+    assert "This is more than what is left of the payment to refund." in too_much.text
+    assert world.balance("alice") == D("40.000000")
 
 
 def test_a_declared_transfer_is_credited_once_the_seller_confirms_it(world: ShopWorld) -> None:
     client = world.client
     log_in(client, "alice-web")
     refused = post_form(client, "/shop", "/shop/pay", amount="other", other_amount="30", gateway="bank_transfer")
-    assert refused.status_code == 422 and "reference_required" in refused.text
+    assert refused.status_code == 422 and "Enter the reference you wrote on your transfer." in refused.text
     declared = post_form(
         client, "/shop", "/shop/pay", amount="other", other_amount="30", gateway="bank_transfer", reference="ALICE-NOV"
     )
@@ -189,6 +206,25 @@ def test_an_agent_tops_up_its_own_wallet_through_its_resellers_shop(world: ShopW
     assert session
     world.deliver(world.city_gateway, world.paid_event(session.group(1)), CITY_HOOK)
     assert world.balance("agent-ana") == D("150.000000")
+
+
+def test_a_plan_bought_in_the_portal_is_given_from_the_money_paid(world: ShopWorld) -> None:
+    """bob (10.00 USD) buys talk-100 (5.00 a month) by card: credited 5.00, then its first month charged."""
+    client = world.client
+    log_in(client, "bob-web")
+    page = client.get("/shop")
+    form = {"csrf_token": csrf_of(page), "key": "portal-plan-1", "plan": "north-city:talk-100", "gateway": "stripe"}
+    checkout = client.get(client.post("/shop/pay", data=form, follow_redirects=False).headers["location"])
+    session = re.search(r'id="checkout-link" href="[^"]*/(cs_test_[^"]+)"', checkout.text)
+    assert session
+    world.deliver(world.city_gateway, world.paid_event(session.group(1)), CITY_HOOK)
+    plans = client.get("/api/v1/nodes/bob/plans").json()
+    assert [(p["plan"]["name"], p["status"]) for p in plans] == [("north-city:talk-100", "active")]
+    assert world.balance("bob") == D("10.000000")
+
+    log_in(client, "acme-web")  # an organization's user pays nobody: no shop
+    assert client.get("/shop").status_code == 404
+    assert "/shop" not in client.get("/").text
 
 
 def test_a_seller_sets_its_shop_and_its_secrets_are_never_shown_again(world: ShopWorld) -> None:

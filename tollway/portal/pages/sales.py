@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Path, Response
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal
 from tollway.http.errors import status_for
-from tollway.payments import records
+from tollway.payments import records, refunds
 from tollway.payments import service as shop
 from tollway.payments.gateways.bank_transfer import DETAIL_FIELDS
 from tollway.payments.model import BillingProfile, GatewayKind, PaymentState, TopupOffer, tax_rate_ppm_of
@@ -26,7 +26,14 @@ from tollway.portal.i18n import N_
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
 from tollway.portal.pages.settings import parse_amount
-from tollway.portal.pages.shop import BANK_FIELDS, GATEWAY_WORDS, PAYMENT_ID_MAX, STATE_WORDS, payment_settings
+from tollway.portal.pages.shop import (
+    BANK_FIELDS,
+    GATEWAY_WORDS,
+    PAYMENT_ID_MAX,
+    STATE_WORDS,
+    payment_page,
+    payment_settings,
+)
 from tollway.portal.web import StaffDep, Visitor, redirect, render
 
 router = APIRouter()
@@ -92,6 +99,31 @@ def _sales_page(visitor: Visitor, *, status_code: int = 200, error: Refusal | No
 @router.get("/sales")
 def sales(visitor: StaffDep) -> Response:
     return _sales_page(_admin(visitor))
+
+
+@router.post("/sales/payments/{payment_id}/refund")  # before the route below, whose {decision} would match it
+def refund(
+    visitor: StaffDep,
+    payment_id: Annotated[int, Path(ge=1, le=PAYMENT_ID_MAX)],
+    key: Annotated[str, Form(max_length=100)] = "",
+    amount: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Give back unspent money of a confirmed payment, through the gateway it came by (Stripe's SDK)."""
+    _admin(visitor)
+    try:
+        refunds.refund_payment(
+            visitor.database,
+            payment_settings(visitor),
+            payment_id=payment_id,
+            amount_micros=parse_amount(amount, visitor.language),
+            reason=reason,
+            request_id=key,
+            principal=visitor.principal,
+        )
+    except Refusal as refusal:
+        return payment_page(visitor, payment_id, status_code=status_for(refusal), error=refusal)
+    return redirect(f"/shop/payments/{payment_id}?saved=refunded")
 
 
 @router.post("/sales/payments/{payment_id}/{decision}")

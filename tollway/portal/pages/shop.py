@@ -1,8 +1,8 @@
-"""The shop in the portal, for those who pay their seller (clients, organization admins, agents, resellers'
-admins): what the seller sells (top-ups of its fixed amounts or a free amount within its limits, plans with
-their first period), paying by card (Stripe's hosted checkout, through the seller's own account) or by bank
-transfer (the seller's details, and a declared transfer with its reference), the payer's payments with their
-receipts, and its invoices.
+"""The shop in the portal, for those who pay their seller (clients, agents, resellers' admins): what the
+seller sells (top-ups of its fixed amounts or a free amount within its limits, plans with their first period),
+paying by card (Stripe's hosted checkout, through the seller's own account) or by bank transfer (the seller's
+details, and a declared transfer with its reference), the payer's payments with their receipts, and its
+invoices.
 
 A card payment leaves the portal for Stripe's page and comes back to the payment's page (``RETURN_PAGE`` in
 ``tollway/payments/service.py``), which shows "pending" until the gateway's webhook confirms it, and
@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Response
 
-from tollway.access.model import Role
-from tollway.errors import Refusal
+from tollway.access.model import ROLE_ACTIONS, Action, Role
+from tollway.errors import NotFound, Refusal
 from tollway.http.errors import status_for
 from tollway.payments import records
 from tollway.payments import service as shop
@@ -31,11 +31,15 @@ from tollway.portal.i18n import N_
 from tollway.portal.messages import refusal_text
 from tollway.portal.navigation import NavItem
 from tollway.portal.pages.settings import parse_amount
-from tollway.portal.web import CUSTOMER_ROLES, SignedInDep, Visitor, redirect, render
+from tollway.portal.staff import ADMIN_ROLES
+from tollway.portal.web import SignedInDep, Visitor, redirect, render
 
 router = APIRouter()
-PAYER_ROLES = (CUSTOMER_ROLES - {Role.ORGANIZATION_USER}) | {Role.AGENT, Role.RESELLER_ADMIN}
-NAVIGATION = (NavItem("/shop", N_("Shop"), frozenset(PAYER_ROLES), order=45),)
+# Who pays its owner through the shop: the roles the access rule lets pay (the provider has nobody to pay).
+PAYER_ROLES = frozenset(role for role, actions in ROLE_ACTIONS.items() if Action.SHOP_PAY in actions) - {
+    Role.PROVIDER_ADMIN
+}
+NAVIGATION = (NavItem("/shop", N_("Shop"), PAYER_ROLES, order=45),)
 STATE_WORDS = {
     PaymentState.CREATED: N_("Not sent to the payment page yet"),
     PaymentState.PENDING: N_("Waiting for confirmation"),
@@ -102,9 +106,16 @@ def _shop_page(visitor: Visitor, *, status_code: int = 200, error: Refusal | Non
     )
 
 
+def _payer(visitor: Visitor) -> Visitor:
+    """The shop's own pages are for those who may pay; for anyone else they do not exist."""
+    if visitor.role not in PAYER_ROLES:
+        raise NotFound("page", visitor.request.url.path)
+    return visitor
+
+
 @router.get("/shop")
 def shop_page(visitor: SignedInDep) -> Response:
-    return _shop_page(visitor)
+    return _shop_page(_payer(visitor))
 
 
 def _order(
@@ -136,6 +147,7 @@ def pay(
     reference: Annotated[str, Form(max_length=140)] = "",
 ) -> Response:
     """Start paying: a card payment goes on to Stripe's page, a declared transfer to its payment's page."""
+    _payer(visitor)
     fields = {"amount": amount, "other_amount": other_amount, "reference": reference}
     try:
         order = _order(
@@ -164,13 +176,22 @@ def checkout(payment_id: PaymentId, visitor: SignedInDep) -> Response:
     return render(visitor, "shop_checkout.html", values={"payment": record.payment, "checkout_url": url})
 
 
-@router.get("/shop/payments/{payment_id}")
-def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = None) -> Response:
+def payment_page(
+    visitor: Visitor,
+    payment_id: int,
+    *,
+    status_code: int = 200,
+    error: Refusal | None = None,
+    outcome: str | None = None,
+) -> Response:
+    """A payment's state for whoever may read it; to its seller's admins, a confirmed payment's refund form."""
     record = shop.get_payment(visitor.database, payment_id=payment_id, principal=visitor.principal)
     state = record.payment.state
+    sellers_admin = visitor.role in ADMIN_ROLES and record.seller == visitor.login
     return render(
         visitor,
         "shop_payment.html",
+        status_code=status_code,
         values={
             "payment": record.payment,
             "state_words": STATE_WORDS[state],
@@ -179,5 +200,15 @@ def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = N
             "credited": state in CREDITED_STATES,
             "left_the_page": outcome == "canceled",
             "poll_seconds": POLL_SECONDS,
+            "may_refund": sellers_admin and state is PaymentState.CONFIRMED,
+            "refundable_micros": record.payment.amount_micros - record.payment.refunded_micros,
+            "key": staff.idempotency_key(),
+            "saved": visitor.request.query_params.get("saved") == "refunded",
+            "error": refusal_text(visitor, error) if error else None,
         },
     )
+
+
+@router.get("/shop/payments/{payment_id}")
+def payment(payment_id: PaymentId, visitor: SignedInDep, outcome: str | None = None) -> Response:
+    return payment_page(visitor, payment_id, outcome=outcome)
