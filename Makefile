@@ -15,7 +15,7 @@ test:  ## install (with Kamailio, sipp, radclient and Chromium from Debian), lin
 	scripts/install-browser
 	.venv/bin/ruff check tollway tests bench
 	.venv/bin/mypy
-	.venv/bin/pytest --db sqlite --db postgresql
+	.venv/bin/pytest --db sqlite --db postgresql -n auto --durations=25
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache .hypothesis
