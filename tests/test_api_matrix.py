@@ -27,6 +27,8 @@ from tollway.agents.model import AgentTerms, CustomerProfile
 from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
+from tollway.cards import service as cards
+from tollway.cards.model import BatchTerms
 from tollway.clock import utc_now
 from tollway.demo import load_demo
 from tollway.http.app import create_app
@@ -140,6 +142,22 @@ def north_city_organization(database: Database) -> object:
     lines.add_caller_id(database, login="nc-pbx", number="+442079460100")
     lines.add_caller_id(database, login="nc-pbx", extension="101", number="+442079460100")
     return lines.add_caller_id(database, login="alice", number="+442079460002")
+
+
+def north_city_cards(database: Database) -> object:
+    """north-city's batch "nc-cards": two new cards of 5.00, serials 000000001 and 000000002."""
+    terms = BatchTerms(name="nc-cards", count=2, face_value_micros=5_000_000)
+    return cards.create_batch(database, owner_login="north-city", terms=terms, pin_key=b"matrix pin key")
+
+
+def north_city_cards_sold(database: Database) -> object:
+    north_city_cards(database)
+    return cards.activate(database, owner_login="north-city", selection=cards.Selection(batch="nc-cards"))
+
+
+def north_city_card_with_a_caller(database: Database) -> object:
+    north_city_cards(database)
+    return cards.add_caller(database, owner_login="north-city", serial="000000001", number="+12125550123")
 
 
 def expect(p: int, r_in: int, r_out: int, a: int, c: int, c_out: int, anon: int = 401) -> dict[str, int]:
@@ -326,6 +344,47 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(201, 201, 404, 201, 404, 404),
         setup=basic_profile_for_ana,
     ),
+    # Calling cards: north-city's own; an agent makes none (its fee per card is not there yet).
+    ("POST", "/api/v1/nodes/{login}/card-batches"): Row(
+        "/api/v1/nodes/north-city/card-batches",
+        {"id": "cb-1", "count": 2, "face_value": "5"},
+        expect(201, 201, 404, 403, 404, 404),
+    ),
+    ("GET", "/api/v1/nodes/{login}/cards/{serial}"): Row(
+        "/api/v1/nodes/north-city/cards/000000001", None, expect(200, 200, 404, 404, 404, 404), setup=north_city_cards
+    ),
+    ("POST", "/api/v1/nodes/{login}/card-ranges/{action}"): Row(
+        "/api/v1/nodes/north-city/card-ranges/block",
+        {"first": "000000001", "last": "000000002"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=north_city_cards,
+    ),
+    ("POST", "/api/v1/nodes/{login}/cards/{serial}/recharges"): Row(
+        "/api/v1/nodes/north-city/cards/000000001/recharges",
+        {"id": "cr-1", "amount": "1"},
+        expect(200, 200, 404, 404, 404, 404),
+        setup=north_city_cards_sold,
+    ),
+    ("PUT", "/api/v1/nodes/{login}/cards/{serial}/callers/{number}"): Row(
+        "/api/v1/nodes/north-city/cards/000000001/callers/+12125550123",
+        None,
+        expect(200, 200, 404, 404, 404, 404),
+        setup=north_city_cards,
+    ),
+    ("DELETE", "/api/v1/nodes/{login}/cards/{serial}/callers/{number}"): Row(
+        "/api/v1/nodes/north-city/cards/000000001/callers/+12125550123",
+        None,
+        expect(200, 200, 404, 404, 404, 404),
+        setup=north_city_card_with_a_caller,
+    ),
+    ("PUT", "/api/v1/nodes/{login}/access-numbers/{number}"): Row(
+        "/api/v1/nodes/north-city/access-numbers/+18005550100",
+        {"language": "es", "exclusive": True},
+        expect(200, 200, 404, 404, 404, 404),
+    ),
+    ("GET", "/api/v1/nodes/{login}/access-numbers"): Row(
+        "/api/v1/nodes/north-city/access-numbers", None, expect(200, 200, 404, 404, 404, 404)
+    ),
     # Payments are recorded by owners; an agent deposits from its wallet instead.
     ("POST", "/api/v1/nodes/{login}/payments"): Row(
         "/api/v1/nodes/alice/payments", {"id": "p-1", "amount": "1"}, expect(200, 200, 404, 422, 403, 404)
@@ -346,7 +405,9 @@ MATRIX: dict[tuple[str, str], Row] = {
         "/api/v1/nodes/alice/notices", None, expect(200, 200, 404, 200, 200, 404)
     ),
     ("PUT", "/api/v1/nodes/{login}/notices"): Row(
-        "/api/v1/nodes/alice/notices", {"threshold": "5"}, expect(200, 200, 404, 403, 200, 404)  # a customer its own
+        "/api/v1/nodes/alice/notices",
+        {"threshold": "5"},
+        expect(200, 200, 404, 403, 200, 404),  # a customer its own
     ),
     ("GET", "/api/v1/nodes/{login}/emails"): Row(
         "/api/v1/nodes/alice/emails", None, expect(200, 200, 404, 200, 200, 404)

@@ -13,6 +13,8 @@ and ``reseal`` moves one onto the new key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import tempfile
 from pathlib import Path
@@ -38,6 +40,7 @@ class Sealer:
     def __init__(self, key: str, retired: tuple[str, ...] = ()) -> None:
         try:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in (key, *retired)])
+            self._key = key.encode()
         except ValueError:
             raise ValueError("a secret key is 32 bytes in URL-safe base64: make one with Sealer.new_key()") from None
 
@@ -60,6 +63,12 @@ class Sealer:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise SealBroken("a sealed secret does not open with the configured keys (secret_key)") from None
+
+    def digest_key(self, purpose: str) -> bytes:
+        """A key for keyed hashes (HMAC) of secrets looked up but never read back, such as calling cards'
+        PINs: derived from the current key, one per ``purpose``. Such digests do not follow a rotation:
+        keep the old key as ``secret_key`` while digests made with it must still match."""
+        return hmac.new(self._key, b"tollway digest key: " + purpose.encode(), hashlib.sha256).digest()
 
     def reseal(self, sealed: str) -> str:
         """The same secret sealed with the current key (after a rotation)."""

@@ -120,13 +120,13 @@ def create_batch(
             raise Refusal("profile_not_allowed", f"{agent.login} may not create accounts from {profile_name}")
         if not by_agent:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
             check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
-        _check_owner_can_take(connection, owner, profile, count)
+        check_owner_can_take(connection, owner, profile, count)
         if agent is not None:
             _check_agent_can_pay(connection, agent, count, initial_balance_micros)
 
         accounts = _draw_accounts(connection, profile, count)
-        node_ids = _insert_nodes(connection, owner, profile, accounts, agent, now, progress)
-        wallets = _open_accounts(connection, owner, profile, node_ids, now, progress)
+        node_ids = insert_nodes(connection, owner, profile, accounts, agent, now, progress)
+        wallets = open_accounts(connection, owner, profile, node_ids, now, progress)
         if tariff_id is not None:
             insert_rows(
                 connection,
@@ -214,7 +214,7 @@ def _id_ok(batch_id: str) -> bool:
     )
 
 
-def _check_owner_can_take(connection: Connection, owner: Node, profile: CustomerProfile, count: int) -> None:
+def check_owner_can_take(connection: Connection, owner: Node, profile: CustomerProfile, count: int) -> None:
     owners = tree_store.chain(connection, owner)
     if tree_model.effective_status([n.status for n in owners]) is not Status.ACTIVE:
         raise Refusal("owner_not_active", f"{owner.login} or a node above it is suspended or closed")
@@ -263,7 +263,7 @@ def _draw_accounts(connection: Connection, profile: CustomerProfile, count: int)
     return [NewAccount(login, credentials.generate_secret(PASSWORD_LENGTH)) for login in sorted(logins)[:count]]
 
 
-def _insert_nodes(
+def insert_nodes(
     connection: Connection,
     owner: Node,
     profile: CustomerProfile,
@@ -307,7 +307,7 @@ def _insert_nodes(
     return ids
 
 
-def _open_accounts(
+def open_accounts(
     connection: Connection,
     owner: Node,
     profile: CustomerProfile,

@@ -60,6 +60,8 @@ from tollway.calls.model import authorize as longest_call
 from tollway.calls.notify import notifier_for
 from tollway.calls.payer import Floor
 from tollway.calls.store import CallRecord, ChargeLine
+from tollway.cards import payers as card_payers
+from tollway.cards.payers import CardCall
 from tollway.clock import utc_now
 from tollway.config import Settings
 from tollway.csvsafe import safe_row
@@ -97,6 +99,15 @@ SIP_CODES: dict[str, int] = {
     "no_rate": 404,
     "insufficient_funds": 402,
     "spending_cap_reached": 402,
+    # A card call (tollway/cards/payers.py), refused before any account pays.
+    "access_number_unknown": 404,
+    "access_number_exclusive": 403,
+    "pin_invalid": 403,
+    "pin_required": 403,
+    "pin_throttled": 403,
+    "card_blocked": 403,
+    "card_closed": 403,
+    "card_expired": 403,
 }
 MESSAGES: dict[str, str] = {
     "account_unknown": "there is no account {account}",
@@ -109,6 +120,14 @@ MESSAGES: dict[str, str] = {
     "no_rate": "the tariff of {level} has no rate for {callee}",
     "insufficient_funds": "{level} cannot pay for a call to {callee}",
     "spending_cap_reached": "{level} is spent for a call to {callee}",
+    "access_number_unknown": "the number dialed is not an access number",
+    "access_number_exclusive": "this access number serves another reseller's cards",
+    "pin_invalid": "there is no card with this PIN",
+    "pin_required": "the caller's number is registered to no card: ask for the PIN",
+    "pin_throttled": "too many wrong PINs from this caller or on this number: try again later",
+    "card_blocked": "the card is blocked",
+    "card_closed": "the card is closed",
+    "card_expired": "the card has expired",
 }
 
 
@@ -145,6 +164,7 @@ class CallRequest:
     callee: str
     answered: bool = False
     extension: str | None = None  # instead of an account: the SIP extension that placed it, username@domain
+    card: CardCall | None = None  # instead of an account: a calling card's PIN on an access number
 
 
 class CallUnknown(NotFound):
@@ -314,9 +334,20 @@ def authorize_call(
             return internal_answer(request.call_id)
         request = replace(request, account=payer.account, caller=request.caller or payer.caller)
         floors = payer.floors
+    card_refusal: str | None = None
+    if request.card is not None:
+        card_payer = card_payers.resolve(
+            database, card=request.card, caller=request.caller, principal=principal, now=instant
+        )
+        if isinstance(card_payer, card_payers.Refused):
+            card_refusal = card_payer.reason
+        else:
+            request = replace(request, account=card_payer.account)
     try:
         return database.run(
-            lambda connection: _authorize(connection, request, principal, settings, instant, tables, floors)
+            lambda connection: _authorize(
+                connection, request, principal, settings, instant, tables, floors, card_refusal=card_refusal
+            )
         )
     except IntegrityError:
         # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
@@ -379,6 +410,8 @@ def _authorize(
     now: datetime,
     tables: TableCache,
     floors: Sequence[Floor] = (),
+    *,
+    card_refusal: str | None = None,
 ) -> dict[str, Any]:
     tenant_id = tenant_of(connection, principal)
     if store.find_call(connection, request.call_id, tenant_id=tenant_id) is not None:
@@ -396,6 +429,8 @@ def _authorize(
         "callee": request.callee[:64],
         "created_at": now,
     }
+    if card_refusal is not None:  # before any account: a card call's access number, PIN or card
+        return _record_refusal(connection, base, request, card_refusal, None)
     node = _visible_account(connection, request.account, principal)
     if node is None:
         return _record_refusal(connection, base, request, "account_unknown", None)

@@ -29,6 +29,7 @@ from tollway.cli import radius as radius_cli
 from tollway.cli import rating as rating_cli
 from tollway.cli import welcome
 from tollway.cli.brands import brand_app
+from tollway.cli.cards import card_app
 from tollway.cli.common import (
     Amount,
     Cell,
@@ -81,6 +82,7 @@ app.add_typer(calls_cli.calls_app, name="calls")
 app.add_typer(agents_cli.agent_app, name="agent")
 app.add_typer(agents_cli.profile_app, name="profile")
 app.add_typer(agents_cli.accounts_app, name="accounts")
+app.add_typer(card_app, name="card")
 app.add_typer(agents_cli.money_app, name="money")
 app.add_typer(notices_app, name="notices")
 app.add_typer(organizations_cli.organization_app, name="organization")

@@ -32,6 +32,7 @@ CONFLICTS = frozenset(
         "tariff_in_use",
         "plan_exists",
         "batch_exists",
+        "access_number_taken",
         "caller_id_exists",
         "extension_number_taken",
         "sip_username_taken",

@@ -25,6 +25,7 @@ class ReturnCode(IntEnum):
     INVALID_PASSWORD = 2  # failed: invalid password (the PIN)
     ACCOUNT_IN_USE = 3  # failed: account in use
     ZERO_BALANCE = 4  # failed: zero balance
+    CARD_EXPIRED = 5  # failed: card expired
     CREDIT_LIMIT = 6  # failed: credit limit
     USER_DENIED = 7  # failed: user denied
     SERVICE_NOT_AVAILABLE = 8  # failed: service not available
@@ -50,6 +51,14 @@ RETURN_CODES: dict[str, ReturnCode] = {
     "no_rate": ReturnCode.NUMBER_BLOCKED,
     "number_invalid": ReturnCode.NUMBER_BLOCKED,
     "request_invalid": ReturnCode.INVALID_ARGUMENT,  # no account, no number or no usable session id
+    "access_number_unknown": ReturnCode.SERVICE_NOT_AVAILABLE,
+    "access_number_exclusive": ReturnCode.USER_DENIED,  # the IVR plays its own prompt for this one
+    "pin_invalid": ReturnCode.INVALID_PASSWORD,
+    "pin_required": ReturnCode.INVALID_PASSWORD,
+    "pin_throttled": ReturnCode.RETRIES_EXCEEDED,
+    "card_blocked": ReturnCode.USER_DENIED,
+    "card_closed": ReturnCode.USER_DENIED,
+    "card_expired": ReturnCode.CARD_EXPIRED,
 }
 
 

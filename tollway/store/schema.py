@@ -799,3 +799,69 @@ brand_hosts = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 Index("ix_brand_hosts_node_id", brand_hosts.c.node_id)
+
+# -- calling cards (tollway/cards): batches of prepaid cards, each a client node of its reseller ----------
+
+card_batches = Table(
+    "card_batches",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(40), nullable=False, unique=True),  # the idempotency key the creator chose
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),  # the reseller whose cards they are
+    Column("count", Integer, nullable=False),
+    Column("face_value_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("tariff_id", Id, ForeignKey("tariffs.id"), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),  # a fixed date, or
+    Column("expiry_days", Integer, nullable=True),  # days after activation (first use or sale)
+    Column("pin_length", Integer, nullable=False),
+    Column("serial_prefix", String(12), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("face_value_micros > 0", name="face_value_positive"),
+    CheckConstraint("(expires_at IS NULL) OR (expiry_days IS NULL)", name="one_expiry"),
+)
+Index("ix_card_batches_owner_id", card_batches.c.owner_id)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("batch_id", Id, ForeignKey("card_batches.id"), nullable=False),
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),  # the batch's reseller (for serial ranges)
+    Column("node_id", Id, ForeignKey("nodes.id"), nullable=False, unique=True),  # the card's client node
+    Column("serial_number", BigInteger, nullable=False),  # per owner, consecutive within a batch
+    # HMAC-SHA256 of the PIN under the installation's key (tollway/sealing.py): found by an index probe,
+    # useless to whoever has the database alone. Unique: a PIN names one card in the whole system.
+    Column("pin_digest", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("activated_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("owner_id", "serial_number"),
+    CheckConstraint("state IN ('new', 'active', 'depleted', 'expired', 'blocked', 'closed')", name="state"),
+)
+Index("ix_cards_batch_id", cards.c.batch_id)
+
+# The numbers card holders dial (DIDs), each owned by the provider or a reseller. An exclusive number serves
+# only the cards of its owner's subtree; a card of anyone else is refused access_number_exclusive.
+access_numbers = Table(
+    "access_numbers",
+    metadata,
+    Column("number", String(32), primary_key=True),  # E.164 digits with their "+", as the switch sends them
+    Column("owner_id", Id, ForeignKey("nodes.id"), nullable=False),
+    Column("language", String(8), nullable=False),  # the prompts' language (h323-preferred-lang)
+    Column("exclusive", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_access_numbers_owner_id", access_numbers.c.owner_id)
+
+# Caller numbers (ANI) registered to a card: a call from one of them needs no PIN. One card per number.
+card_callers = Table(
+    "card_callers",
+    metadata,
+    Column("number", String(32), primary_key=True),  # E.164 with its "+"
+    Column("card_id", Id, ForeignKey("cards.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_card_callers_card_id", card_callers.c.card_id)

@@ -49,11 +49,11 @@ class ClientType(StrEnum):
 class Feature(StrEnum):
     """Things a reseller may sell; a reseller narrows what its sub-resellers may sell.
 
-    Five exist and are enforced: without ``tariffs`` a reseller makes no tariffs of its own (so it sells
+    All six exist and are enforced: without ``tariffs`` a reseller makes no tariffs of its own (so it sells
     no calls), without ``plans`` no plans, without ``agents`` no agents, without ``online_shop`` no
     payment gateways nor top-up offers (a shop for its customers), without ``branded_portal`` no brand
-    of its own (name, logo, colours, host names on the portal). One is coming, its value kept now so that
-    owners can grant or withhold it before it arrives: ``calling_cards`` (card batches and access numbers).
+    of its own (name, logo, colours, host names on the portal), without ``calling_cards`` no card
+    batches (tollway/cards).
     """
 
     TARIFFS = "tariffs"
@@ -74,7 +74,14 @@ class Status(StrEnum):
 ALL_CLIENT_TYPES = frozenset(ClientType) - {ClientType.USER}
 ALL_FEATURES = frozenset(Feature)
 FEATURES_AVAILABLE = frozenset(
-    {Feature.TARIFFS, Feature.PLANS, Feature.AGENTS, Feature.ONLINE_SHOP, Feature.BRANDED_PORTAL}
+    {
+        Feature.TARIFFS,
+        Feature.PLANS,
+        Feature.AGENTS,
+        Feature.ONLINE_SHOP,
+        Feature.BRANDED_PORTAL,
+        Feature.CALLING_CARDS,
+    }
 )
 FEATURES_COMING = ALL_FEATURES - FEATURES_AVAILABLE  # granted and narrowed now, enforced once they exist
 

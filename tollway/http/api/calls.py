@@ -16,6 +16,9 @@ from pydantic import Field, model_validator
 
 from tollway.calls import service as calls
 from tollway.calls.service import CallFilter, CallRequest, CallSettings
+from tollway.cards.model import pin_digest
+from tollway.cards.payers import CardCall
+from tollway.http.api.cards import pin_key_of
 from tollway.http.api.nodes import ERRORS
 from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict
 from tollway.http.auth import DatabaseDep, PrincipalDep
@@ -36,14 +39,25 @@ class AuthorizeIn(Strict):
     extension: Annotated[str, Field(min_length=3, max_length=317, examples=["101@acme"])] | None = Field(
         default=None, description="instead of account: the SIP extension that placed the call, username@domain"
     )
+    access_number: Annotated[str, Field(min_length=2, max_length=32, examples=["+18005550100"])] | None = Field(
+        default=None, description="instead of account: the access number a calling card's holder dialed"
+    )
+    pin: Annotated[str, Field(min_length=10, max_length=16, pattern=r"^[0-9]+$")] | None = Field(
+        default=None, description="with access_number: the card's PIN; none: the caller's number must be registered"
+    )
     caller: Text64 = ""
     callee: Annotated[str, Field(min_length=1, max_length=64, examples=["+44 20 7946 0000"])]
     answered: bool = Field(default=False, description="the call is already answered: its grant starts now")
 
     @model_validator(mode="after")
     def _one_payer(self) -> AuthorizeIn:
-        if (self.account is None) == (self.extension is None):
-            raise ValueError("name the account that pays, or the extension that placed the call: one of the two")
+        named = [self.account is not None, self.extension is not None, self.access_number is not None]
+        if sum(named) != 1:
+            raise ValueError(
+                "name the account that pays, the extension that placed the call, or a card's access number: one"
+            )
+        if self.pin is not None and self.access_number is None:
+            raise ValueError("a PIN goes with the access number dialed")
         return self
 
 
@@ -145,11 +159,23 @@ def _out(view: dict[str, Any]) -> CallOut:
 
 
 @router.post("/authorize", summary="Authorize a call: the longest it may last and its first grant, or why not")
-def authorize(body: AuthorizeIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> AuthorizeOut:
-    request = CallRequest(
-        body.call_id, body.account or "", body.caller, body.callee, answered=body.answered, extension=body.extension
+def authorize(
+    body: AuthorizeIn, request: Request, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep
+) -> AuthorizeOut:
+    card = None
+    if body.access_number is not None:  # the PIN goes no further than its digest
+        digest = None if body.pin is None else pin_digest(pin_key_of(request), body.pin)
+        card = CardCall(body.access_number, digest)
+    call = CallRequest(
+        body.call_id,
+        body.account or "",
+        body.caller,
+        body.callee,
+        answered=body.answered,
+        extension=body.extension,
+        card=card,
     )
-    return AuthorizeOut.model_validate(calls.authorize_call(database, request, principal=principal, settings=settings))
+    return AuthorizeOut.model_validate(calls.authorize_call(database, call, principal=principal, settings=settings))
 
 
 @router.post("/{call_id}/answer", summary="The callee answered: the grant's clock starts")

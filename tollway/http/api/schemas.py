@@ -29,8 +29,8 @@ BeforeId = Annotated[int, Field(ge=1, le=ID_MAX, description="the last id of the
 
 
 FEATURES_SOLD = (
-    "What a reseller may sell, within its owner's. Enforced: tariffs, plans, agents, online_shop, "
-    "branded_portal. Coming (granted and narrowed now, enforced when it exists): calling_cards."
+    "What a reseller may sell, within its owner's, each enforced: tariffs, plans, agents, online_shop, "
+    "branded_portal, calling_cards."
 )
 
 

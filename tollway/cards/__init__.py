@@ -1,0 +1,1 @@
+"""Calling cards: batches of prepaid cards, each a client account of its reseller, used with a PIN."""

@@ -1,0 +1,508 @@
+"""Use cases of calling cards: make a batch, activate (sell), block and unblock, close, recharge, look up.
+
+Each use case is one transaction. A batch is made set-based, as tollway.agents.batch makes accounts: the
+cards' client nodes, their ledger accounts, their tariff and the card rows go in a few statements per
+chunk. No money moves then; a card's face value moves from its reseller's issuance account into its
+wallet when it is activated, one ledger transfer per card whose id derives from the card ("card:<id>:
+activation"), so a repeated activation moves nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from tollway.access.audit import audit
+from tollway.access.model import (
+    Action,
+    Decision,
+    Forbidden,
+    Place,
+    Principal,
+    Role,
+    authorize,
+    check_mint,
+    decide,
+    node_creation_needs,
+)
+from tollway.agents.batch import NewAccount, check_owner_can_take, insert_nodes, open_accounts, profile_fields
+from tollway.agents.model import CustomerProfile
+from tollway.agents.service import check_profile
+from tollway.agents.store import logins_taken
+from tollway.balances.service import account_id, audit_transfers, owner_request
+from tollway.cards import model, store
+from tollway.cards.model import BatchResult, BatchTerms, Card, CardState, NewCard
+from tollway.clock import utc_now
+from tollway.csvsafe import safe_row
+from tollway.errors import NotFound, Refusal
+from tollway.ledger import store as ledger_store
+from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Applied, TransferKind, TransferRequest
+from tollway.lines.model import check_e164
+from tollway.money import to_decimal
+from tollway.sealing import Sealer
+from tollway.store.bulk import insert_rows
+from tollway.store.database import Database
+from tollway.store.schema import tariff_assignments
+from tollway.tree import store as tree_store
+from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status, check_feature_granted
+from tollway.tree.service import require_node
+
+CHUNK_CARDS = 500  # cards per statement (and per progress step)
+PIN_DRAWS_MAX = 20  # rounds of drawing PINs before giving up (never reached with 10 digits or more)
+PIN_DIGEST_PURPOSE = "calling card PIN"
+ACTIVE, SUSPENDED = str(Status.ACTIVE), str(Status.SUSPENDED)  # a card's account's node status
+Progress = Callable[[int], None]
+
+
+def pin_key(sealer: Sealer) -> bytes:
+    """The key of the installation's PIN digests."""
+    return sealer.digest_key(PIN_DIGEST_PURPOSE)
+
+
+def progress_total(count: int) -> int:
+    """The steps ``progress`` counts for a batch: each card's node, its ledger accounts, its card row."""
+    return 3 * count
+
+
+def to_csv(result: BatchResult) -> str:
+    """The cards as CSV (serial, PIN, currency, face value, expiry): the only time the PINs are shown."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["serial", "pin", "currency", "face_value", "expires"])
+    value = str(to_decimal(result.face_value_micros))
+    if result.expires_at is not None:
+        expires = result.expires_at.date().isoformat()
+    else:
+        expires = f"{result.expiry_days} days after first use" if result.expiry_days else ""
+    for card in result.cards:
+        writer.writerow(safe_row([card.serial, card.pin, result.currency, value, expires]))
+    return buffer.getvalue()
+
+
+def _card_profile(terms: BatchTerms) -> CustomerProfile:
+    return CustomerProfile(
+        name="cards", client_type=str(ClientType.CALLING_CARD), login_prefix="card.", tariff=terms.tariff
+    )
+
+
+def create_batch(
+    database: Database,
+    *,
+    owner_login: str,
+    terms: BatchTerms,
+    pin_key: bytes,
+    principal: Principal | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Make ``terms.count`` new cards of ``owner_login``, in one transaction; their PINs come back once."""
+    model.check_terms(terms)
+
+    def use_case(connection: Connection) -> BatchResult:
+        now = utc_now()
+        model.check_expiry_ahead(terms, now)
+        owner = require_node(connection, owner_login, lock=True)  # one batch at a time: its serials follow
+        authorize(principal, Action.NODE_CREATE, owner)
+        if principal is not None and principal.role is Role.AGENT:  # its fee per card is not there yet
+            raise Forbidden(Action.NODE_CREATE, reason="agent_makes_no_cards", message="an agent makes no cards")
+        check_feature_granted(owner.grants, Feature.CALLING_CARDS)
+        if store.batch_exists(connection, terms.name):
+            raise Refusal("batch_exists", f"batch {terms.name} was created already; its PINs were shown then")
+        profile = _card_profile(terms)
+        tariff_id = check_profile(connection, owner, profile, principal=principal)
+        check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
+        check_owner_can_take(connection, owner, profile, terms.count)
+        first = store.last_serial_number(connection, owner.id) + 1
+        if first + terms.count - 1 > model.SERIAL_NUMBER_MAX:
+            raise Refusal("serials_exhausted", f"{owner.login} has no serial numbers left for {terms.count} cards")
+        numbers = range(first, first + terms.count)
+        logins = [f"card.{owner.id}.{number}" for number in numbers]
+        _check_logins_free(connection, logins)
+        pins = _draw_pins(connection, pin_key, terms)
+        node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], None, now, progress)
+        open_accounts(connection, owner, profile, node_ids, now, progress)
+        if tariff_id is not None:
+            rows = [{"node_id": i, "tariff_id": tariff_id, "assigned_at": now} for i in node_ids]
+            insert_rows(connection, tariff_assignments, rows)
+        batch_id = store.insert_batch(
+            connection,
+            {
+                "name": terms.name,
+                "owner_id": owner.id,
+                "count": terms.count,
+                "face_value_micros": terms.face_value_micros,
+                "currency": owner.currency,
+                "tariff_id": tariff_id,
+                "expires_at": terms.expires_at,
+                "expiry_days": terms.expiry_days,
+                "pin_length": terms.pin_length,
+                "serial_prefix": terms.serial_prefix,
+                "created_at": now,
+            },
+        )
+        for start in range(0, terms.count, CHUNK_CARDS):
+            store.insert_cards(
+                connection,
+                [
+                    {
+                        "batch_id": batch_id,
+                        "owner_id": owner.id,
+                        "node_id": node_ids[i],
+                        "serial_number": numbers[i],
+                        "pin_digest": pins[i][1],
+                        "state": str(CardState.NEW),
+                        "updated_at": now,
+                    }
+                    for i in range(start, min(start + CHUNK_CARDS, terms.count))
+                ],
+            )
+            if progress is not None:
+                progress(min(CHUNK_CARDS, terms.count - start))
+        serials = [model.serial(terms.serial_prefix, n) for n in numbers]
+        audit(
+            connection,
+            principal,
+            action="card.batch_create",
+            target_type="card_batch",
+            target_id=terms.name,
+            node=owner,
+            after={
+                "count": terms.count,
+                "face_value_micros": terms.face_value_micros,
+                "currency": owner.currency,
+                "tariff": terms.tariff,
+                "first_serial": serials[0],
+                "last_serial": serials[-1],
+            },
+        )
+        return BatchResult(
+            terms.name,
+            owner.login,
+            owner.currency,
+            terms.face_value_micros,
+            terms.expires_at,
+            terms.expiry_days,
+            tuple(NewCard(s, pin) for s, (pin, _) in zip(serials, pins, strict=True)),
+        )
+
+    return database.run(use_case)
+
+
+def _check_logins_free(connection: Connection, logins: list[str]) -> None:
+    for start in range(0, len(logins), CHUNK_CARDS):
+        taken = logins_taken(connection, logins[start : start + CHUNK_CARDS])
+        if taken:
+            raise Refusal("login_taken", f"the card logins {', '.join(sorted(taken)[:3])} are taken by other nodes")
+
+
+def _draw_pins(connection: Connection, key: bytes, terms: BatchTerms) -> list[tuple[str, str]]:
+    """``terms.count`` PINs and their digests, unique in the batch and in the whole system."""
+    drawn: dict[str, str] = {}  # digest -> PIN
+    for _ in range(PIN_DRAWS_MAX):
+        wanted = terms.count - len(drawn)
+        if not wanted:
+            break
+        fresh: dict[str, str] = {}
+        for _ in range(wanted):
+            pin = model.draw_pin(terms.pin_length)
+            fresh[model.pin_digest(key, pin)] = pin
+        candidates = [digest for digest in fresh if digest not in drawn]
+        taken: set[str] = set()
+        for start in range(0, len(candidates), CHUNK_CARDS):
+            taken |= store.digests_taken(connection, candidates[start : start + CHUNK_CARDS])
+        drawn |= {digest: fresh[digest] for digest in candidates if digest not in taken}
+    if len(drawn) < terms.count:
+        raise Refusal("pins_exhausted", f"no free PINs left of {terms.pin_length} digits")
+    return [(pin, digest) for digest, pin in list(drawn.items())[: terms.count]]
+
+
+# -- one card, a range of cards ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """A card as its reseller sees it: never its PIN."""
+
+    card: Card
+    owner: str
+    balance_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The cards a reseller's action applies to: one serial, a range of serials, or a whole batch."""
+
+    first: str | None = None  # a serial; alone, that one card
+    last: str | None = None
+    batch: str | None = None
+
+
+def _numbers(connection: Connection, owner: Node, selection: Selection) -> tuple[int, int]:
+    if selection.batch is not None:
+        if selection.first is not None or selection.last is not None:
+            raise Refusal("selection_invalid", "name a batch or a range of serials, not both")
+        found = store.find_batch(connection, owner.id, selection.batch)
+        if found is None:
+            raise NotFound("card_batch", selection.batch)
+        return found
+    if selection.first is None:
+        raise Refusal("selection_invalid", "name a serial, a range of serials or a batch")
+    _, first = model.parse_serial(selection.first)
+    _, last = model.parse_serial(selection.last) if selection.last is not None else (None, first)
+    model.check_range(first, last)
+    return first, last
+
+
+def require_card(connection: Connection, owner: Node, serial: str, *, lock: bool = False) -> Card:
+    prefix, number = model.parse_serial(serial)
+    card = store.find_card(connection, owner.id, number, lock=lock)
+    if card is None or card.serial_prefix != prefix:
+        raise NotFound("card", serial)
+    return card
+
+
+def _owner(connection: Connection, owner_login: str, principal: Principal | None, action: Action) -> Node:
+    """The cards' owner, if ``principal`` may take ``action`` on its cards: what it may do to a client of
+    that owner (a card is one), by the one rule. Whoever may not know the owner gets "not found"."""
+    owner = require_node(connection, owner_login)
+    authorize(principal, Action.NODE_READ, owner)
+    if principal is not None:
+        a_card = Place(0, f"{owner.path}0/", NodeKind.CLIENT, owner.id, None)
+        if decide(principal, action, a_card) is not Decision.ALLOWED:
+            raise Forbidden(action)
+    return owner
+
+
+def get_card(database: Database, *, owner_login: str, serial: str, principal: Principal | None = None) -> CardView:
+    with database.reading() as connection:
+        owner = _owner(connection, owner_login, principal, Action.BALANCE_READ)
+        card = require_card(connection, owner, serial)
+        return _view(connection, owner, card)
+
+
+def _view(connection: Connection, owner: Node, card: Card) -> CardView:
+    wallet = ledger_store.get_account(connection, store.wallets(connection, [card.node_id])[card.node_id])
+    balance = 0 if wallet is None else wallet.balance_micros
+    return CardView(card, owner.login, balance)
+
+
+def activate(database: Database, *, owner_login: str, selection: Selection, principal: Principal | None = None) -> int:
+    """The reseller sells the selected new cards: each one's face value moves into it; how many."""
+
+    def use_case(connection: Connection) -> int:
+        now = utc_now()
+        owner = _owner(connection, owner_login, principal, Action.MONEY_TOPUP)
+        first, last = _numbers(connection, owner, selection)
+        found = store.cards_in_range(connection, owner.id, first, last, model.ACTIVATABLE, lock=True)
+        activated = activate_found(connection, owner, found, now=now)
+        audit(
+            connection,
+            principal,
+            action="card.activate",
+            target_type="card_range",
+            target_id=f"{first}-{last}",
+            node=owner,
+            after={"cards": len(found), "first": first, "last": last},
+        )
+        return activated
+
+    return database.run(use_case)
+
+
+def activate_found(connection: Connection, owner: Node, found: list[Card], *, now: datetime) -> int:
+    """Move the face value of each of ``found`` (new cards, locked) into it, and mark it active."""
+    if not found:
+        return 0
+    issuance = account_id(connection, owner, AccountPurpose.ISSUANCE)
+    wallets = store.wallets(connection, [card.node_id for card in found])
+    requests = [
+        TransferRequest(
+            id=f"card:{card.id}:activation",
+            amount_micros=card.face_value_micros,
+            debit_account_id=issuance,
+            credit_account_id=wallets[card.node_id],
+            kind=TransferKind.TOPUP,
+            reference=f"card {card.serial} activated",
+        )
+        for card in found
+    ]
+    for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
+        ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
+    by_batch: dict[int, list[Card]] = {}
+    for card in found:
+        by_batch.setdefault(card.batch_id, []).append(card)
+    for batch_id, batch_cards in by_batch.items():
+        one = batch_cards[0]
+        expires_at = model.expiry_on_activation(one.batch_expires_at, one.expiry_days, now)
+        numbers = [card.serial_number for card in batch_cards]
+        store.activate_range(connection, batch_id, min(numbers), max(numbers), now=now, expires_at=expires_at)
+    return len(found)
+
+
+def block(database: Database, *, owner_login: str, selection: Selection, principal: Principal | None = None) -> int:
+    """The reseller blocks the selected cards (new, active or depleted): none authorizes a call; how many."""
+    return _move(database, owner_login, selection, principal, "card.block", to_state=CardState.BLOCKED)
+
+
+def unblock(database: Database, *, owner_login: str, selection: Selection, principal: Principal | None = None) -> int:
+    """Blocked cards return to active (if their value moved in) or new; how many."""
+    return _move(database, owner_login, selection, principal, "card.unblock", to_state=None)
+
+
+def close(database: Database, *, owner_login: str, selection: Selection, principal: Principal | None = None) -> int:
+    """Closed for ever (what is left in a closed card stays in its wallet, visible to its reseller)."""
+    return _move(database, owner_login, selection, principal, "card.close", to_state=CardState.CLOSED)
+
+
+def _move(
+    database: Database,
+    owner_login: str,
+    selection: Selection,
+    principal: Principal | None,
+    action: str,
+    *,
+    to_state: CardState | None,
+) -> int:
+    def use_case(connection: Connection) -> int:
+        now = utc_now()
+        owner = _owner(connection, owner_login, principal, Action.NODE_UPDATE)  # a client's status
+        first, last = _numbers(connection, owner, selection)
+        if to_state is None:
+            moved = store.set_states(
+                connection,
+                owner.id,
+                first,
+                last,
+                from_states=frozenset({CardState.BLOCKED}),
+                to_state=CardState.ACTIVE,
+                activated=True,
+                now=now,
+            )
+            moved += store.set_states(
+                connection,
+                owner.id,
+                first,
+                last,
+                from_states=frozenset({CardState.BLOCKED}),
+                to_state=CardState.NEW,
+                activated=False,
+                now=now,
+            )
+            usable = frozenset({CardState.NEW, CardState.ACTIVE})
+            store.set_node_status(connection, owner.id, first, last, states=usable, status=ACTIVE, now=now)
+        else:
+            states = model.BLOCKABLE if to_state is CardState.BLOCKED else model.CLOSABLE
+            moved = store.set_states(connection, owner.id, first, last, from_states=states, to_state=to_state, now=now)
+            store.set_node_status(
+                connection, owner.id, first, last, states=frozenset({to_state}), status=SUSPENDED, now=now
+            )
+        audit(
+            connection,
+            principal,
+            action=action,
+            target_type="card_range",
+            target_id=f"{first}-{last}",
+            node=owner,
+            after={"cards": moved, "first": first, "last": last},
+        )
+        return moved
+
+    return database.run(use_case)
+
+
+def recharge(
+    database: Database,
+    *,
+    owner_login: str,
+    serial: str,
+    amount_micros: int,
+    transfer_id: str,
+    principal: Principal | None = None,
+) -> Applied:
+    """A top-up of an active (or depleted) card from its reseller; a depleted card is active again."""
+    if amount_micros <= 0:
+        raise Refusal("amount_invalid", "a recharge is a positive amount")
+
+    def use_case(connection: Connection) -> Applied:
+        now = utc_now()
+        owner = _owner(connection, owner_login, principal, Action.MONEY_TOPUP)
+        card = require_card(connection, owner, serial, lock=True)
+        if card.state not in model.RECHARGEABLE:
+            raise Refusal("card_not_rechargeable", f"card {serial} is {card.state}: only an active card is recharged")
+        node = tree_store.get_node(connection, card.node_id)
+        if node is None:
+            raise NotFound("card", serial)
+        request = owner_request(
+            connection,
+            node,
+            transfer_id=transfer_id,
+            amount_micros=amount_micros,
+            kind=TransferKind.TOPUP,
+            reference=f"card {card.serial} recharged",
+        )
+        applied = ledger_store.execute(connection, [request], now=now)
+        if card.state is CardState.DEPLETED:
+            store.set_state(connection, card.id, CardState.ACTIVE, now=now)
+        audit_transfers(connection, principal, "card.recharge", node, applied)
+        return applied
+
+    return database.run(use_case)
+
+
+def add_caller(
+    database: Database, *, owner_login: str, serial: str, number: str, principal: Principal | None = None
+) -> list[str]:
+    """Register a caller number (ANI) to a card: calls from it need no PIN. The card's numbers."""
+    e164 = check_e164(number)
+
+    def use_case(connection: Connection) -> list[str]:
+        owner = _owner(connection, owner_login, principal, Action.NODE_UPDATE)
+        card = require_card(connection, owner, serial, lock=True)
+        held = store.callers_of(connection, card.id)
+        if e164 in held:
+            return held
+        if store.caller_card(connection, e164) is not None:
+            raise Refusal("caller_id_exists", f"{e164} is registered to another card")
+        if len(held) >= model.CALLERS_PER_CARD_MAX:
+            raise Refusal("card_callers_limit_reached", f"a card has at most {model.CALLERS_PER_CARD_MAX} numbers")
+        store.add_caller(connection, card.id, e164, now=utc_now())
+        audit(
+            connection,
+            principal,
+            action="card.caller_add",
+            target_type="card",
+            target_id=card.serial,
+            node=owner,
+            after={"number": e164},
+        )
+        return store.callers_of(connection, card.id)
+
+    return database.run(use_case)
+
+
+def remove_caller(
+    database: Database, *, owner_login: str, serial: str, number: str, principal: Principal | None = None
+) -> list[str]:
+    e164 = check_e164(number)
+
+    def use_case(connection: Connection) -> list[str]:
+        owner = _owner(connection, owner_login, principal, Action.NODE_UPDATE)
+        card = require_card(connection, owner, serial, lock=True)
+        if not store.remove_caller(connection, card.id, e164):
+            raise NotFound("card_caller", e164)
+        audit(
+            connection,
+            principal,
+            action="card.caller_remove",
+            target_type="card",
+            target_id=card.serial,
+            node=owner,
+            before={"number": e164},
+        )
+        return store.callers_of(connection, card.id)
+
+    return database.run(use_case)
