@@ -291,9 +291,9 @@ async def refuse_nul_text(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         refuse_nul(f"query {name}", value)
     if request.method not in SAFE_METHODS:
-        for name, value in (await request.form()).multi_items():
-            if isinstance(value, str):
-                refuse_nul(f"field {name}", value)
+        for name, sent in (await request.form()).multi_items():
+            if isinstance(sent, str):
+                refuse_nul(f"field {name}", sent)
 
 
 async def check_csrf(request: Request, visitor: VisitorDep) -> None:

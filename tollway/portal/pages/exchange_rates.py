@@ -35,7 +35,7 @@ def rates_page(visitor: Visitor, *, error: Refusal | None = None, typed: dict[st
             "rates": balances.exchange_rates(visitor.database, principal=visitor.principal),
             "saved": SAVED.get(saved),
             "error": refusal_text(visitor, error) if error else None,
-            "typed": typed or {},
+            "typed": typed or {"base": "", "quote": "", "rate": ""},
         },
     )
 

@@ -43,7 +43,7 @@ def switches_page(visitor: Visitor, *, error: Refusal | None = None, typed: dict
             "switches": calls.list_switches(visitor.database, principal=visitor.principal),
             "notify_kinds": NOTIFIER_KINDS,
             "error": refusal_text(visitor, error) if error else None,
-            "typed": typed or {"node": visitor.login, "notify_kind": "none"},
+            "typed": typed or {"name": "", "node": visitor.login, "notify_kind": "none", "notify_url": ""},
         },
     )
 
