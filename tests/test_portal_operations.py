@@ -23,6 +23,7 @@ from tests.test_portal import SEALER, csrf_of, log_in, user
 from tests.test_portal_accounts import staff_world  # noqa: F401 - the fixture
 from tollway.access import service as access
 from tollway.access.model import Role
+from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
 from tollway.clock import utc_now
@@ -226,6 +227,16 @@ def test_the_provider_sets_an_exchange_rate_and_finds_it_in_the_audit_log(staff_
     assert "No entries match." in client.get("/audit", params={"action": "rates.set", "since": days_ago(-2)}).text
     assert "GBP/USD" in client.get("/audit", params={"action": "rates.set", "until": days_ago(0)}).text
     assert client.get("/audit", params={"since": "soon"}).status_code == 422
+
+    # 49 more rates: with the demo's EUR/USD and this GBP/USD, 51 entries: 50 on the first page, 1 on the next.
+    for cents in range(49):
+        balances.set_exchange_rate(staff_world, base_currency="CHF", quote_currency="USD", rate=f"1.{cents:02d}")
+    first = client.get("/audit", params={"action": "rates.set"})
+    assert first.text.count("<td>rates.set</td>") == 50 and "GBP/USD" in first.text and "EUR/USD" not in first.text
+    following = re.search(r'href="/audit\?(action=rates.set&amp;before_id=\d+)"', first.text)
+    assert following
+    second = client.get("/audit?" + following.group(1).replace("&amp;", "&"))
+    assert second.text.count("<td>rates.set</td>") == 1 and "EUR/USD" in second.text and "Next page" not in second.text
 
 
 def test_the_provider_sees_the_radius_clients_configured_never_their_secrets(staff_world: Database) -> None:  # noqa: F811
