@@ -225,3 +225,13 @@ def test_receipts_and_invoices_speak_their_customers_language(world: ShopWorld) 
     html = world.client.get(f"/api/v1/invoices/{invoice['id']}", headers=seller).text
     for expected in ("Faktura NC-000001", "Doładowanie przelewem bankowym", "Razem", "20,00\xa0USD"):
         assert expected in html, expected
+
+
+def test_a_month_no_calendar_can_follow_is_refused_not_a_server_error(world: ShopWorld) -> None:
+    """Found by the fuzz test: "0000-01" (no year 0) and December 9999 (no month after it) were 500s."""
+    north_city = world.as_("north-city")
+    answer = world.client.post("/api/v1/nodes/north-city/invoices", headers=north_city, json={"month": "0000-01"})
+    assert answer.status_code == 422 and answer.json()["reason"] == "request_invalid"
+    with pytest.raises(Refusal, match="no invoices for 9999-12") as refused:
+        records.issue_invoices(world.database, month=date(9999, 12, 1), seller_login="north-city")
+    assert refused.value.reason == "month_invalid"

@@ -89,6 +89,11 @@ def format_number(value: int | Decimal, language: str) -> str:
     return format_decimal(value, locale=locale_for(language))
 
 
+def format_rate(value: Decimal, language: str) -> str:
+    """An exchange rate with every digit it has ('4,0512' in Polish): a rate is never rounded for show."""
+    return format_decimal(value, locale=locale_for(language), decimal_quantization=False)
+
+
 def format_instant(instant: datetime, language: str, time_zone: str, *, width: str = "medium") -> str:
     """A date and time in the person's time zone, written the locale's way."""
     return format_datetime(instant, width, tzinfo=_zone(time_zone), locale=locale_for(language))

@@ -271,8 +271,11 @@ def read_audit(
     action: str | None = None,
     target_id: str | None = None,
     actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEntry]:
-    """The audit entries about the principal's own subtree, newest first, optionally filtered."""
+    """The audit entries about the principal's own subtree, newest first, optionally filtered (``since`` and
+    ``until``: written within ``[since, until)``)."""
     with database.reading() as connection:
         node = present(tree_store.get_node(connection, principal.place.node_id), "principal's node")
         authorize(principal, Action.AUDIT_READ, node)
@@ -284,6 +287,8 @@ def read_audit(
             action=action,
             target_id=target_id,
             actor=actor,
+            since=since,
+            until=until,
         )
 
 

@@ -181,11 +181,18 @@ def list_audit(
     action: str | None = None,
     target_id: str | None = None,
     actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEntry]:
-    """Entries about nodes under ``path_prefix``, newest first, one bounded page, optionally filtered."""
+    """Entries about nodes under ``path_prefix``, newest first, one bounded page, optionally filtered (by
+    action, target, actor, and the instants ``[since, until)`` they were written at)."""
     query = select(audit_log).where(audit_log.c.node_path.startswith(path_prefix, autoescape=True))
     if before_id is not None:
         query = query.where(audit_log.c.id < before_id)
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    if until is not None:
+        query = query.where(audit_log.c.at < until)
     for column, value in ((audit_log.c.action, action), (audit_log.c.target_id, target_id), (audit_log.c.actor, actor)):
         if value is not None:
             query = query.where(column == value)

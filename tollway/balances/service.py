@@ -432,6 +432,13 @@ def move_between_wallets(
     return database.run(use_case)
 
 
+def exchange_rates(database: Database, *, principal: Principal | None = None) -> list[ExchangeRate]:
+    """The exchange rates, newest first per pair (``exchange_rates:read``: every login may read them)."""
+    authorize(principal, Action.EXCHANGE_RATES_READ, None)
+    with database.reading() as connection:
+        return exchange.list_rates(connection)
+
+
 def set_exchange_rate(
     database: Database,
     *,

@@ -36,11 +36,13 @@ from tollway.access import store as access_store
 from tollway.access.audit import audit
 from tollway.access.model import (
     Action,
+    Decision,
     Forbidden,
     Principal,
     Role,
     Scope,
     authorize,
+    decide,
     place_of,
     scope_of,
     sees_charge,
@@ -1368,6 +1370,48 @@ def create_switch(
         )
     )
     return name, plaintext
+
+
+SWITCHES_LISTED_MAX = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A registered switch as its managers see it: never its key's secret, only the key's public id."""
+
+    name: str
+    node_login: str  # the node it acts at (its calls are those of this node's subtree)
+    key_id: str
+    notify_kind: str
+    notify_url: str | None
+    trusted_durations: bool
+    created_at: datetime
+
+
+def list_switches(
+    database: Database, *, principal: Principal | None = None, limit: int = SWITCHES_LISTED_MAX
+) -> list[Switch]:
+    """The switches whose API keys the principal manages (``user:manage`` at their node), by name."""
+    with database.reading() as connection:
+        records = store.list_switches(connection, limit=min(limit, SWITCHES_LISTED_MAX))
+        nodes = tree_store.nodes_by_id(connection, {record.node_id for record in records})
+    found: list[Switch] = []
+    for record in records:
+        node = nodes[record.node_id]
+        if principal is not None and decide(principal, Action.USER_MANAGE, place_of(node)) is not Decision.ALLOWED:
+            continue
+        found.append(
+            Switch(
+                record.name,
+                node.login,
+                record.key_id,
+                record.notify_kind,
+                record.notify_url,
+                record.trusted_durations,
+                record.created_at,
+            )
+        )
+    return found
 
 
 def rotate_switch_key(database: Database, *, name: str, principal: Principal | None = None) -> str:

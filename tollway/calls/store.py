@@ -429,5 +429,38 @@ def switch_trusts_durations(connection: Connection, switch_id: int | None) -> bo
     return bool(connection.execute(query).scalar_one_or_none())
 
 
+@dataclass(frozen=True, slots=True)
+class SwitchRecord:
+    name: str
+    node_id: int  # the node its API key acts at
+    key_id: str  # the public id of the API key it authenticates with
+    notify_kind: str
+    notify_url: str | None
+    trusted_durations: bool
+    created_at: datetime
+
+
+def list_switches(connection: Connection, *, limit: int) -> list[SwitchRecord]:
+    """Switches by name, at most ``limit``."""
+    query = (
+        select(
+            switches.c.name,
+            api_keys.c.node_id,
+            api_keys.c.key_id,
+            switches.c.notify_kind,
+            switches.c.notify_url,
+            switches.c.trusted_durations,
+            switches.c.created_at,
+        )
+        .join(api_keys, switches.c.api_key_id == api_keys.c.id)
+        .order_by(switches.c.name)
+        .limit(limit)
+    )
+    return [
+        SwitchRecord(r.name, r.node_id, r.key_id, r.notify_kind, r.notify_url, bool(r.trusted_durations), r.created_at)
+        for r in connection.execute(query)
+    ]
+
+
 def switch_named(connection: Connection, name: str) -> bool:
     return connection.execute(select(switches.c.id).where(switches.c.name == name)).first() is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -16,6 +16,7 @@ from tollway.access.audit import current_request_id
 from tollway.access.second_factor import Seal
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
+from tollway.config import RadiusClient
 from tollway.http.api import (
     access,
     agents,
@@ -62,6 +63,7 @@ def create_app(
     payment_settings: PaymentSettings | None = None,
     trusted_proxies: Sequence[str] = (),
     sealer: Seal | None = None,
+    radius_clients: Mapping[str, RadiusClient] | None = None,
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -162,7 +164,13 @@ def create_app(
         raise StarletteHTTPException(status_code=404, detail="Not Found")
 
     portal = create_portal(
-        PortalSettings(database=database, cookie_secure=cookie_secure, sealer=sealer, payments=payment_settings)
+        PortalSettings(
+            database=database,
+            cookie_secure=cookie_secure,
+            sealer=sealer,
+            payments=payment_settings,
+            radius_clients=radius_clients or {},
+        )
     )
     portal.state.trusted_proxies = app.state.trusted_proxies  # a login's address, as the API reads it
     app.mount("/", portal)

@@ -38,6 +38,7 @@ CONFLICTS = frozenset(
         "sip_username_taken",
         "sip_domain_taken",
         "call_id_ambiguous",
+        "switch_exists",
     }
 )
 

@@ -24,4 +24,5 @@ def app_factory() -> FastAPI:
         mail_settings=MailSettings.of(settings),
         trusted_proxies=settings.trusted_proxies,
         sealer=Sealer.from_settings(settings),
+        radius_clients=settings.radius_clients,
     )

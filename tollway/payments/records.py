@@ -18,7 +18,7 @@ import functools
 import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import MAXYEAR, UTC, date, datetime
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -150,6 +150,8 @@ def receipt(database: Database, *, payment_id: int, principal: Principal | None 
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
     """[first instant of the month, first instant of the next), in UTC."""
+    if month.year >= MAXYEAR:  # its next month is past what dates hold
+        raise Refusal("month_invalid", f"no invoices for {month:%Y-%m}")
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     following = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     return start, following

@@ -81,6 +81,18 @@ REFUSALS: dict[str, str] = {
     "follow_me_own_number": N_("The line's own number may only come first in its FollowMe."),
     "follow_me_extension_unknown": N_("FollowMe names an extension the organization does not have."),
     "ring_seconds_invalid": N_("A number rings for 5 to 120 seconds."),
+    # filters and periods; the provider's switches and exchange rates
+    "day_invalid": N_("Enter a day such as 2026-12-07."),
+    "period_invalid": N_("The first day must come before the last, in a period of at most 400 days."),
+    "prefix_invalid": N_("A number to search for has 1 to 15 digits, such as +44 20."),
+    "state_invalid": N_("Choose one of the statuses offered."),
+    "margin_for_sellers_only": N_("Only resellers and the provider sell calls: choose a reseller."),
+    "rate_invalid": N_("A rate is a positive number such as 1.0850."),
+    "rate_same_currency": N_("A rate converts between two different currencies."),
+    "currency_invalid": N_("Enter a currency's three letters, such as EUR."),
+    "name_required": N_("Enter a name."),
+    "switch_exists": N_("There is a switch with this name already."),
+    "notify_invalid": N_("This way of pushing disconnects needs the address where they are pushed."),
 }
 NOT_FOUND = N_("There is nothing here, or you may not see it.")
 GENERAL = N_("The request was refused (%(reason)s).")

@@ -10,13 +10,12 @@ import secrets
 from datetime import date
 from urllib.parse import urlencode
 
-from tollway.access.model import Role
 from tollway.errors import Refusal
 from tollway.portal.i18n import N_
+from tollway.portal.web import ADMIN_ROLES as ADMIN_ROLES  # defined with the other roles' sets
+from tollway.portal.web import PROVIDER_ROLES as PROVIDER_ROLES
 from tollway.tree.model import ClientType, NodeKind, Position, Status
 
-ADMIN_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN})  # the tree's admins (agents are staff too)
-PROVIDER_ROLES = frozenset({Role.PROVIDER_ADMIN})
 IDEMPOTENCY_KEY_BYTES = 12  # 96 random bits: a form's key is never drawn twice
 IDEMPOTENCY_KEY_PREFIX = "portal-"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -32,6 +32,7 @@ from tollway.access.model import Principal, Role
 from tollway.access.second_factor import Seal
 from tollway.branding import service as branding
 from tollway.branding.model import Brand, host_of_header
+from tollway.config import RadiusClient
 from tollway.display import (
     Rounding,
     format_clock,
@@ -40,6 +41,7 @@ from tollway.display import (
     format_instant,
     format_money,
     format_month,
+    format_rate,
     rounded,
 )
 from tollway.display import format_number as _format_number
@@ -59,6 +61,9 @@ LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CUSTOMER_ROLES = frozenset({Role.CLIENT, Role.ORGANIZATION_ADMIN, Role.ORGANIZATION_USER})
 STAFF_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN, Role.AGENT})
+ADMIN_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN})  # the tree's admins (agents are staff too)
+PROVIDER_ROLES = frozenset({Role.PROVIDER_ADMIN})
+CALL_READER_ROLES = CUSTOMER_ROLES | ADMIN_ROLES  # an agent sees totals, never calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class PortalSettings:
     cookie_secure: bool
     sealer: Seal | None  # None: no secret key configured, so no second factor can be enrolled
     payments: PaymentSettings | None = None  # None: made from the configuration when the shop first needs them
+    radius_clients: Mapping[str, RadiusClient] = field(default_factory=dict)  # by address, as configured
 
 
 class LoginRequired(Exception):
@@ -99,6 +105,10 @@ class Formats:
 
     def number(self, value: int | Decimal) -> str:
         return _format_number(value, self.language)
+
+    def rate(self, value: Decimal) -> str:
+        """An exchange rate, every digit of it."""
+        return format_rate(value, self.language)
 
     def instant(self, value: datetime) -> str:
         return format_instant(value, self.language, self.time_zone)
@@ -245,15 +255,45 @@ def staff(visitor: SignedInDep) -> Visitor:
 StaffDep = Annotated[Visitor, Depends(staff)]
 
 
+def _of_roles(visitor: Visitor, roles: frozenset[Role]) -> Visitor:
+    if visitor.role not in roles:
+        raise NotFound("page", visitor.request.url.path)
+    return visitor
+
+
+def admin(visitor: SignedInDep) -> Visitor:
+    """Pages of the provider's and resellers' admins (not agents)."""
+    return _of_roles(visitor, ADMIN_ROLES)
+
+
+AdminDep = Annotated[Visitor, Depends(admin)]
+
+
+def provider(visitor: SignedInDep) -> Visitor:
+    """Pages of the provider's admins only (switches, exchange rates, the audit log): 404 for anyone else."""
+    return _of_roles(visitor, PROVIDER_ROLES)
+
+
+ProviderDep = Annotated[Visitor, Depends(provider)]
+
+
+def call_reader(visitor: SignedInDep) -> Visitor:
+    """The calls pages: a customer's own calls, an admin's subtree's."""
+    return _of_roles(visitor, CALL_READER_ROLES)
+
+
+CallReaderDep = Annotated[Visitor, Depends(call_reader)]
+
+
 async def refuse_nul_text(request: Request) -> None:
     """No path, query or form text with a NUL character reaches a use case (PostgreSQL cannot store one)."""
     refuse_nul("path", request.url.path)
     for name, value in request.query_params.multi_items():
         refuse_nul(f"query {name}", value)
     if request.method not in SAFE_METHODS:
-        for name, field in (await request.form()).multi_items():
-            if isinstance(field, str):
-                refuse_nul(f"field {name}", field)
+        for name, sent in (await request.form()).multi_items():
+            if isinstance(sent, str):
+                refuse_nul(f"field {name}", sent)
 
 
 async def check_csrf(request: Request, visitor: VisitorDep) -> None:

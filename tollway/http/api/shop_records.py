@@ -23,7 +23,7 @@ from tollway.store.types import ID_MAX
 router = APIRouter(tags=["shop"], responses=ERRORS)  # type: ignore[arg-type]
 DbId = Annotated[int, Path(ge=1, le=ID_MAX)]
 Percent = Annotated[str, Field(pattern=r"^[0-9]{1,3}(\.[0-9]{1,4})?$", examples=["20", "7.5"])]
-Month = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+Month = Annotated[str, Field(pattern=r"^[12][0-9]{3}-(0[1-9]|1[0-2])$", examples=["2026-11"])]  # years 1000-2999
 PRIVATE = {"Cache-Control": "private, no-store"}
 # An HTML document's refusals are still JSON problems: declared so, not as text/html (FastAPI would document a
 # route's extra responses in its own media type).

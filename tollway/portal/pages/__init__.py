@@ -12,11 +12,28 @@ from types import ModuleType
 from fastapi import APIRouter
 
 from tollway.portal.navigation import NavItem
-from tollway.portal.pages import accounts, auth, calls, home, lines, money, organizations, sales, settings, shop
+from tollway.portal.pages import (
+    accounts,
+    audit,
+    auth,
+    calls,
+    exchange_rates,
+    home,
+    lines,
+    margin,
+    money,
+    organizations,
+    sales,
+    settings,
+    shop,
+    switches,
+)
 
 PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
 PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
+PAGES += (margin,)  # a seller's margin on calls
+PAGES += (switches, exchange_rates, audit)  # the provider's: switches and RADIUS clients, rates, audit log
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
 NAVIGATION: tuple[NavItem, ...] = tuple(item for page in PAGES for item in getattr(page, "NAVIGATION", ()))
