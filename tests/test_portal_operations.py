@@ -146,6 +146,13 @@ def test_a_reseller_sees_its_margin_for_a_period_and_downloads_it(calls_world: D
     assert by_day[days_ago(5)]["margin"] == "0.009840"
     assert sum(int(row["calls_sold"]) for row in rows[:-1]) == int(total["calls_sold"]) == 3
     assert sum(Decimal(row["margin"]) for row in rows[:-1]) == Decimal(total["margin"])
+    client.post("/settings/language", data={"language": "pl", "csrf_token": csrf_of(client.get("/settings"))})
+    in_polish = re.sub(r"[ \n]+", " ", client.get("/margin", params=period).text)
+    assert "Marża na połączeniach" in in_polish  # the day bob called Germany: 0.0292, 0.01936, 0.00984
+    assert (
+        '<td class="number">0,03\xa0USD</td> <td class="number">0,02\xa0USD</td> <td class="number">0,01\xa0USD</td>'
+        in (in_polish)
+    )
     assert client.get("/margin", params={"since": "2026-02-30"}).status_code == 422
     assert client.get("/margin", params={"account": "alice"}).status_code == 422  # a client sells nothing
 
