@@ -22,6 +22,7 @@ from tollway.access.model import Role
 from tollway.balances.service import account_id
 from tollway.cards import model
 from tollway.cards import service as cards
+from tollway.cards import store as cards_store
 from tollway.cards.model import BatchTerms, CardState
 from tollway.cards.service import Selection
 from tollway.clock import utc_now
@@ -248,3 +249,20 @@ def test_only_the_cards_owner_and_those_above_it_may_act_on_them(built: Database
     batch(built, count=1)
     with pytest.raises(NotFound):
         cards.get_card(built, owner_login="metro", serial="000000001")  # metro has no card 1
+
+
+def test_two_owners_racing_for_one_batch_name_get_batch_exists(
+    built: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch(built, name="race", count=1)
+    real, checks = cards_store.batch_exists, []
+
+    def racing(connection: object, name: str) -> bool:  # metro's check ran before city's batch was there
+        checks.append(name)
+        return len(checks) > 1 and real(connection, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cards_store, "batch_exists", racing)
+    terms = BatchTerms(name="race", count=1, face_value_micros=FIVE)
+    with pytest.raises(Refusal, match="batch_exists"):
+        cards.create_batch(built, owner_login="metro", terms=terms, pin_key=KEY)
+    assert checks == ["race", "race"]  # the insert hit the unique name, then the name was found taken

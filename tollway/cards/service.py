@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from tollway.access.audit import audit
 from tollway.access.model import (
@@ -189,7 +190,13 @@ def create_batch(
             tuple(NewCard(s, pin) for s, (pin, _) in zip(serials, pins, strict=True)),
         )
 
-    return database.run(use_case)
+    try:
+        return database.run(use_case)
+    except IntegrityError:  # another owner's batch of that name committed while this one was made
+        with database.reading() as connection:
+            if store.batch_exists(connection, terms.name):
+                raise Refusal("batch_exists", f"batch {terms.name} exists already") from None
+        raise
 
 
 def _check_logins_free(connection: Connection, logins: list[str]) -> None:
