@@ -106,6 +106,12 @@ def find_card(connection: Connection, owner_id: int, serial_number: int, *, lock
     return None if row is None else _card(row)
 
 
+def find_card_by_login(connection: Connection, login: str) -> Card | None:
+    """The card whose account has this login."""
+    row = connection.execute(_cards_query().where(nodes.c.login == login)).first()
+    return None if row is None else _card(row)
+
+
 def find_card_by_pin(connection: Connection, digest: str) -> Card | None:
     row = connection.execute(_cards_query().where(cards.c.pin_digest == digest)).first()
     return None if row is None else _card(row)

@@ -13,11 +13,13 @@ import typer
 
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import CallSettings
+from tollway.cards import service as cards
 from tollway.cli.common import database, err, fail, one_line_errors
 from tollway.config import Settings
 from tollway.logs import configure_logging
 from tollway.radius import service
 from tollway.radius.server import RadiusServer
+from tollway.sealing import Sealer
 from tollway.store import migrate
 
 WAKE_SECONDS = 1.0  # how often the main thread looks whether it was told to stop
@@ -51,6 +53,7 @@ def radius_command(
         auth_port=settings.radius_auth_port if auth_port is None else auth_port,
         acct_port=settings.radius_acct_port if acct_port is None else acct_port,
         call_settings=call_settings,
+        pin_key=cards.pin_key(Sealer.from_settings(settings)),  # calling cards' PINs, as `tollway serve` digests them
     )
     try:
         bound = server.start()

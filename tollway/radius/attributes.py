@@ -45,9 +45,15 @@ def text(packet: Any, name: str) -> str | None:
     character too, so it matches no account or number, and can be stored (PostgreSQL cannot store NUL).
     """
     values = packet.get(name)
-    if not values:
-        return None
-    value = values[0]
+    return _decoded(name, values[0]) if values else None
+
+
+def texts(packet: Any, name: str) -> list[str]:
+    """Every value of a string attribute sent more than once (``Cisco-AVPair``), read as ``text`` reads one."""
+    return [_decoded(name, value) for value in packet.get(name) or []]
+
+
+def _decoded(name: str, value: Any) -> str:
     decoded = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     if NUL in decoded:
         decoded = decoded.rstrip(NUL).replace(NUL, REPLACEMENT_CHARACTER)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import IntEnum
 from typing import Any
 
@@ -139,6 +140,15 @@ def session_of(call_id: str) -> SessionKey | None:
 
 
 @dataclass(frozen=True, slots=True)
+class CardCredit:
+    """What a calling card's first stage answers: the money it can spend, and the prompts' language."""
+
+    amount: Decimal  # the available balance, rounded down to the currency's precision
+    currency: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class AccessDecision:
     """What an Access-Request gets: accepted for ``credit_seconds``, or rejected with a return code."""
 
@@ -146,6 +156,7 @@ class AccessDecision:
     return_code: ReturnCode
     credit_seconds: int | None  # the hard limit the gateway enforces from the answer; None when rejected
     message: str
+    credit: CardCredit | None = None  # a card's first stage: accepted with its amount and no credit time
 
 
 def access_decision(answer: dict[str, Any]) -> AccessDecision:
@@ -163,6 +174,30 @@ def access_decision(answer: dict[str, Any]) -> AccessDecision:
 
 def refusal(reason: str, message: str) -> AccessDecision:
     return AccessDecision(False, return_code_for(reason), None, message)
+
+
+def card_credit(credit: CardCredit) -> AccessDecision:
+    return AccessDecision(True, ReturnCode.SUCCESS, None, f"card holds {credit.amount} {credit.currency}", credit)
+
+
+# -- a calling card's two stages -------------------------------------------------------------------------
+
+# The access number dialed, as a Cisco Tcl IVR script passes it: ``Cisco-AVPair = "h323-ivr-out=
+# access-number:+18005550100"`` (h323-ivr-out is the AV pair by which Cisco's IVR scripts send the
+# server their own values). The first stage may name it as Called-Station-Id (the DNIS) instead.
+IVR_OUT_PREFIX = "h323-ivr-out="
+ACCESS_NUMBER_TAG = "access-number:"
+
+
+def access_number_in(avpairs: list[str]) -> str | None:
+    """The access number among a request's Cisco-AVPair values; None when none names one."""
+    for pair in avpairs:
+        value = pair.strip()
+        if value.startswith(IVR_OUT_PREFIX):
+            value = value[len(IVR_OUT_PREFIX) :]
+            if value.startswith(ACCESS_NUMBER_TAG):
+                return value[len(ACCESS_NUMBER_TAG) :].strip()
+    return None
 
 
 # -- accounting --------------------------------------------------------------------------------------

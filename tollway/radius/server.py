@@ -28,11 +28,13 @@ from pyrad.server_async import ServerAsync  # type: ignore[import-untyped]
 
 from tollway.access.model import Principal
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
-from tollway.config import RadiusClient, radius_client_key
+from tollway.cards import service as cards
+from tollway.config import RadiusClient, Settings, radius_client_key
 from tollway.logs import get_logger
 from tollway.radius import service
-from tollway.radius.attributes import dictionary, integer, text
-from tollway.radius.model import AccessDecision, SessionKey, cisco_vsa
+from tollway.radius.attributes import dictionary, integer, text, texts
+from tollway.radius.model import AccessDecision, SessionKey, access_number_in, cisco_vsa
+from tollway.sealing import Sealer
 from tollway.store.database import Database
 
 log = get_logger("tollway.radius")
@@ -63,6 +65,7 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         acct_port: int = 1813,
         call_settings: CallSettings = DEFAULT_SETTINGS,
         workers: int = WORKERS,
+        pin_key: bytes | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         hosts = {
@@ -85,6 +88,7 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         }
         self._database = database
         self._call_settings = call_settings
+        self._pin_key = pin_key
         self._host = host
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tollway-radius")
         self._in_flight = 0
@@ -183,7 +187,9 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
 
     def _access(self, nas: Nas, pkt: Any, switch: Principal) -> bytes | None:
         request = access_request(pkt)
-        decision = service.authorize(self._database, switch, request, settings=self._call_settings)
+        decision = service.authorize(
+            self._database, switch, request, settings=self._call_settings, pin_key=self._card_pin_key
+        )
         log.info(
             "radius_access",
             nas=nas.address,
@@ -194,6 +200,12 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
             message=decision.message,
         )
         return access_reply(pkt, decision)
+
+    def _card_pin_key(self) -> bytes:
+        """The installation's PIN digest key: as given, else from the settings' secret key, on first use."""
+        if self._pin_key is None:
+            self._pin_key = cards.pin_key(Sealer.from_settings(Settings()))
+        return self._pin_key
 
     def _accounting(self, nas: Nas, pkt: Any, switch: Principal) -> bytes | None:
         request = accounting_request(pkt)
@@ -230,6 +242,7 @@ def access_request(pkt: Any) -> service.AccessRequest:
         key=session_key(pkt),
         password=pkt.PwDecrypt(passwords[0]) if passwords else None,
         chap="CHAP-Password" in pkt,
+        access_number=access_number_in(texts(pkt, "Cisco-AVPair")),
     )
 
 
@@ -255,8 +268,13 @@ def access_reply(pkt: Any, decision: AccessDecision) -> bytes:
     reply["h323-return-code"] = cisco_vsa("h323-return-code", int(decision.return_code))
     if decision.accepted:
         reply.code = radius_packet.AccessAccept
-        reply["h323-credit-time"] = cisco_vsa("h323-credit-time", decision.credit_seconds)
-        reply["Session-Timeout"] = decision.credit_seconds
+        if decision.credit_seconds is not None:
+            reply["h323-credit-time"] = cisco_vsa("h323-credit-time", decision.credit_seconds)
+            reply["Session-Timeout"] = decision.credit_seconds
+        if decision.credit is not None:  # a card's first stage: what to announce, in which language
+            reply["h323-credit-amount"] = cisco_vsa("h323-credit-amount", decision.credit.amount)
+            reply["h323-currency"] = cisco_vsa("h323-currency", decision.credit.currency)
+            reply["h323-preferred-lang"] = cisco_vsa("h323-preferred-lang", decision.credit.language)
     else:
         reply.code = radius_packet.AccessReject
         message = decision.message.encode()[:REPLY_MESSAGE_BYTES_MAX].decode("utf-8", "ignore")

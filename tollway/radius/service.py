@@ -8,22 +8,33 @@ plain values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from tollway.access import service as access
 from tollway.access.model import Principal
+from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls import store as calls_store
 from tollway.calls.service import DEFAULT_SETTINGS, CallRequest, CallSettings, CallUnknown
+from tollway.cards import payers as card_payers
+from tollway.cards import store as cards_store
+from tollway.cards.model import pin_digest
+from tollway.cards.payers import CardCall
+from tollway.clock import utc_now
+from tollway.display import Rounding, rounded
 from tollway.errors import Refusal
+from tollway.lines.model import check_e164
 from tollway.radius.model import (
     AccessDecision,
     AccountingStatus,
+    CardCredit,
     SessionKey,
     access_decision,
     billed_leg,
     call_id_of,
+    card_credit,
     end_reason,
     refusal,
     reported_seconds,
@@ -53,6 +64,7 @@ class AccessRequest:
     key: SessionKey  # h323-conf-id, Acct-Session-Id
     password: str | None = None  # the PIN, decrypted from User-Password; None when none was sent
     chap: bool = False  # a CHAP-Password was sent: a PIN Tollway cannot check
+    access_number: str | None = None  # a card call's, from Cisco-AVPair "h323-ivr-out=access-number:..."
 
 
 def authorize(
@@ -62,8 +74,18 @@ def authorize(
     *,
     settings: CallSettings = DEFAULT_SETTINGS,
     now: datetime | None = None,
+    pin_key: Callable[[], bytes] | None = None,
 ) -> AccessDecision:
-    """Authorize the call, after its PIN if one was sent: accepted for its longest length, or refused."""
+    """Authorize the call, after its PIN if one was sent: accepted for its longest length, or refused.
+
+    A request that names an access number is a calling card's (``authorize_card``); ``pin_key`` gives the
+    installation's PIN digest key (tollway.cards.service.pin_key), asked for only when a card's PIN comes.
+    """
+    stage = card_stage(database, request)
+    if stage is not None:
+        return authorize_card(
+            database, switch, request, stage, settings=settings, now=now or utc_now(), pin_key=pin_key
+        )
     call_id = call_id_of(request.key)
     if call_id is None or not request.account or not request.callee:
         return refusal("request_invalid", "an Access-Request needs User-Name, Called-Station-Id and h323-conf-id")
@@ -99,6 +121,113 @@ def _check_pin(database: Database, account: str, pin: str) -> AccessDecision | N
     if node is None or principal.place.node_id != node.id:
         return refusal("password_invalid", "wrong account or PIN")  # the login is someone else's
     return None
+
+
+# -- calling cards: Cisco's debit-card IVR, in two stages ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardStage:
+    access_number: str  # as the request names it (E.164 when it is a number at all)
+    destination: str | None  # the second stage's Called-Station-Id; None in the first stage
+
+
+def _e164(number: str | None) -> str | None:
+    if number is None:
+        return None
+    try:
+        return check_e164(number)
+    except Refusal:
+        return None
+
+
+def card_stage(database: Database, request: AccessRequest) -> CardStage | None:
+    """Which stage of a card call the request is, or None when it is an account's.
+
+    A card's request names its access number in Cisco-AVPair (``h323-ivr-out=access-number:...``), or is
+    the first stage with the access number as its Called-Station-Id (the number the holder dialed). Its
+    second stage has the destination as Called-Station-Id, and the access number in Cisco-AVPair.
+    """
+    callee = _e164(request.callee)
+    if request.access_number is not None:
+        named = _e164(request.access_number) or request.access_number
+        first = not request.callee or callee == named
+        return CardStage(named, None if first else request.callee)
+    if callee is None:
+        return None
+    with database.reading() as connection:
+        number = cards_store.find_access_number(connection, callee)
+    return None if number is None else CardStage(callee, None)
+
+
+def authorize_card(
+    database: Database,
+    switch: Principal,
+    request: AccessRequest,
+    stage: CardStage,
+    *,
+    settings: CallSettings,
+    now: datetime,
+    pin_key: Callable[[], bytes] | None,
+) -> AccessDecision:
+    """A calling card's call, as Cisco's debit-card IVR asks for it.
+
+    First stage (no destination): the card (User-Name its serial, User-Password its PIN, or no PIN and a
+    Calling-Station-Id registered to a card) is accepted with what it can spend (h323-credit-amount) and
+    the language to prompt in. Second stage (the destination as Called-Station-Id): the call is authorized
+    as any call of the card's account, for the seconds the engine grants. Both go through the cards'
+    resolution (tollway/cards/payers.py): every PIN is counted before it is looked at, locked callers are
+    refused whatever they send, exactly as over HTTP.
+    """
+    call_id = call_id_of(request.key)
+    if stage.destination is not None and call_id is None:
+        return refusal("request_invalid", "a card's second Access-Request needs an h323-conf-id or Acct-Session-Id")
+    if request.chap:
+        return refusal("pin_invalid", "a PIN is checked only as User-Password, not CHAP-Password")
+    pin = request.password or None  # an empty User-Password is no PIN: the caller's number is asked for
+    digest = None
+    if pin is not None:
+        if pin_key is None:
+            return refusal("request_invalid", "this server takes no card PINs")
+        digest = pin_digest(pin_key(), pin)
+    card = CardCall(stage.access_number, digest)
+    payer = card_payers.resolve(database, card=card, caller=request.caller or "", principal=switch, now=now)
+    if isinstance(payer, card_payers.Refused):
+        return refusal(payer.reason, calls.MESSAGES.get(payer.reason, payer.reason))
+    if pin is not None and not _names_card(database, payer.account, request.account, pin):
+        return refusal("pin_invalid", "wrong card number or PIN")
+    if stage.destination is None:
+        return _card_credit(database, payer.account, stage.access_number)
+    assert call_id is not None  # checked above
+    call = CallRequest(call_id, payer.account, request.caller or "", stage.destination)
+    try:
+        answer = calls.authorize_call(database, call, principal=switch, settings=settings, now=now)
+    except Refusal as refused:
+        return refusal(refused.reason, refused.message)
+    return access_decision(answer)
+
+
+def _names_card(database: Database, login: str, user_name: str | None, pin: str) -> bool:
+    """Whether User-Name is the card's serial (as printed on it, any case) or the PIN itself (an IVR that
+    asks for one number only and sends it as both)."""
+    with database.reading() as connection:
+        card = cards_store.find_card_by_login(connection, login)
+    name = (user_name or "").strip()
+    return card is not None and (name.upper() == card.serial.upper() or name == pin)
+
+
+def _card_credit(database: Database, login: str, access_number: str) -> AccessDecision:
+    """The first stage's answer: the card's available money, rounded down to its currency's precision, and
+    the access number's prompt language (else the card's account's)."""
+    balance = balances.get_balance(database, login=login)
+    amount = rounded(balance.available_micros, balance.currency, Rounding.DOWN)
+    if amount <= 0:
+        return refusal("insufficient_funds", "the card has no money left")
+    with database.reading() as connection:
+        number = cards_store.find_access_number(connection, access_number)
+        node = tree_store.find_node(connection, login)
+    language = number.language if number is not None and number.language else (node.language if node else "en")
+    return card_credit(CardCredit(amount, balance.currency, language))
 
 
 @dataclass(frozen=True, slots=True)
