@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, String, cast, literal, update
 
@@ -41,7 +42,7 @@ from tollway.ledger import store as ledger_store
 from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Shortfall, TransferKind, TransferRequest
 from tollway.ledger.store import needs
 from tollway.money import to_decimal
-from tollway.store.bulk import insert_rows
+from tollway.store.bulk import copy_rows, insert_rows, next_ids
 from tollway.store.database import Database
 from tollway.store.schema import ledger_accounts, nodes, tariff_assignments, users
 from tollway.tree import model as tree_model
@@ -50,6 +51,7 @@ from tollway.tree.model import ClientType, Node, Status
 from tollway.tree.service import require_node
 
 CHUNK_ACCOUNTS = 500  # accounts per statement (and per progress step)
+CHUNK_COPY = 10_000  # accounts per COPY on PostgreSQL (and per progress step)
 BATCH_ID_LENGTH_MAX = 40  # its transfers' ids are "<batch id>:<login>:account-fee", at most 128 characters
 LOGIN_ATTEMPTS_MAX = 20  # rounds of drawing logins before giving up (a prefix nearly full)
 Progress = Callable[[int], None]
@@ -272,6 +274,10 @@ def insert_nodes(
     now: datetime,
     progress: Progress | None,
 ) -> list[int]:
+    """The accounts' client nodes below ``owner``; their ids, in order.
+
+    On PostgreSQL the ids are taken from the sequence first, so each node is written once, with its
+    path, by ``COPY``; elsewhere the nodes are inserted with a placeholder path, then given theirs."""
     common = {
         "parent_id": owner.id,
         "kind": "client",
@@ -290,15 +296,26 @@ def insert_nodes(
         "created_at": now,
         "updated_at": now,
     }
-    ids: list[int] = []
+    if connection.dialect.name == "postgresql":
+        ids = next_ids(connection, nodes, len(accounts))
+        for start in range(0, len(accounts), CHUNK_COPY):
+            chunk = range(start, min(start + CHUNK_COPY, len(accounts)))
+            rows = [
+                {"id": ids[i], "login": accounts[i].login, "name": accounts[i].login, "path": f"{owner.path}{ids[i]}/"}
+                for i in chunk
+            ]
+            copy_rows(connection, nodes, rows, same=common)
+            _advance(progress, len(chunk))
+        return ids
+    ids = []
     for start in range(0, len(accounts), CHUNK_ACCOUNTS):
-        chunk = accounts[start : start + CHUNK_ACCOUNTS]
-        rows = [common | {"login": a.login, "name": a.login, "path": f"/new/{a.login}/"} for a in chunk]
+        part = accounts[start : start + CHUNK_ACCOUNTS]
+        placed = [common | {"login": a.login, "name": a.login, "path": f"/new/{a.login}/"} for a in part]
         by_login = dict(
-            (login, i) for i, login in insert_rows(connection, nodes, rows, returning=[nodes.c.id, nodes.c.login])
+            (login, i) for i, login in insert_rows(connection, nodes, placed, returning=[nodes.c.id, nodes.c.login])
         )
-        ids += [int(by_login[a.login]) for a in chunk]
-        _advance(progress, len(chunk))
+        ids += [int(by_login[a.login]) for a in part]
+        _advance(progress, len(part))
     connection.execute(
         update(nodes)
         .where(nodes.c.parent_id == owner.id, nodes.c.path.startswith("/new/"))
@@ -314,40 +331,46 @@ def open_accounts(
     node_ids: Sequence[int],
     now: datetime,
     progress: Progress | None,
+    *,
+    wallets_only: bool = False,
 ) -> list[int]:
-    """Wallet, revenue and issuance accounts of every new node; the wallets' ids, in order."""
-    wallets: list[int] = []
+    """Wallet, revenue and issuance accounts of every new node (with ``wallets_only``, the wallets: the
+    others open on first use, tollway.balances.service.account_id); the wallets' ids, in order."""
+    base: dict[str, Any] = {"currency": owner.currency, "created_at": now, "debits_posted": 0, "credits_posted": 0}
+    base |= {"debits_pending": 0, "credits_pending": 0}
+    wallet = base | {
+        "purpose": str(AccountPurpose.WALLET),
+        "floor": True,
+        "credit_limit_micros": profile.credit_limit_micros,
+    }
+    others = [] if wallets_only else [AccountPurpose.REVENUE, AccountPurpose.ISSUANCE]
+    other = base | {"floor": False, "credit_limit_micros": 0}
+    if connection.dialect.name == "postgresql":
+        wallets = next_ids(connection, ledger_accounts, len(node_ids))
+        for start in range(0, len(node_ids), CHUNK_COPY):
+            chunk = range(start, min(start + CHUNK_COPY, len(node_ids)))
+            copy_rows(
+                connection, ledger_accounts, [{"id": wallets[i], "node_id": node_ids[i]} for i in chunk], same=wallet
+            )
+            for purpose in others:
+                rows = [{"node_id": node_ids[i]} for i in chunk]
+                copy_rows(connection, ledger_accounts, rows, same=other | {"purpose": str(purpose)})
+            _advance(progress, len(chunk))
+        return wallets
+    wallets = []
     for start in range(0, len(node_ids), CHUNK_ACCOUNTS):
-        chunk = node_ids[start : start + CHUNK_ACCOUNTS]
-        base = {"currency": owner.currency, "created_at": now, "debits_posted": 0, "credits_posted": 0}
-        base |= {"debits_pending": 0, "credits_pending": 0}
+        part = node_ids[start : start + CHUNK_ACCOUNTS]
         opened = insert_rows(
             connection,
             ledger_accounts,
-            [
-                base
-                | {
-                    "node_id": i,
-                    "purpose": str(AccountPurpose.WALLET),
-                    "floor": True,
-                    "credit_limit_micros": profile.credit_limit_micros,
-                }
-                for i in chunk
-            ],
+            [wallet | {"node_id": i} for i in part],
             returning=[ledger_accounts.c.node_id, ledger_accounts.c.id],
         )
         by_node = dict(opened)
-        wallets += [int(by_node[i]) for i in chunk]
-        _advance(progress, len(chunk))
-        insert_rows(
-            connection,
-            ledger_accounts,
-            [
-                base | {"node_id": i, "purpose": str(purpose), "floor": False, "credit_limit_micros": 0}
-                for i in chunk
-                for purpose in (AccountPurpose.REVENUE, AccountPurpose.ISSUANCE)
-            ],
-        )
+        wallets += [int(by_node[i]) for i in part]
+        _advance(progress, len(part))
+        rows = [other | {"node_id": i, "purpose": str(purpose)} for i in part for purpose in others]
+        insert_rows(connection, ledger_accounts, rows)
     return wallets
 
 

@@ -31,7 +31,14 @@ from tollway.access.model import (
     decide,
     node_creation_needs,
 )
-from tollway.agents.batch import NewAccount, check_owner_can_take, insert_nodes, open_accounts, profile_fields
+from tollway.agents.batch import (
+    CHUNK_COPY,
+    NewAccount,
+    check_owner_can_take,
+    insert_nodes,
+    open_accounts,
+    profile_fields,
+)
 from tollway.agents.model import CustomerProfile
 from tollway.agents.service import check_profile
 from tollway.agents.store import logins_taken
@@ -46,14 +53,14 @@ from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Applied, T
 from tollway.lines.model import check_e164
 from tollway.money import to_decimal
 from tollway.sealing import Sealer
-from tollway.store.bulk import insert_rows
+from tollway.store.bulk import copy_rows
 from tollway.store.database import Database
 from tollway.store.schema import tariff_assignments
 from tollway.tree import store as tree_store
 from tollway.tree.model import ClientType, Feature, Node, NodeKind, Status, check_feature_granted
 from tollway.tree.service import require_node
 
-CHUNK_CARDS = 500  # cards per statement (and per progress step)
+CHUNK_CARDS = 20_000  # PIN digests or logins looked up per statement
 PIN_DRAWS_MAX = 20  # rounds of drawing PINs before giving up (never reached with 10 digits or more)
 PIN_DIGEST_PURPOSE = "calling card PIN"
 ACTIVE, SUSPENDED = str(Status.ACTIVE), str(Status.SUSPENDED)  # a card's account's node status
@@ -125,10 +132,11 @@ def create_batch(
         _check_logins_free(connection, logins)
         pins = _draw_pins(connection, pin_key, terms)
         node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], None, now, progress)
-        open_accounts(connection, owner, profile, node_ids, now, progress)
+        # A card's wallet only: it never issues credit, nor earns (those accounts open on first use).
+        open_accounts(connection, owner, profile, node_ids, now, progress, wallets_only=True)
         if tariff_id is not None:
-            rows = [{"node_id": i, "tariff_id": tariff_id, "assigned_at": now} for i in node_ids]
-            insert_rows(connection, tariff_assignments, rows)
+            rows = [{"node_id": i} for i in node_ids]
+            copy_rows(connection, tariff_assignments, rows, same={"tariff_id": tariff_id, "assigned_at": now})
         batch_id = store.insert_batch(
             connection,
             {
@@ -145,24 +153,13 @@ def create_batch(
                 "created_at": now,
             },
         )
-        for start in range(0, terms.count, CHUNK_CARDS):
-            store.insert_cards(
-                connection,
-                [
-                    {
-                        "batch_id": batch_id,
-                        "owner_id": owner.id,
-                        "node_id": node_ids[i],
-                        "serial_number": numbers[i],
-                        "pin_digest": pins[i][1],
-                        "state": str(CardState.NEW),
-                        "updated_at": now,
-                    }
-                    for i in range(start, min(start + CHUNK_CARDS, terms.count))
-                ],
-            )
+        same = {"batch_id": batch_id, "owner_id": owner.id, "state": str(CardState.NEW), "updated_at": now}
+        for start in range(0, terms.count, CHUNK_COPY):
+            chunk = range(start, min(start + CHUNK_COPY, terms.count))
+            card_rows = [{"node_id": node_ids[i], "serial_number": numbers[i], "pin_digest": pins[i][1]} for i in chunk]
+            store.insert_cards(connection, card_rows, same=same)
             if progress is not None:
-                progress(min(CHUNK_CARDS, terms.count - start))
+                progress(len(chunk))
         serials = [model.serial(terms.serial_prefix, n) for n in numbers]
         audit(
             connection,

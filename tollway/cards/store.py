@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from tollway.cards.model import AccessNumber, Card, CardState
 from tollway.ledger.model import AccountPurpose
-from tollway.store.bulk import insert_rows
+from tollway.store.bulk import copy_rows
 from tollway.store.schema import access_numbers, card_batches, card_callers, cards, ledger_accounts, nodes
 
 
@@ -52,8 +52,8 @@ def insert_batch(connection: Connection, row: dict[str, Any]) -> int:
     return int(connection.execute(insert(card_batches).values(**row).returning(card_batches.c.id)).scalar_one())
 
 
-def insert_cards(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    insert_rows(connection, cards, rows)
+def insert_cards(connection: Connection, rows: Sequence[dict[str, Any]], *, same: dict[str, Any]) -> None:
+    copy_rows(connection, cards, rows, same=same)
 
 
 def _cards_query() -> Any:
