@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, String, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from tollway.cards.model import AccessNumber, Card, CardState
@@ -190,6 +190,20 @@ WALLETS_CHUNK = 500
 
 def wallets(connection: Connection, node_ids: Sequence[int]) -> dict[int, int]:
     """The wallet account id of each card node."""
+    if connection.dialect.name == "postgresql":  # one join with the ids as a set, however many
+        wanted = (
+            func.unnest(bindparam("wanted", value=list(node_ids), type_=ARRAY(BigInteger)))
+            .table_valued("node_id")
+            .render_derived(name="wanted")
+        )
+        query = select(ledger_accounts.c.node_id, ledger_accounts.c.id).join(
+            wanted,
+            and_(
+                ledger_accounts.c.node_id == wanted.c.node_id,
+                ledger_accounts.c.purpose == str(AccountPurpose.WALLET),
+            ),
+        )
+        return {int(node_id): int(account) for node_id, account in connection.execute(query)}
     found: dict[int, int] = {}
     for start in range(0, len(node_ids), WALLETS_CHUNK):
         found |= _wallets(connection, node_ids[start : start + WALLETS_CHUNK])
