@@ -188,8 +188,8 @@ def test_the_two_stages_then_start_interim_and_stop_charge_the_card_up_the_chain
     after = [available(radius.database, login) for login in RESELLERS]
     assert [b - a for b, a in zip(before, after, strict=True)] == [96_000, 100_000, 113_334]  # each its price
     # 4. The next call's first stage announces what is left, rounded down to the cent, on the open number
-    #    in its language; the PIN alone as User-Name does too (an IVR that asks for one number only).
-    again = ask(radius, tmp_path, **{"User-Name": pin, "User-Password": pin, "Called-Station-Id": OPEN_DNIS})
+    #    in its language.
+    again = ask(radius, tmp_path, **{"User-Name": "000000001", "User-Password": pin, "Called-Station-Id": OPEN_DNIS})
     assert (again.code, again.attributes["h323-credit-amount"], again.attributes["h323-preferred-lang"]) == (
         "Access-Accept",
         "h323-credit-amount=4.84",
@@ -197,8 +197,15 @@ def test_the_two_stages_then_start_interim_and_stop_charge_the_card_up_the_chain
     )
 
 
-def test_card_refusals_carry_their_cisco_return_codes(radius: CardRadius, tmp_path: Path) -> None:
+def test_card_refusals_carry_their_cisco_return_codes(
+    radius: CardRadius, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     city, metro = radius.pins["city"], radius.pins["metro"]
+    # The PIN as User-Name is no card number, and is not logged (User-Name is, a PIN never is).
+    as_pin = ask(radius, tmp_path, **{"User-Name": city[1], "User-Password": city[1]})
+    assert (as_pin.code, code(as_pin)) == ("Access-Reject", ReturnCode.INVALID_PASSWORD)
+    logged = capsys.readouterr().out
+    assert "radius_access" in logged and "(the PIN)" in logged and city[1] not in logged
     wrong_pin = ask(radius, tmp_path, **{"User-Name": "000000001", "User-Password": "000000000000"})
     assert (wrong_pin.code, code(wrong_pin)) == ("Access-Reject", ReturnCode.INVALID_PASSWORD)
     # The right PIN under another card's number is no card either (and the PIN's card is not the other's).
