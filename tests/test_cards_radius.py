@@ -37,7 +37,7 @@ from tollway.cards import service as cards
 from tollway.cards import store as cards_store
 from tollway.cards.model import BatchTerms, CardState
 from tollway.config import RadiusClient
-from tollway.radius.model import ReturnCode
+from tollway.radius.model import ReturnCode, access_number_in
 from tollway.radius.server import RadiusServer
 from tollway.rating.loading import TABLES
 from tollway.sealing import Sealer
@@ -98,6 +98,7 @@ def radius(database: Database, radclient: str) -> Iterator[CardRadius]:
     pins = {
         "city": make(database, "north-city", "nc", 5_000_000, count=3, tariff="north-city:retail"),
         "metro": make(database, "metro", "metro", 5_000_000),
+        "small": make(database, "north-city", "nc-small", 100_000, tariff="north-city:retail"),  # 000000004
     }
     calls.create_switch(database, name="gw-cards", node_login="house")
     clients = {NAS: RadiusClient.model_validate({"secret": SECRET, "switch": "gw-cards"})}
@@ -187,8 +188,8 @@ def test_the_two_stages_then_start_interim_and_stop_charge_the_card_up_the_chain
     after = [available(radius.database, login) for login in RESELLERS]
     assert [b - a for b, a in zip(before, after, strict=True)] == [96_000, 100_000, 113_334]  # each its price
     # 4. The next call's first stage announces what is left, rounded down to the cent, on the open number
-    #    in its language; the PIN alone as User-Name does too (an IVR that asks for one number only).
-    again = ask(radius, tmp_path, **{"User-Name": pin, "User-Password": pin, "Called-Station-Id": OPEN_DNIS})
+    #    in its language.
+    again = ask(radius, tmp_path, **{"User-Name": "000000001", "User-Password": pin, "Called-Station-Id": OPEN_DNIS})
     assert (again.code, again.attributes["h323-credit-amount"], again.attributes["h323-preferred-lang"]) == (
         "Access-Accept",
         "h323-credit-amount=4.84",
@@ -196,8 +197,15 @@ def test_the_two_stages_then_start_interim_and_stop_charge_the_card_up_the_chain
     )
 
 
-def test_card_refusals_carry_their_cisco_return_codes(radius: CardRadius, tmp_path: Path) -> None:
+def test_card_refusals_carry_their_cisco_return_codes(
+    radius: CardRadius, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     city, metro = radius.pins["city"], radius.pins["metro"]
+    # The PIN as User-Name is no card number, and is not logged (User-Name is, a PIN never is).
+    as_pin = ask(radius, tmp_path, **{"User-Name": city[1], "User-Password": city[1]})
+    assert (as_pin.code, code(as_pin)) == ("Access-Reject", ReturnCode.INVALID_PASSWORD)
+    logged = capsys.readouterr().out
+    assert "radius_access" in logged and "(the PIN)" in logged and city[1] not in logged
     wrong_pin = ask(radius, tmp_path, **{"User-Name": "000000001", "User-Password": "000000000000"})
     assert (wrong_pin.code, code(wrong_pin)) == ("Access-Reject", ReturnCode.INVALID_PASSWORD)
     # The right PIN under another card's number is no card either (and the PIN's card is not the other's).
@@ -220,6 +228,39 @@ def test_card_refusals_carry_their_cisco_return_codes(radius: CardRadius, tmp_pa
         radius, tmp_path, **{"User-Name": "000000002", "User-Password": city[1], "Called-Station-Id": "+33 1 4000 0000"}
     )
     assert (unpriced.code, code(unpriced)) == ("Access-Reject", ReturnCode.NUMBER_BLOCKED)
+
+
+def test_a_card_with_nothing_left_is_refused_at_its_first_stage_as_zero_balance(
+    radius: CardRadius, tmp_path: Path
+) -> None:
+    small = {"User-Name": "000000004", "User-Password": radius.pins["small"][0]}
+    assert ask(radius, tmp_path, **small).attributes["h323-credit-amount"] == "h323-credit-amount=0.10"
+    assert second_stage(radius, tmp_path, **small).attributes["h323-credit-time"] == "h323-credit-time=60"
+    assert account(radius, tmp_path, START, **{"User-Name": "000000004"}).code == "Accounting-Response"
+    assert account(radius, tmp_path, STOP, **{"User-Name": "000000004", "Acct-Session-Time": 60}).code == (
+        "Accounting-Response"
+    )
+    assert card(radius.database, "000000004").balance_micros == 0
+    empty = ask(radius, tmp_path, **small)
+    assert (empty.code, code(empty), empty.attributes["Reply-Message"]) == (
+        "Access-Reject",
+        ReturnCode.ZERO_BALANCE,
+        "the card has no money left",
+    )
+
+
+@pytest.mark.parametrize(
+    ("avpairs", "number"),
+    [
+        (["h323-ivr-out=access-number:+18005550100"], "+18005550100"),
+        (["h323-ivr-in=x:1", " h323-ivr-out=access-number: 18005550100 "], "18005550100"),
+        (["h323-ivr-out=language:es"], None),
+        (["access-number:+18005550100"], None),  # not an h323-ivr-out pair
+        ([], None),
+    ],
+)
+def test_the_access_number_is_read_from_the_ivr_scripts_av_pair(avpairs: list[str], number: str | None) -> None:
+    assert access_number_in(avpairs) == number
 
 
 def test_a_registered_caller_number_goes_without_the_pin(radius: CardRadius, tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
         log.info(
             "radius_access",
             nas=nas.address,
-            account=request.account,
+            account="(the PIN)" if request.password and request.account == request.password else request.account,
             accepted=decision.accepted,
             return_code=int(decision.return_code),
             credit_seconds=decision.credit_seconds,

@@ -194,7 +194,7 @@ def authorize_card(
     payer = card_payers.resolve(database, card=card, caller=request.caller or "", principal=switch, now=now)
     if isinstance(payer, card_payers.Refused):
         return refusal(payer.reason, calls.MESSAGES.get(payer.reason, payer.reason))
-    if pin is not None and not _names_card(database, payer.account, request.account, pin):
+    if pin is not None and not _names_card(database, payer.account, request.account):
         return refusal("pin_invalid", "wrong card number or PIN")
     if stage.destination is None:
         return _card_credit(database, payer.account, stage.access_number)
@@ -207,13 +207,13 @@ def authorize_card(
     return access_decision(answer)
 
 
-def _names_card(database: Database, login: str, user_name: str | None, pin: str) -> bool:
-    """Whether User-Name is the card's serial (as printed on it, any case) or the PIN itself (an IVR that
-    asks for one number only and sends it as both)."""
+def _names_card(database: Database, login: str, user_name: str | None) -> bool:
+    """Whether User-Name is the card's serial, as printed on it (any case). Never the PIN: User-Name is
+    logged, and a PIN must never be."""
     with database.reading() as connection:
         card = cards_store.find_card_by_login(connection, login)
     name = (user_name or "").strip()
-    return card is not None and (name.upper() == card.serial.upper() or name == pin)
+    return card is not None and name.upper() == card.serial.upper()
 
 
 def _card_credit(database: Database, login: str, access_number: str) -> AccessDecision:
