@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tollway.agents import batch as batches
 from tollway.agents import service as agents
@@ -25,6 +24,7 @@ from tollway.cli.common import (
     one_line_errors,
     out,
     print_listing,
+    progress_bar,
 )
 from tollway.clock import utc_now
 from tollway.money import format_amount, to_decimal
@@ -164,14 +164,7 @@ def accounts_batch(
     """Create client accounts from a profile in one transaction; their passwords are written once, to --out."""
     if output.exists():
         raise fail(f"{output} exists: the passwords are written to a new file only")
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"creating {count} accounts", total=batches.progress_total(count))
         made = batches.create_batch(
             database(),

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tollway.cards import numbers
 from tollway.cards import service as cards
 from tollway.cards.model import BatchTerms
-from tollway.cli.common import amount, database, err, fail, one_line_errors, out
+from tollway.cli.common import amount, database, err, fail, one_line_errors, out, progress_bar
 from tollway.config import Settings
 from tollway.money import format_amount
 from tollway.sealing import Sealer
@@ -53,14 +52,7 @@ def card_batch(
         serial_prefix=serial_prefix,
     )
     key = cards.pin_key(Sealer.from_settings(Settings()))
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"making {count} cards", total=cards.progress_total(count))
         made = cards.create_batch(
             database(),

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -31,6 +32,18 @@ out = Console()
 err = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def progress_bar() -> Progress:
+    """The bar long commands show on standard error (description, bar, done of total, time taken)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

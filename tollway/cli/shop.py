@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tollway.cli.common import (
     Amount,
@@ -16,11 +15,11 @@ from tollway.cli.common import (
     Listing,
     amount,
     database,
-    err,
     fail,
     one_line_errors,
     out,
     print_listing,
+    progress_bar,
 )
 from tollway.config import Settings
 from tollway.money import format_amount
@@ -228,10 +227,8 @@ def invoices(
         first = datetime.strptime(month, "%Y-%m").date()
     except ValueError:
         raise fail(f"a month is written 2026-11, not {month!r}", 2) from None
-    with Progress(
-        TextColumn("issuing invoices"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    ) as progress:
-        task = progress.add_task("invoices", total=None)
+    with progress_bar() as progress:
+        task = progress.add_task("issuing invoices", total=None)
         report = records.issue_invoices(
             database(),
             month=first,

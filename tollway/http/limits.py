@@ -132,7 +132,7 @@ def _content_length_and_credentials(scope: Scope) -> tuple[int | None, bool]:
     return declared, credentials
 
 
-def refuse_nul_parameters(request: Request) -> None:
+async def refuse_nul_parameters(request: Request) -> None:  # async: no I/O, so no thread hop
     """Refuse a request whose path or query parameters hold a NUL character (any of them, typed or not)."""
     for name, value in request.path_params.items():
         if isinstance(value, str) and NUL in value:
@@ -156,7 +156,7 @@ def declared_query_parameters(route: APIRoute) -> frozenset[str]:
     return frozenset(names)
 
 
-def refuse_unknown_query_parameters(request: Request) -> None:
+async def refuse_unknown_query_parameters(request: Request) -> None:  # async: no I/O, so no thread hop
     """Refuse a request to an API route with a query parameter that route does not declare."""
     route = request.scope.get("route")
     if not request.query_params or not isinstance(route, APIRoute) or not route.include_in_schema:
