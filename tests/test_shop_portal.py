@@ -11,7 +11,6 @@ The figures (north-city's shop, alice with 25.00 USD, agent-ana's client at 10 %
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,7 +22,7 @@ from sqlalchemy import Connection
 
 from tests import stripe_stub
 from tests.shop_world import CITY_HOOK, STUB_KEYS, ShopWorld, assert_reconciled, build
-from tollway.access import credentials
+from tests.test_portal import PASSWORD, csrf_of, password_hash
 from tollway.access import store as access_store
 from tollway.access.model import Role
 from tollway.clock import utc_now
@@ -34,7 +33,6 @@ from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
 D = Decimal
-PASSWORD = "correct horse battery"
 WEB_LOGINS = (
     ("alice-web", "alice", Role.CLIENT),
     ("bob-web", "bob", Role.CLIENT),
@@ -57,11 +55,6 @@ def world(demo_database: Database) -> Iterator[ShopWorld]:
     assert_reconciled(demo_database)
 
 
-@functools.cache
-def password_hash() -> str:
-    return credentials.hash_password(PASSWORD)  # once for the module: hashing is slow on purpose
-
-
 def add_logins(database: Database) -> None:
     def insert(connection: Connection) -> None:
         for login, node, role in WEB_LOGINS:
@@ -71,12 +64,6 @@ def add_logins(database: Database) -> None:
             )
 
     database.run(insert)
-
-
-def csrf_of(page: Response) -> str:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token, "the page has no CSRF token"
-    return token.group(1)
 
 
 def log_in(client: TestClient, login: str) -> None:
