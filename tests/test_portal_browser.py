@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -324,6 +325,60 @@ def test_a_customer_sees_its_call_after_a_call_through_the_credit_control_api(
     assert answer is not None and answer.status == 404
     assert other.get_by_role("heading", level=1).inner_text() == "Not found"
     carol.close()
+
+
+def test_a_customer_exports_its_calls_and_sets_its_caller_id_and_follow_me(
+    portal: str, switch_key: str, browser_page: Any, camera: Camera
+) -> None:
+    call = {"call_id": "portal-call-2@north", "account": "bob", "callee": "+34 91 123 4567", "answered": True}
+    with httpx.Client(base_url=f"{portal}/api/v1/calls", headers={"authorization": f"Bearer {switch_key}"}) as switch:
+        assert switch.post("/authorize", json=call).json()["status"] == "authorized"
+        assert switch.post("/portal-call-2@north/end", json={"duration_seconds": 30}).status_code == 200
+
+    page = browser_page
+    log_in(page, camera, portal, "bob")
+    page.get_by_role("link", name="Calls", exact=True).click()
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Download as CSV").click()
+    exported = downloading.value
+    assert exported.suggested_filename == "calls.csv"
+    rows = Path(exported.path()).read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 and "portal-call-2@north" in rows[1] and "atlas" not in rows[1]  # its own charge only
+
+    page.get_by_role("link", name="Caller ID and FollowMe").click()
+    camera.shoot(page, "line")
+    page.get_by_label("Number, with its country code").fill("+44 20 7946 0100")
+    page.get_by_role("button", name="Add the caller id").click()
+    camera.shoot(page, "caller id added")
+    assert "The caller ids are saved." in page.locator("main").inner_text()
+    assert "Waiting for verification" in page.locator("#caller-ids").inner_text()
+
+    page.locator("#f-fm-number-1").fill("+44 7700 900123")
+    page.locator("#f-fm-ring-1").fill("20")
+    page.locator("#f-fm-number-2").fill("+44 20 7946 0999")
+    page.locator("#f-fm-ring-2").fill("15")
+    page.get_by_role("button", name="Save FollowMe").click()
+    camera.shoot(page, "follow me saved")
+    steps = page.locator("#follow-me li").all_inner_texts()
+    assert len(steps) == 2 and "20 s" in steps[0] and "15 s" in steps[1]
+
+
+def test_a_reseller_creates_a_client(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "nc-admin")
+    page.get_by_role("link", name="Accounts", exact=True).click()
+    page.get_by_role("link", name="Create an account").click()
+    camera.shoot(page, "create an account")
+    page.get_by_label("Login", exact=True).fill("zoe-browser")
+    page.get_by_label("Name", exact=True).fill("Zoë <b>Browser</b>")
+    page.get_by_label("Credit limit (USD)").fill("12.50")
+    page.get_by_role("button", name="Create the account").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the new client")
+    assert page.url.endswith("/accounts/zoe-browser?saved=created")
+    main = page.locator("main").inner_text()
+    assert "Zoë <b>Browser</b>" in main  # shown as typed, not as markup
+    assert "12.50" in main
 
 
 def test_an_organization_admin_makes_a_user_and_an_extension_and_sees_its_secret_once(
