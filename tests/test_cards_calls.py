@@ -28,9 +28,11 @@ from tollway.cards import service as cards
 from tollway.cards import store as cards_store
 from tollway.cards.model import BatchTerms, CardState
 from tollway.cards.payers import CardCall
-from tollway.errors import Refusal
+from tollway.errors import NotFound, Refusal
 from tollway.http.app import create_app
+from tollway.rating import subscriptions
 from tollway.rating.loading import TABLES
+from tollway.rating.plans import Period
 from tollway.sealing import Sealer
 from tollway.store.database import Database
 from tollway.store.schema import audit_log
@@ -189,6 +191,19 @@ def test_a_thousand_guesses_get_at_most_the_threshold_of_real_checks(
         assert set(locks.scalars()) == {"card-caller:+12125550123"}  # never the access number: others still call
 
 
+def test_each_pin_lock_is_counted_once_on_its_metric(database: Database, world: dict[str, list[str]]) -> None:
+    """Ten callers guess five times each: each caller is locked at its fifth, and the access number at the
+    fiftieth failure it hears; the guesses refused while locked lock nothing more."""
+    before = dict(card_payers.PIN_LOCKS)
+    guess = CardCall(CITY_NUMBER, model.pin_digest(KEY, "000000000000"))
+    for caller in range(10):
+        for _ in range(5):
+            card_payers.resolve(database, card=guess, caller=f"+1212555{caller:04d}", principal=None, now=NOW)
+    card_payers.resolve(database, card=guess, caller="+12125550000", principal=None, now=NOW)  # throttled
+    assert card_payers.PIN_LOCKS["caller"] - before.get("caller", 0) == 10
+    assert card_payers.PIN_LOCKS["access_number"] - before.get("access_number", 0) == 1
+
+
 def test_over_http_a_switch_sends_the_pin_and_the_access_number(
     database: Database, world: dict[str, list[str]]
 ) -> None:
@@ -222,3 +237,47 @@ def test_a_registered_caller_number_calls_without_the_pin(database: Database, wo
     )
     assert card(database, "000000007").balance_micros == 4_900_000
     assert cards.remove_caller(database, owner_login="north-city", serial="000000007", number=CALLER) == []
+
+
+def test_a_batchs_plan_is_given_to_each_card_at_activation_and_its_calls_use_it_first(
+    database: Database, world: dict[str, list[str]]
+) -> None:
+    """A plan of 1.00 a month with 120 s to the UK: the card's first call moves its 5.00 in, pays the 1.00
+    and talks 60 s of the plan; the next call of 95 s has the other 60 s, and pays 35 s at 0.10 a minute."""
+    subscriptions.create_plan(
+        database,
+        owner_login="north-city",
+        name="uk-2",
+        fee_micros=1_000_000,
+        period=Period.MONTH,
+        included_seconds=120,
+        prefixes=("44",),
+    )
+    pin = make(database, "north-city", "talk", 5_000_000, tariff="north-city:retail", plan="north-city:uk-2")[0]
+    serial = "000000102"  # after the world's 100 and 1 of north-city
+    assert card_call(database, "p1", pin)["status"] == "authorized"
+    view = calls.end_call(database, "p1", duration_seconds=60, now=at(60))
+    assert charges(view) == [0, 60_000, 50_000, 90_000]  # the card's minute is the plan's; its owners pay theirs
+    assert view["charges"][0]["plan_seconds"] == 60
+    assert card(database, serial).balance_micros == 4_000_000  # 5.00 in, the plan's 1.00 out
+    card_call(database, "p2", pin, now=at(100))
+    assert calls.extend_due(database, settings=MINUTE, now=at(131)) == 1  # the plan is spent: money now
+    view = calls.end_call(database, "p2", duration_seconds=95, now=at(195))
+    assert (view["charges"][0]["plan_seconds"], view["charges"][0]["amount_micros"]) == (60, 58_334)
+    assert card(database, serial).balance_micros == 3_941_666
+    held = subscriptions.subscriptions_of(database, login=card(database, serial).card.login)
+    assert [(s.plan.name, s.seconds_left) for s in held] == [("north-city:uk-2", 0)]
+
+
+def test_a_batchs_plan_is_its_owners_and_its_first_fee_fits_in_a_card(
+    database: Database, world: dict[str, list[str]]
+) -> None:
+    subscriptions.create_plan(
+        database, owner_login="north-city", name="big", fee_micros=6_000_000, period=Period.MONTH, included_seconds=60
+    )
+    with pytest.raises(Refusal, match="plan_unpaid"):  # 6.00 is more than a card of 5.00 holds
+        make(database, "north-city", "big", 5_000_000, plan="north-city:big")
+    with pytest.raises(Refusal, match="plan_not_owners"):  # north-city's plan, for metro's cards
+        make(database, "metro", "m2", 10_000_000, plan="north-city:big")
+    with pytest.raises(NotFound):
+        make(database, "north-city", "none", 5_000_000, plan="north-city:nothing")

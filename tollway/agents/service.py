@@ -405,7 +405,13 @@ def _recorded(
 
 
 def deposit_breakdown(
-    amount_micros: int, terms: AgentTerms, currency: str, *, count: int = 1, account_fees: bool = False
+    amount_micros: int,
+    terms: AgentTerms,
+    currency: str,
+    *,
+    count: int = 1,
+    account_fees: bool = False,
+    unit: str = "accounts",
 ) -> str | None:
     """What deposits cost their agent, part by part, at the currency's precision: '24.10 + fee 0.50', or for
     a batch '10 accounts x (5.00 + fee 0.50 + account fee 1.00)'; None when one amount is all there is."""
@@ -418,4 +424,4 @@ def deposit_breakdown(
         parts.append(f"account fee {rounded(terms.account_fee_micros, currency)}")
     if count == 1:
         return " + ".join(parts) if len(parts) > 1 else None
-    return f"{count} accounts x ({' + '.join(parts)})" if parts else None
+    return f"{count} {unit} x ({' + '.join(parts)})" if parts else None

@@ -54,6 +54,8 @@ class BatchTerms:
     count: int
     face_value_micros: int
     tariff: str | None = None
+    plan: str | None = None  # the owner's plan each card is given when activated
+    profile: str | None = None  # an agent's batch: the profile (type calling_card) its reseller allowed it
     expires_at: datetime | None = None  # a fixed date for every card, or
     expiry_days: int | None = None  # days after each card's activation
     pin_length: int = 12
@@ -136,6 +138,8 @@ class Card:
     expiry_days: int | None
     activated_at: datetime | None
     expires_at: datetime | None
+    plan_id: int | None = None  # given to the card when it is activated
+    agent_id: int | None = None  # its batch's agent: its face value moved in when it was made
 
     @property
     def serial(self) -> str:

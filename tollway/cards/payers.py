@@ -21,6 +21,7 @@ account, with the same grants, mid-call control, end and idempotency.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -35,10 +36,15 @@ from tollway.cards.model import CardState
 from tollway.cards.service import activate_found
 from tollway.errors import Refusal
 from tollway.lines.model import check_e164
+from tollway.logs import get_logger
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
+# PIN locks since this process started, by counter ("caller", "access_number"), counted once the lock is
+# committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
+PIN_LOCKS: Counter[str] = Counter()
 CALLER_KEY_PREFIX = "card-caller:"
+log = get_logger(__name__)
 ACCESS_KEY_PREFIX = "card-access:"
 NUMBER_LENGTH_MAX = 32
 
@@ -82,9 +88,12 @@ def resolve(
     if card.pin_digest is None:  # not a guess: nothing to count
         return database.run(lambda connection: _resolve(connection, card, counted, principal, now))
     try:
-        database.run(lambda connection: _count(connection, counted, card.access_number, principal, now))
+        locked = database.run(lambda connection: _count(connection, counted, card.access_number, principal, now))
     except _Locked:  # rolled back: a locked caller's attempts count on no other counter
         return Refused("pin_throttled")
+    for key, seconds in locked:
+        PIN_LOCKS["caller" if key.startswith(CALLER_KEY_PREFIX) else "access_number"] += 1
+        log.warning("card_pin_locked", counter=key, locked_seconds=seconds)
     return database.run(lambda connection: _resolve(connection, card, counted, principal, now))
 
 
@@ -92,8 +101,12 @@ class _Locked(Exception):
     """A counter of the attempt is locked."""
 
 
-def _count(connection: Connection, caller: str, access_number: str, principal: Principal | None, now: datetime) -> None:
-    """Count the attempt on each counter; ``_Locked`` (and nothing counted) while one is locked."""
+def _count(
+    connection: Connection, caller: str, access_number: str, principal: Principal | None, now: datetime
+) -> list[tuple[str, int]]:
+    """Count the attempt on each counter; ``_Locked`` (and nothing counted) while one is locked. The
+    counters this attempt locked, each with its lock's seconds."""
+    locked: list[tuple[str, int]] = []
     keys = _keys(caller, access_number)
     throttles.ensure_throttles(connection, [key for key, _ in keys], now=now)
     for key, free in keys:
@@ -112,6 +125,8 @@ def _count(connection: Connection, caller: str, access_number: str, principal: P
                 node=None,
                 after={"failures": failures, "locked_seconds": pause},
             )
+            locked.append((key, pause))
+    return locked
 
 
 def _forgive(connection: Connection, caller: str, access_number: str, now: datetime) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -29,8 +29,10 @@ from tollway.access.model import (
     authorize,
     check_mint,
     decide,
+    hidden_from,
     node_creation_needs,
 )
+from tollway.agents import store as agents_store
 from tollway.agents.batch import (
     CHUNK_COPY,
     NewAccount,
@@ -39,19 +41,36 @@ from tollway.agents.batch import (
     open_accounts,
     profile_fields,
 )
-from tollway.agents.model import CustomerProfile
-from tollway.agents.service import check_profile
+from tollway.agents.model import BATCH_ACCOUNTS_MAX, CustomerProfile, account_fee_request, deposit_requests
+from tollway.agents.service import (
+    acting_agent,
+    agent_accounts,
+    check_profile,
+    check_same_currency,
+    deposit_breakdown,
+    terms_of,
+)
 from tollway.agents.store import logins_taken
 from tollway.balances.service import account_id, audit_transfers, owner_request
 from tollway.cards import model, store
 from tollway.cards.model import BatchResult, BatchTerms, Card, CardState, NewCard
 from tollway.clock import utc_now
 from tollway.csvsafe import safe_row
-from tollway.errors import NotFound, Refusal
+from tollway.errors import NotFound, Refusal, present
 from tollway.ledger import store as ledger_store
-from tollway.ledger.model import BATCH_TRANSFERS_MAX, AccountPurpose, Applied, TransferKind, TransferRequest
+from tollway.ledger.model import (
+    BATCH_TRANSFERS_MAX,
+    AccountPurpose,
+    Applied,
+    Shortfall,
+    TransferKind,
+    TransferRequest,
+)
+from tollway.ledger.store import needs
 from tollway.lines.model import check_e164
 from tollway.money import to_decimal
+from tollway.rating import store as rating_store
+from tollway.rating.subscriptions import subscribe_in
 from tollway.sealing import Sealer
 from tollway.store.bulk import copy_rows
 from tollway.store.database import Database
@@ -107,7 +126,12 @@ def create_batch(
     principal: Principal | None = None,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Make ``terms.count`` new cards of ``owner_login``, in one transaction; their PINs come back once."""
+    """Make ``terms.count`` new cards of ``owner_login``, in one transaction; their PINs come back once.
+
+    From an agent (its principal), the cards are made from a profile its reseller allowed it and paid at
+    once from its wallet, as accounts it makes with an initial balance (tollway/agents/batch.py): per card
+    its fee per new account, and the face value as a deposit into the card (with its fee per deposit and
+    the commission it earns); the whole batch is refused if its wallet cannot pay for all of it."""
     model.check_terms(terms)
 
     def use_case(connection: Connection) -> BatchResult:
@@ -115,15 +139,19 @@ def create_batch(
         model.check_expiry_ahead(terms, now)
         owner = require_node(connection, owner_login, lock=True)  # one batch at a time: its serials follow
         authorize(principal, Action.NODE_CREATE, owner)
-        if principal is not None and principal.role is Role.AGENT:  # its fee per card is not there yet
-            raise Forbidden(Action.NODE_CREATE, reason="agent_makes_no_cards", message="an agent makes no cards")
+        agent = acting_agent(connection, None, principal) if principal and principal.role is Role.AGENT else None
+        if agent is not None and agent.parent_id != owner.id:
+            raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
         check_feature_granted(owner.grants, Feature.CALLING_CARDS)
         if store.batch_exists(connection, terms.name):
             raise Refusal("batch_exists", f"batch {terms.name} was created already; its PINs were shown then")
-        profile = _card_profile(terms)
-        tariff_id = check_profile(connection, owner, profile, principal=principal)
-        check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
+        profile, tariff_id = _profile_of(connection, owner, agent, terms, principal)
+        if agent is None:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
+            check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
+        plan_id = _plan_of(connection, owner, agent, terms, principal)
         check_owner_can_take(connection, owner, profile, terms.count)
+        if agent is not None:
+            _check_agent_can_pay(connection, agent, owner, terms)
         first = store.last_serial_number(connection, owner.id) + 1
         if first + terms.count - 1 > model.SERIAL_NUMBER_MAX:
             raise Refusal("serials_exhausted", f"{owner.login} has no serial numbers left for {terms.count} cards")
@@ -131,9 +159,9 @@ def create_batch(
         logins = [f"card.{owner.id}.{number}" for number in numbers]
         _check_logins_free(connection, logins)
         pins = _draw_pins(connection, pin_key, terms)
-        node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], None, now, progress)
+        node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], agent, now, progress)
         # A card's wallet only: it never issues credit, nor earns (those accounts open on first use).
-        open_accounts(connection, owner, profile, node_ids, now, progress, wallets_only=True)
+        wallets = open_accounts(connection, owner, profile, node_ids, now, progress, wallets_only=True)
         if tariff_id is not None:
             rows = [{"node_id": i} for i in node_ids]
             copy_rows(connection, tariff_assignments, rows, same={"tariff_id": tariff_id, "assigned_at": now})
@@ -146,6 +174,8 @@ def create_batch(
                 "face_value_micros": terms.face_value_micros,
                 "currency": owner.currency,
                 "tariff_id": tariff_id,
+                "plan_id": plan_id,
+                "agent_id": None if agent is None else agent.id,
                 "expires_at": terms.expires_at,
                 "expiry_days": terms.expiry_days,
                 "pin_length": terms.pin_length,
@@ -161,6 +191,10 @@ def create_batch(
             if progress is not None:
                 progress(len(chunk))
         serials = [model.serial(terms.serial_prefix, n) for n in numbers]
+        if agent is not None:
+            requests = _agent_pays(connection, agent, terms, serials, wallets)
+            for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
+                ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
         audit(
             connection,
             principal,
@@ -172,7 +206,9 @@ def create_batch(
                 "count": terms.count,
                 "face_value_micros": terms.face_value_micros,
                 "currency": owner.currency,
-                "tariff": terms.tariff,
+                "tariff": profile.tariff,
+                "plan": terms.plan,
+                "agent": None if agent is None else agent.login,
                 "first_serial": serials[0],
                 "last_serial": serials[-1],
             },
@@ -194,6 +230,90 @@ def create_batch(
             if store.batch_exists(connection, terms.name):
                 raise Refusal("batch_exists", f"batch {terms.name} exists already") from None
         raise
+
+
+def _profile_of(
+    connection: Connection, owner: Node, agent: Node | None, terms: BatchTerms, principal: Principal | None
+) -> tuple[CustomerProfile, int | None]:
+    """The profile the cards are made from, and its tariff's id. An agent must name a profile of type
+    ``calling_card`` its reseller allowed it, and takes its tariff; a reseller may name one, or none."""
+    if terms.profile is None:
+        if agent is not None:
+            raise Refusal("profile_required", "an agent makes cards from a profile its reseller allowed it")
+        profile = _card_profile(terms)
+        return profile, check_profile(connection, owner, profile, principal=principal)
+    found = agents_store.find_profile(connection, owner.id, terms.profile)
+    if found is None:
+        raise NotFound("profile", terms.profile)
+    profile_id, profile, tariff_id = found
+    if agent is not None and not agents_store.agent_may_use(connection, agent.id, profile_id):
+        raise Refusal("profile_not_allowed", f"{agent.login} may not make cards from {terms.profile}")
+    if profile.client_type != ClientType.CALLING_CARD:
+        raise Refusal("profile_not_allowed", f"{terms.profile} makes {profile.client_type} accounts, not cards")
+    if terms.tariff is not None and terms.tariff != profile.tariff:
+        raise Refusal("profile_not_allowed", f"{terms.profile}'s cards pay at {profile.tariff or 'no tariff'}")
+    if agent is not None and terms.count > BATCH_ACCOUNTS_MAX:
+        raise Refusal("batch_size_invalid", f"an agent makes 1 to {BATCH_ACCOUNTS_MAX} cards at a time")
+    return replace(profile, login_prefix="card."), tariff_id
+
+
+def _plan_of(
+    connection: Connection, owner: Node, agent: Node | None, terms: BatchTerms, principal: Principal | None
+) -> int | None:
+    """The id of the owner's plan the cards are given when activated; its first fee must fit in a card."""
+    if terms.plan is None:
+        return None
+    if agent is not None:  # a profile names no plan: an agent cannot give one
+        raise Refusal("plan_not_allowed", "an agent's cards have no plan: profiles name none")
+    found = rating_store.find_plan(connection, terms.plan)
+    seller = None if found is None else tree_store.get_node(connection, found[1])
+    if found is None or seller is None or hidden_from(principal, seller):
+        raise NotFound("plan", terms.plan)  # another tenant's plan: exactly as one that does not exist
+    plan_id, owner_id, plan = found
+    if owner_id != owner.id:
+        raise Refusal("plan_not_owners", f"{plan.name} does not belong to {owner.login}")
+    if plan.currency != owner.currency:
+        raise Refusal("currency_mismatch", f"{plan.name} is in {plan.currency}, {owner.login} in {owner.currency}")
+    if plan.fee_micros > terms.face_value_micros:
+        raise Refusal("plan_unpaid", f"a card's face value does not pay the first fee of {plan.name}")
+    return plan_id
+
+
+def _check_agent_can_pay(connection: Connection, agent: Node, owner: Node, terms: BatchTerms) -> None:
+    """The whole batch's cost to its agent, checked before anything is made, with the numbers it needs."""
+    check_same_currency(agent, owner)  # the cards are in their owner's currency
+    agent_terms = terms_of(connection, agent)
+    each = agent_terms.account_fee_micros + terms.face_value_micros + agent_terms.topup_fee_micros
+    wallet_id = account_id(connection, agent, AccountPurpose.WALLET)
+    wallet = present(ledger_store.get_account(connection, wallet_id, lock=True), f"wallet of {agent.login}")
+    if terms.count * each > wallet.available_micros:
+        shortfall = Shortfall(wallet_id, wallet.currency, terms.count * each, wallet.available_micros)
+        breakdown = deposit_breakdown(
+            terms.face_value_micros, agent_terms, wallet.currency, count=terms.count, account_fees=True, unit="cards"
+        )
+        raise Refusal("insufficient_funds", f"{agent.login} needs {needs(shortfall, breakdown)}")
+
+
+def _agent_pays(
+    connection: Connection, agent: Node, terms: BatchTerms, serials: list[str], wallets: list[int]
+) -> list[TransferRequest]:
+    """An agent's batch: per card its fee per new account, and its face value deposited into the card."""
+    agent_terms, paying = terms_of(connection, agent), agent_accounts(connection, agent)
+    requests: list[TransferRequest] = []
+    for serial, wallet in zip(serials, wallets, strict=True):
+        transfer_id = f"card-batch:{terms.name}:{serial}"
+        requests += account_fee_request(
+            transfer_id=f"{transfer_id}:account-fee", terms=agent_terms, agent=paying, login=f"card {serial}"
+        )
+        requests += deposit_requests(
+            transfer_id=transfer_id,
+            amount_micros=terms.face_value_micros,
+            terms=agent_terms,
+            agent=paying,
+            client_wallet=wallet,
+            reference=f"card {serial} made by {agent.login}",
+        )
+    return requests
 
 
 def _check_logins_free(connection: Connection, logins: list[str]) -> None:
@@ -321,21 +441,23 @@ def activate_found(connection: Connection, owner: Node, found: list[Card], *, no
     """Move the face value of each of ``found`` (new cards, locked) into it, and mark it active."""
     if not found:
         return 0
-    issuance = account_id(connection, owner, AccountPurpose.ISSUANCE)
-    wallets = store.wallets(connection, [card.node_id for card in found])
-    requests = [
-        TransferRequest(
-            id=f"card:{card.id}:activation",
-            amount_micros=card.face_value_micros,
-            debit_account_id=issuance,
-            credit_account_id=wallets[card.node_id],
-            kind=TransferKind.TOPUP,
-            reference=f"card {card.serial} activated",
-        )
-        for card in found
-    ]
-    for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
-        ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
+    to_fund = [card for card in found if card.agent_id is None]  # an agent's cards were paid when made
+    if to_fund:
+        issuance = account_id(connection, owner, AccountPurpose.ISSUANCE)
+        wallets = store.wallets(connection, [card.node_id for card in to_fund])
+        requests = [
+            TransferRequest(
+                id=f"card:{card.id}:activation",
+                amount_micros=card.face_value_micros,
+                debit_account_id=issuance,
+                credit_account_id=wallets[card.node_id],
+                kind=TransferKind.TOPUP,
+                reference=f"card {card.serial} activated",
+            )
+            for card in to_fund
+        ]
+        for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
+            ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
     by_batch: dict[int, list[Card]] = {}
     for card in found:
         by_batch.setdefault(card.batch_id, []).append(card)
@@ -344,7 +466,19 @@ def activate_found(connection: Connection, owner: Node, found: list[Card], *, no
         expires_at = model.expiry_on_activation(one.batch_expires_at, one.expiry_days, now)
         numbers = [card.serial_number for card in batch_cards]
         store.activate_range(connection, batch_id, min(numbers), max(numbers), now=now, expires_at=expires_at)
+    _give_plans(connection, found, now=now)
     return len(found)
+
+
+def _give_plans(connection: Connection, found: list[Card], *, now: datetime) -> None:
+    """Each activated card of a batch with a plan gets that plan from now, with its included seconds; its
+    first fee (at most the face value, checked when the batch was made) is paid from what the card holds."""
+    with_plan = [card for card in found if card.plan_id is not None]
+    if not with_plan:
+        return
+    names = rating_store.plan_names(connection, {card.plan_id for card in with_plan if card.plan_id is not None})
+    for card in with_plan:
+        subscribe_in(connection, login=card.login, plan_name=names[card.plan_id or 0], principal=None, now=now)
 
 
 def block(database: Database, *, owner_login: str, selection: Selection, principal: Principal | None = None) -> int:

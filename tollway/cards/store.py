@@ -73,6 +73,8 @@ def _cards_query() -> Any:
         card_batches.c.expiry_days,
         cards.c.activated_at,
         cards.c.expires_at,
+        card_batches.c.plan_id,
+        card_batches.c.agent_id,
     ).select_from(
         cards.join(card_batches, card_batches.c.id == cards.c.batch_id).join(nodes, nodes.c.id == cards.c.node_id)
     )
@@ -95,6 +97,8 @@ def _card(row: Any) -> Card:
         expiry_days=row.expiry_days,
         activated_at=row.activated_at,
         expires_at=row.expires_at,
+        plan_id=None if row.plan_id is None else int(row.plan_id),
+        agent_id=None if row.agent_id is None else int(row.agent_id),
     )
 
 

@@ -342,6 +342,11 @@ def find_plan(connection: Connection, name: str) -> tuple[int, int, Plan] | None
     return None if row is None else _plan(row)
 
 
+def plan_names(connection: Connection, plan_ids: set[int]) -> dict[int, str]:
+    rows = connection.execute(select(plans.c.id, plans.c.name).where(plans.c.id.in_(sorted(plan_ids))))
+    return {int(plan_id): name for plan_id, name in rows}
+
+
 def plans_of(connection: Connection, owner_id: int, *, limit: int, after_id: int = 0) -> list[tuple[int, int, Plan]]:
     rows = connection.execute(
         select(plans)

@@ -817,6 +817,11 @@ card_batches = Table(
     Column("pin_length", Integer, nullable=False),
     Column("serial_prefix", String(12), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The owner's plan each card is given when it is activated (its included seconds), if any.
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=True),
+    # The agent who made (and paid for) the batch: its cards' face values moved from the agent's wallet
+    # into them when they were made, so their activation moves no money.
+    Column("agent_id", Id, ForeignKey("nodes.id"), nullable=True),
     CheckConstraint("face_value_micros > 0", name="face_value_positive"),
     CheckConstraint("(expires_at IS NULL) OR (expiry_days IS NULL)", name="one_expiry"),
 )
@@ -841,6 +846,20 @@ cards = Table(
     CheckConstraint("state IN ('new', 'active', 'depleted', 'expired', 'blocked', 'closed')", name="state"),
 )
 Index("ix_cards_batch_id", cards.c.batch_id)
+
+# A new batch's CSV (its serials and PINs) waiting for its one download from the portal: sealed with the
+# installation's key (tollway/sealing.py), found by the digest of a token only its maker's browser holds,
+# deleted when it is downloaded or once it is past its expiry.
+card_batch_downloads = Table(
+    "card_batch_downloads",
+    metadata,
+    Column("token_digest", String(64), primary_key=True),
+    Column("batch_id", Id, ForeignKey("card_batches.id"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),  # only its maker downloads it
+    Column("sealed_csv", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+Index("ix_card_batch_downloads_batch_id", card_batch_downloads.c.batch_id)
 
 # The numbers card holders dial (DIDs), each owned by the provider or a reseller. An exclusive number serves
 # only the cards of its owner's subtree; a card of anyone else is refused access_number_exclusive.

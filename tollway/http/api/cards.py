@@ -35,6 +35,12 @@ class CardBatchIn(Strict):
     count: Annotated[int, Field(ge=1, le=BATCH_CARDS_MAX)]
     face_value: PositiveAmount
     tariff: Annotated[str | None, Field(min_length=1, max_length=63)] = None
+    plan: Annotated[str | None, Field(min_length=1, max_length=128, description="given to each card at activation")] = (
+        None
+    )
+    profile: Annotated[
+        str | None, Field(min_length=1, max_length=63, description="a profile of type calling_card (an agent's batch)")
+    ] = None
     expires: date | None = Field(default=None, description="every card's expiry date")
     expiry_days: Annotated[int | None, Field(ge=1, le=EXPIRY_DAYS_MAX, description="or days after first use")] = None
     pin_length: Annotated[int, Field(ge=PIN_LENGTH_MIN, le=PIN_LENGTH_MAX)] = 12
@@ -108,6 +114,8 @@ def create_card_batch(
         count=body.count,
         face_value_micros=to_micros(body.face_value),
         tariff=body.tariff,
+        plan=body.plan,
+        profile=body.profile,
         expires_at=expires_at,
         expiry_days=body.expiry_days,
         pin_length=body.pin_length,
