@@ -85,6 +85,22 @@ def plain_amount(micros: int, currency: str, rounding: Rounding = Rounding.NEARE
     return f"{rounded(micros, currency, rounding)} {currency}"
 
 
+def format_price(micros: int, currency: str, language: str) -> str:
+    """A price per minute with every digit it has, at least the currency's ('$0.027688', '$0.01'): a rate sheet's
+    price is never rounded for show."""
+    value = to_decimal(micros).normalize()
+    exponent = value.as_tuple().exponent
+    decimals = currency_decimals(currency)
+    if isinstance(exponent, int) and exponent > -decimals:
+        value = value.quantize(Decimal(1).scaleb(-decimals))
+    return format_currency(value, currency, locale=locale_for(language), decimal_quantization=False)
+
+
+def format_weekday(day: int, language: str) -> str:
+    """A day of the week, 0 for Monday, abbreviated the locale's way: 'Mon', 'lun', 'pon.'."""
+    return str(locale_for(language).days["format"]["abbreviated"][day])
+
+
 def format_number(value: int | Decimal, language: str) -> str:
     return format_decimal(value, locale=locale_for(language))
 

@@ -58,6 +58,7 @@ IMPORT_BODY_LIMIT = BodyLimit(IMPORT_BYTES_MAX, "import_too_large", "an import o
 LARGER_BODIES: tuple[tuple[str, re.Pattern[str], BodyLimit], ...] = (
     ("PUT", re.compile(r"^/api/v1/tariffs/[^/]+/sheet$"), SHEET_BODY_LIMIT),
     ("POST", re.compile(r"^/api/v1/organizations/[^/]+/imports$"), IMPORT_BODY_LIMIT),
+    ("POST", re.compile(r"^/tariffs/.+/sheet$"), SHEET_BODY_LIMIT),  # the portal's upload (a form around it)
 )
 
 

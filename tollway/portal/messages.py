@@ -93,6 +93,26 @@ REFUSALS: dict[str, str] = {
     "name_required": N_("Enter a name."),
     "switch_exists": N_("There is a switch with this name already."),
     "notify_invalid": N_("This way of pushing disconnects needs the address where they are pushed."),
+    # tariffs, rate sheets and plans
+    "tariff_name_invalid": N_(
+        "A name has 1 to 60 characters, without a colon, and does not start or end with a space."
+    ),
+    "tariff_exists": N_("There is a tariff with this name already."),
+    "plan_exists": N_("There is a plan with this name already, or the account has a plan already."),
+    "seconds_invalid": N_("A number of seconds is from 0 to 86,400."),
+    "resolution_invalid": N_("The resolution is from 1 to 86,400 seconds."),
+    "multiplier_invalid": N_("The multiplier is a number from 0 to 1,000 with at most six decimal places."),
+    "price_invalid": N_("A price is from 0 to 1,000,000."),
+    "base_tariff_invalid": N_("Derive from one of your own tariffs."),
+    "currency_mismatch": N_("The currencies differ: choose one in the account's currency."),
+    "time_zone_invalid": N_("Choose a time zone such as Europe/Madrid."),
+    "layout_invalid": N_("Choose one of the formats offered."),
+    "sheet_required": N_("Choose a rate sheet file."),
+    "feature_not_granted": N_("Your supplier has not given you this feature."),
+    "minutes_invalid": N_("Included minutes are a whole number from 0 to 166,666."),
+    "plan_prefixes_invalid": N_("A plan covers at most 1,000 prefixes."),
+    "period_unknown": N_("Choose one of the periods offered."),
+    "plan_unpaid": N_("The account cannot pay the plan's first fee: top it up first."),
 }
 NOT_FOUND = N_("There is nothing here, or you may not see it.")
 GENERAL = N_("The request was refused (%(reason)s).")

@@ -41,7 +41,9 @@ from tollway.display import (
     format_instant,
     format_money,
     format_month,
+    format_price,
     format_rate,
+    format_weekday,
     rounded,
 )
 from tollway.display import format_number as _format_number
@@ -102,6 +104,14 @@ class Formats:
     def amount(self, micros: int, currency: str) -> str:
         """The number alone, as a form field shows it for editing: '7,50' in Polish."""
         return _format_number(rounded(micros, currency), self.language)
+
+    def price(self, micros: int, currency: str) -> str:
+        """A price per minute, every digit of it ('$0.027688'): rate sheets are not rounded for show."""
+        return format_price(micros, currency, self.language)
+
+    def weekday(self, day: int) -> str:
+        """'Mon' for 0, 'Sun' for 6, in the visitor's language."""
+        return format_weekday(day, self.language)
 
     def number(self, value: int | Decimal) -> str:
         return _format_number(value, self.language)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from itertools import islice
 from operator import attrgetter
 from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection
 
 from tollway.access.audit import audit
-from tollway.access.model import Action, Forbidden, Principal, authorize
+from tollway.access.model import Action, Forbidden, Principal, authorize, hidden_from
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.money import check_currency
@@ -29,6 +30,7 @@ from tollway.rating.tariff import (
     Derivation,
     RateEntry,
     Tariff,
+    check_prefix,
     derive,
     tariff_name,
 )
@@ -283,15 +285,54 @@ def import_sheet(
     return database.run(use_case)
 
 
-def effective_rows(connection: Connection, tariff: Tariff, *, depth: int = 0) -> Iterator[RateRow]:
-    """The rows a tariff prices with: its own, or for a derived tariff its base's re-priced plus overrides."""
-    own = (entry.resolve(tariff.defaults) for entry in store.stream_rates(connection, tariff.id))
+def effective_rows(
+    connection: Connection, tariff: Tariff, *, depth: int = 0, starting_with: str | None = None
+) -> Iterator[RateRow]:
+    """The rows a tariff prices with: its own, or for a derived tariff its base's re-priced plus overrides.
+
+    ``starting_with``: only the prefixes that start with these digits (at every level of a derivation).
+    """
+    own_rows = store.stream_rates(connection, tariff.id, starting_with=starting_with)
+    own = (entry.resolve(tariff.defaults) for entry in own_rows)
     if tariff.base_tariff_id is None or tariff.derivation is None:
         return own
     if depth >= DERIVATION_DEPTH_MAX:
         raise Refusal("base_tariff_invalid", "tariffs derive from one another too deep")
     base = present(store.get_tariff(connection, tariff.base_tariff_id), f"base of {tariff.name}")
-    return derive(effective_rows(connection, base, depth=depth + 1), tariff.derivation, list(own))
+    base_rows = effective_rows(connection, base, depth=depth + 1, starting_with=starting_with)
+    return derive(base_rows, tariff.derivation, list(own))
+
+
+def priced_rows(
+    database: Database,
+    *,
+    name: str,
+    starting_with: str | None = None,
+    offset: int = 0,
+    limit: int,
+    principal: Principal | None = None,
+) -> list[RateRow]:
+    """A page of the rows a tariff prices with (a derived tariff: its overrides, then its base's re-priced),
+    its defaults applied; ``offset`` rows skipped, at most ``limit`` (``RATES_PAGE_SIZE_MAX``) returned."""
+    if starting_with is not None:
+        check_prefix(starting_with)
+    with database.reading() as connection:
+        tariff = require_tariff(connection, name)
+        authorize_read(connection, principal, tariff)
+        rows = effective_rows(connection, tariff, starting_with=starting_with)
+        return list(islice(rows, offset, offset + min(limit, store.RATES_PAGE_SIZE_MAX)))
+
+
+def payers_of(database: Database, *, name: str, limit: int, principal: Principal | None = None) -> list[Node]:
+    """The accounts that pay at a tariff (its owner's children), for whoever sees the tariff's owner."""
+    with database.reading() as connection:
+        tariff = require_tariff(connection, name)
+        try:
+            authorize(principal, Action.TARIFFS_READ, owner_of(connection, tariff))
+        except NotFound:
+            raise NotFound("tariff", tariff.name) from None
+        found = tree_store.nodes_by_id(connection, store.assigned_node_ids(connection, tariff.id, limit=limit))
+        return [node for _, node in sorted(found.items()) if not hidden_from(principal, node)]
 
 
 def export_sheet(
@@ -365,13 +406,19 @@ def list_rates(
     prefix: str | None = None,
     limit: int,
     after_id: int = 0,
+    starting_with: str | None = None,
     principal: Principal | None = None,
 ) -> list[tuple[int, RateEntry]]:
-    """A tariff's own rows, a page at a time (for a derived tariff: its overrides)."""
+    """A tariff's own rows, a page at a time (for a derived tariff: its overrides); ``prefix``: that prefix's,
+    ``starting_with``: those of the prefixes that start with these digits."""
+    if starting_with is not None:
+        check_prefix(starting_with)
     with database.reading() as connection:
         tariff = require_tariff(connection, name)
         authorize_read(connection, principal, tariff)
-        return store.page_rates(connection, tariff.id, prefix=prefix, limit=limit, after_id=after_id)
+        return store.page_rates(
+            connection, tariff.id, prefix=prefix, limit=limit, after_id=after_id, starting_with=starting_with
+        )
 
 
 def assign_tariff(database: Database, *, login: str, tariff: str, principal: Principal | None = None) -> Tariff:

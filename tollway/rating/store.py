@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, inser
 
 from tollway.rating.dialplan import DialPlan
 from tollway.rating.plans import PLAN_UNPAID, Period, Plan, Subscription, SubscriptionStatus
-from tollway.rating.rates import ALWAYS, SECONDS_PER_DAY, WeeklyWindow, seconds_of
+from tollway.rating.rates import ALWAYS, PREFIX_DIGITS_MAX, SECONDS_PER_DAY, WeeklyWindow, seconds_of
 from tollway.rating.tariff import Defaults, Derivation, RateEntry, Tariff
 from tollway.store.schema import dial_plans, plans, rates, subscriptions, tariff_assignments, tariffs
 
@@ -235,27 +235,39 @@ def delete_rates(connection: Connection, tariff_id: int, *, prefix: str | None =
     return connection.execute(statement).rowcount
 
 
-def stream_rates(connection: Connection, tariff_id: int) -> Iterator[RateEntry]:
-    """Every row of a tariff, by prefix, without holding them all in memory at once."""
+def stream_rates(connection: Connection, tariff_id: int, *, starting_with: str | None = None) -> Iterator[RateEntry]:
+    """Every row of a tariff (or those whose prefix starts with ``starting_with``), by prefix, without holding
+    them all in memory at once."""
+    query = select(rates).where(rates.c.tariff_id == tariff_id)
+    if starting_with is not None:
+        query = query.where(_starting_with(starting_with))
     # Options on the statement, not the connection: Connection.execution_options changes the connection
     # itself, and every later statement of the transaction would then open a server-side cursor.
-    result = connection.execute(
-        select(rates)
-        .where(rates.c.tariff_id == tariff_id)
-        .order_by(rates.c.prefix, rates.c.id)
-        .execution_options(yield_per=STREAM_ROWS)
-    )
+    result = connection.execute(query.order_by(rates.c.prefix, rates.c.id).execution_options(yield_per=STREAM_ROWS))
     windows: dict[tuple[int, int, int, int | None], WeeklyWindow] = {(0, 6, 0, None): ALWAYS}
     for row in result:
         yield _entry(row, windows)  # rows share their window objects: a tariff has few distinct windows
 
 
+def _starting_with(digits: str) -> ColumnElement[bool]:
+    """Prefixes that start with ``digits`` (digits only), as a range the (tariff_id, prefix) index serves."""
+    return and_(rates.c.prefix >= digits, rates.c.prefix <= digits + "9" * (PREFIX_DIGITS_MAX - len(digits)))
+
+
 def page_rates(
-    connection: Connection, tariff_id: int, *, prefix: str | None, limit: int, after_id: int = 0
+    connection: Connection,
+    tariff_id: int,
+    *,
+    prefix: str | None,
+    limit: int,
+    after_id: int = 0,
+    starting_with: str | None = None,
 ) -> list[tuple[int, RateEntry]]:
     query = select(rates).where(rates.c.tariff_id == tariff_id, rates.c.id > after_id)
     if prefix is not None:
         query = query.where(rates.c.prefix == prefix)
+    if starting_with is not None:
+        query = query.where(_starting_with(starting_with))
     rows = connection.execute(query.order_by(rates.c.id).limit(min(limit, RATES_PAGE_SIZE_MAX)))
     return [(row.id, _entry(row)) for row in rows]
 
@@ -283,6 +295,17 @@ def assigned_tariff_ids(connection: Connection, node_ids: Sequence[int]) -> dict
         )
     )
     return {row.node_id: row.tariff_id for row in rows}
+
+
+def assigned_node_ids(connection: Connection, tariff_id: int, *, limit: int) -> list[int]:
+    """The nodes that pay at a tariff, by id, at most ``limit`` of them."""
+    rows = connection.execute(
+        select(tariff_assignments.c.node_id)
+        .where(tariff_assignments.c.tariff_id == tariff_id)
+        .order_by(tariff_assignments.c.node_id)
+        .limit(min(limit, TARIFFS_PAGE_SIZE_MAX))
+    )
+    return [row.node_id for row in rows]
 
 
 def count_assignments(connection: Connection, tariff_id: int) -> int:
@@ -416,6 +439,18 @@ def subscriptions_of(connection: Connection, node_ids: Sequence[int]) -> list[Su
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .where(subscriptions.c.node_id.in_(node_ids))
         .order_by(subscriptions.c.id)
+    )
+    return [_subscription(row) for row in rows]
+
+
+def subscribers_of(connection: Connection, plan_id: int, *, limit: int) -> list[Subscription]:
+    """A plan's subscriptions that have not ended, by id, at most ``limit`` of them."""
+    rows = connection.execute(
+        select(*_SUBSCRIPTION_COLUMNS, plans)
+        .join(plans, plans.c.id == subscriptions.c.plan_id)
+        .where(subscriptions.c.plan_id == plan_id, subscriptions.c.status != str(SubscriptionStatus.ENDED))
+        .order_by(subscriptions.c.id)
+        .limit(min(limit, TARIFFS_PAGE_SIZE_MAX))
     )
     return [_subscription(row) for row in rows]
 

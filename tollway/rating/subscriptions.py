@@ -26,7 +26,7 @@ from tollway.rating.renewals import charge_fee, fee_request
 from tollway.rating.tariff import tariff_name
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
-from tollway.tree.model import Feature, NodeKind, check_feature_granted
+from tollway.tree.model import Feature, Node, NodeKind, check_feature_granted
 from tollway.tree.service import require_node
 
 
@@ -85,6 +85,37 @@ def list_plans(
         return [
             (plan_id, plan) for plan_id, _, plan in store.plans_of(connection, owner.id, limit=limit, after_id=after_id)
         ]
+
+
+def _readable_plan(connection: Connection, name: str, principal: Principal | None) -> tuple[int, Plan, Node]:
+    """(id, plan, owner) of a plan the principal may read (its owner's tariffs and plans); else not found."""
+    found = store.find_plan(connection, name)
+    owner = None if found is None else tree_store.get_node(connection, found[1])
+    if found is None or owner is None:
+        raise NotFound("plan", name)
+    try:
+        authorize(principal, Action.TARIFFS_READ, owner)
+    except NotFound:
+        raise NotFound("plan", name) from None
+    return found[0], found[2], owner
+
+
+def get_plan(database: Database, *, name: str, principal: Principal | None = None) -> tuple[Plan, Node]:
+    """A plan and its owner, for whoever may read the owner's tariffs and plans."""
+    with database.reading() as connection:
+        _, plan, owner = _readable_plan(connection, name, principal)
+        return plan, owner
+
+
+def subscribers_of(
+    database: Database, *, name: str, limit: int, principal: Principal | None = None
+) -> list[tuple[Node, Subscription]]:
+    """The accounts that hold a plan (active or suspended), with their subscription, for its owner's readers."""
+    with database.reading() as connection:
+        plan_id, _, _ = _readable_plan(connection, name, principal)
+        held = store.subscribers_of(connection, plan_id, limit=limit)
+        nodes = tree_store.nodes_by_id(connection, [subscription.node_id for subscription in held])
+        return [(nodes[s.node_id], s) for s in held if not hidden_from(principal, nodes[s.node_id])]
 
 
 def subscribe(

@@ -23,16 +23,19 @@ from tollway.portal.pages import (
     margin,
     money,
     organizations,
+    plans,
     sales,
     settings,
     shop,
     switches,
+    tariffs,
 )
 
 PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
 PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
 PAGES += (margin,)  # a seller's margin on calls
+PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
 PAGES += (switches, exchange_rates, audit)  # the provider's: switches and RADIUS clients, rates, audit log
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)

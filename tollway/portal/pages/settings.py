@@ -47,16 +47,20 @@ SAVED = {
 QR_SCALE = 4
 
 
-def parse_amount(text: str, language: str) -> int:
-    """An amount typed in the visitor's way ('7,50' in Polish, '7.50' in English) in micro-units."""
+def parse_number(text: str, language: str, *, reason: str = "amount_invalid") -> Decimal:
+    """A number typed in the visitor's way ('7,50' in Polish, '7.50' in English); else refused with ``reason``."""
     try:
-        value = parse_decimal(text, locale=locale_for(language), strict=True)
+        return parse_decimal(text, locale=locale_for(language), strict=True)
     except NumberFormatError:
         try:
-            value = Decimal(text)
+            return Decimal(text)
         except InvalidOperation:
-            raise Refusal("amount_invalid", f"{text!r} is not an amount") from None
-    return to_micros(value)
+            raise Refusal(reason, f"{text!r} is not a number") from None
+
+
+def parse_amount(text: str, language: str) -> int:
+    """An amount typed in the visitor's way ('7,50' in Polish, '7.50' in English) in micro-units."""
+    return to_micros(parse_number(text, language))
 
 
 def _page(visitor: Visitor, *, status_code: int = 200, error: Refusal | None = None, **values: Any) -> Response:
