@@ -47,7 +47,10 @@ SAVED = {
     "created": N_("The tariff is created."),
     "sheet": N_("The rate sheet is loaded."),
 }
-LAYOUTS = {Layout.NATIVE: N_("Tollway CSV (comma-separated, with a header)"), Layout.VOIPSWITCH: N_("VoipSwitch (semicolon-separated)")}
+LAYOUTS = {
+    Layout.NATIVE: N_("Tollway CSV (comma-separated, with a header)"),
+    Layout.VOIPSWITCH: N_("VoipSwitch (semicolon-separated)"),
+}
 SHEET_REASONS: dict[str, str] = {
     "sheet_empty": N_("The sheet has no rate rows."),
     "sheet_too_large": N_("The sheet is too large."),
