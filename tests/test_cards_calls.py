@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.calls_world import UK, build_world
+from tollway import metrics
 from tollway.access import service as access
 from tollway.access.model import Role
 from tollway.calls import service as calls
@@ -194,14 +195,16 @@ def test_a_thousand_guesses_get_at_most_the_threshold_of_real_checks(
 def test_each_pin_lock_is_counted_once_on_its_metric(database: Database, world: dict[str, list[str]]) -> None:
     """Ten callers guess five times each: each caller is locked at its fifth, and the access number at the
     fiftieth failure it hears; the guesses refused while locked lock nothing more."""
-    before = dict(card_payers.PIN_LOCKS)
+    before = {
+        counter: metrics.sample(metrics.CARD_PIN_LOCKS, counter=counter) for counter in ("caller", "access_number")
+    }
     guess = CardCall(CITY_NUMBER, model.pin_digest(KEY, "000000000000"))
     for caller in range(10):
         for _ in range(5):
             card_payers.resolve(database, card=guess, caller=f"+1212555{caller:04d}", principal=None, now=NOW)
     card_payers.resolve(database, card=guess, caller="+12125550000", principal=None, now=NOW)  # throttled
-    assert card_payers.PIN_LOCKS["caller"] - before.get("caller", 0) == 10
-    assert card_payers.PIN_LOCKS["access_number"] - before.get("access_number", 0) == 1
+    assert metrics.sample(metrics.CARD_PIN_LOCKS, counter="caller") - before["caller"] == 10
+    assert metrics.sample(metrics.CARD_PIN_LOCKS, counter="access_number") - before["access_number"] == 1
 
 
 def test_over_http_a_switch_sends_the_pin_and_the_access_number(

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: str = "var/secret.key"  # noqa: S105 (a path, not a secret)
     secret_keys_retired: list[SecretStr] = Field(default_factory=list, max_length=10)  # still open old seals
+    # The token a Prometheus scraper presents (Authorization: Bearer ...) to read /api/metrics; unset, that
+    # path answers 404 as any unknown one does (tollway/metrics.py, docs/deployment.md "Metrics").
+    metrics_token: SecretStr | None = Field(default=None, min_length=16, max_length=256)
     # The online shop: where payers come back after paying (the portal's address, as they reach it), and
     # Stripe's API address (unset: Stripe's own; a test points the SDK at a local server).
     shop_public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://[^\s/?#]+/?$")

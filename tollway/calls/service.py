@@ -21,7 +21,6 @@ import math
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tollway import metrics
 from tollway.access import credentials
 from tollway.access import service as access
 from tollway.access import store as access_store
@@ -307,9 +307,8 @@ class AccountIds:
 
 
 ACCOUNTS = AccountIds()
-# Reported durations not believed since this process started, by reason (tollway.calls.model.Overshoot);
-# every one is also on its call's record (overshoot_reason) and in the log (call_duration_not_believed).
-OVERSHOOTS: Counter[str] = Counter()
+# Reported durations not believed are counted in tollway.metrics.CALL_OVERSHOOTS by reason
+# (tollway.calls.model.Overshoot); each is also on its call's record (overshoot_reason) and in the log.
 
 
 # -- authorize ----------------------------------------------------------------------------------
@@ -873,7 +872,7 @@ def _elapsed_seconds(call: CallRecord, now: datetime) -> int:
 
 
 def _count_overshoot(call: CallRecord, reported_seconds: int, overshoot: str) -> None:
-    OVERSHOOTS[overshoot] += 1
+    metrics.CALL_OVERSHOOTS.labels(reason=overshoot).inc()
     log.warning(
         "call_duration_not_believed",
         call_id=call.call_id,

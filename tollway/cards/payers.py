@@ -21,12 +21,12 @@ account, with the same grants, mid-call control, end and idempotency.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from tollway import metrics
 from tollway.access import store as throttles
 from tollway.access.audit import audit
 from tollway.access.model import Action, Decision, Principal, decide, place_of
@@ -40,9 +40,8 @@ from tollway.logs import get_logger
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
-# PIN locks since this process started, by counter ("caller", "access_number"), counted once the lock is
-# committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
-PIN_LOCKS: Counter[str] = Counter()
+# PIN locks are counted in tollway.metrics.CARD_PIN_LOCKS by counter ("caller", "access_number") once the
+# lock is committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
 CALLER_KEY_PREFIX = "card-caller:"
 log = get_logger(__name__)
 ACCESS_KEY_PREFIX = "card-access:"
@@ -92,7 +91,7 @@ def resolve(
     except _Locked:  # rolled back: a locked caller's attempts count on no other counter
         return Refused("pin_throttled")
     for key, seconds in locked:
-        PIN_LOCKS["caller" if key.startswith(CALLER_KEY_PREFIX) else "access_number"] += 1
+        metrics.CARD_PIN_LOCKS.labels(counter="caller" if key.startswith(CALLER_KEY_PREFIX) else "access_number").inc()
         log.warning("card_pin_locked", counter=key, locked_seconds=seconds)
     return database.run(lambda connection: _resolve(connection, card, counted, principal, now))
 

@@ -6,7 +6,9 @@ request was understood and refused), 2 for bad usage or a database that is not r
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -16,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tollway import __version__
+from tollway import __version__, metrics
 from tollway.access import service as access
 from tollway.access.model import Action, Role
 from tollway.agents import service as agents
@@ -125,6 +127,8 @@ def serve(
     if not migrate.is_up_to_date(db):
         raise fail("the database schema is not current: run `tollway init` first", 2)
     welcome.print_serve_banner(host or settings.http_host, port or settings.http_port)
+    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIRECTORY):  # the workers' counters add up
+        os.environ[metrics.MULTIPROCESS_DIRECTORY] = tempfile.mkdtemp(prefix="tollway-metrics-")
     uvicorn.run(
         "tollway.http.main:app_factory",
         factory=True,

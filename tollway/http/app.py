@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -11,7 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tollway import __version__
+from tollway import __version__, metrics
 from tollway.access.audit import current_request_id
 from tollway.access.second_factor import Seal
 from tollway.calls.keeper import Keeper
@@ -64,6 +65,7 @@ def create_app(
     trusted_proxies: Sequence[str] = (),
     sealer: Seal | None = None,
     radius_clients: Mapping[str, RadiusClient] | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The application; with ``keeper`` it also runs credit control's keeper while it serves, and with
     ``mail_settings`` as well, the low-balance notices' runner."""
@@ -157,6 +159,13 @@ def create_app(
         return JSONResponse(
             status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", **checks}
         )
+
+    @app.get("/api/metrics", include_in_schema=False)  # for a scraper with the token, not for API clients
+    def prometheus_metrics(request: Request) -> Response:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if metrics_token is None or not hmac.compare_digest(presented, metrics_token.encode()):
+            raise StarletteHTTPException(status_code=404, detail="Not Found")  # as any unknown path
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE, headers={"cache-control": "no-store"})
 
     # Last: the portal answers every path the routes above do not (an unknown /api path stays a JSON 404).
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

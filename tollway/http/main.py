@@ -25,4 +25,5 @@ def app_factory() -> FastAPI:
         trusted_proxies=settings.trusted_proxies,
         sealer=Sealer.from_settings(settings),
         radius_clients=settings.radius_clients,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )
