@@ -1,5 +1,5 @@
-"""The Calls page's filters and CSV (a customer's own calls, an admin's subtree's), a seller's Margin page, and
-the provider's pages (switches, RADIUS clients, exchange rates, the audit log) over HTTP.
+"""The Calls page's filters and CSV (a customer's own calls, an admin's subtree's), and the provider's
+pages (switches, RADIUS clients, exchange rates, the audit log) over HTTP.
 
 The world is the demo with a login per role (tests/test_portal_accounts.py) and bob's. Prices of a call to
 Germany (49, 0.016 a minute at the provider, per second), each level's tariff derived from the one above:
@@ -13,7 +13,6 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -126,40 +125,6 @@ def test_a_reseller_sees_its_subtrees_calls_narrows_them_to_one_account_and_neve
     assert other.get("/calls/bob-de@portal").status_code == 404
     agent = portal.signed_in("ana")  # an agent sees totals, never calls
     assert agent.get("/calls").status_code == 404 and 'href="/calls"' not in agent.get("/").text
-
-
-def test_a_reseller_sees_its_margin_for_a_period_and_downloads_it(calls_world: Database) -> None:
-    portal = Portal(calls_world)
-    client = portal.signed_in("nc-admin")
-    period = {"since": days_ago(6), "until": days_ago(0)}
-    page = client.get("/margin", params=period)
-    assert page.status_code == 200 and "north-city" in page.text
-    assert re.search(r'<dd id="revenue">\$0\.\d\d</dd>', page.text) and 'id="margin"' in page.text
-    exported = client.get("/margin.csv", params=period)
-    assert exported.status_code == 200
-    rows = rows_of(exported.text)
-    assert len(rows) == 8 and rows[-1]["day"] == "total" and rows[0]["day"] == days_ago(6)
-    total = rows[-1]
-    assert (total["login"], total["currency"]) == ("north-city", "USD")
-    by_day = {row["day"]: row for row in rows[:-1]}
-    assert by_day[days_ago(5)]["revenue"] == "0.029200" and by_day[days_ago(5)]["cost"] == "0.019360"
-    assert by_day[days_ago(5)]["margin"] == "0.009840"
-    assert sum(int(row["calls_sold"]) for row in rows[:-1]) == int(total["calls_sold"]) == 3
-    assert sum(Decimal(row["margin"]) for row in rows[:-1]) == Decimal(total["margin"])
-    client.post("/settings/language", data={"language": "pl", "csrf_token": csrf_of(client.get("/settings"))})
-    in_polish = re.sub(r"[ \n]+", " ", client.get("/margin", params=period).text)
-    assert "Marża na połączeniach" in in_polish  # the day bob called Germany: 0.0292, 0.01936, 0.00984
-    assert (
-        '<td class="number">0,03\xa0USD</td> <td class="number">0,02\xa0USD</td> <td class="number">0,01\xa0USD</td>'
-        in (in_polish)
-    )
-    assert client.get("/margin", params={"since": "2026-02-30"}).status_code == 422
-    assert client.get("/margin", params={"account": "alice"}).status_code == 422  # a client sells nothing
-
-    other = portal.signed_in("bw-admin")
-    assert other.get("/margin", params={"account": "north-city"}).status_code == 404
-    for login in ("bob", "ana"):
-        assert portal.signed_in(login).get("/margin").status_code == 404, login
 
 
 PROVIDER_PAGES = ("/switches", "/radius-clients", "/exchange-rates", "/audit")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from tollway.errors import Refusal
@@ -132,3 +133,37 @@ def believable_elapsed(
     if reported_seconds > elapsed_seconds + margin_seconds:
         return Overshoot.BEYOND_WALL_CLOCK
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A seller's figures on a set of ended calls (a day's, a destination's, a customer's): how many were
+    tried and answered, how long the answered ones lasted, what its customers paid it and what it paid."""
+
+    calls_attempted: int  # ended calls: credit control let them through (refused ones never reached a route)
+    calls_answered: int  # those that lasted at least a second
+    duration_seconds: int  # of the answered calls
+    revenue_micros: int  # in the seller's currency
+    cost_micros: int
+
+    @property
+    def margin_micros(self) -> int:
+        return self.revenue_micros - self.cost_micros
+
+    @property
+    def answer_seizure_ratio(self) -> Decimal | None:
+        """ASR: answered calls per hundred tried, one decimal, half-up; None without any call."""
+        if not self.calls_attempted:
+            return None
+        return (Decimal(100 * self.calls_answered) / self.calls_attempted).quantize(TENTH, ROUND_HALF_UP)
+
+    @property
+    def average_call_duration_seconds(self) -> Decimal | None:
+        """ACD: the answered calls' mean length in seconds, one decimal, half-up; None without any."""
+        if not self.calls_answered:
+            return None
+        return (Decimal(self.duration_seconds) / self.calls_answered).quantize(TENTH, ROUND_HALF_UP)
+
+
+TENTH = Decimal("0.1")
+NO_FIGURES = Figures(0, 0, 0, 0, 0)

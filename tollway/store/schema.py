@@ -389,6 +389,7 @@ Index(
     postgresql_where=calls.c.disconnect_state == "due",
 )
 Index("ix_calls_node_id_created_at", calls.c.node_id, calls.c.created_at)
+Index("ix_calls_created_at", calls.c.created_at)  # a period of a subtree's calls (tollway/calls/report_store.py)
 
 # One line per level of a call: the rate fixed at authorization, what is reserved, and at the end the charge.
 call_charges = Table(

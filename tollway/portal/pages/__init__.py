@@ -20,10 +20,11 @@ from tollway.portal.pages import (
     exchange_rates,
     home,
     lines,
-    margin,
+    live_calls,
     money,
     organizations,
     plans,
+    reports,
     sales,
     settings,
     shop,
@@ -31,11 +32,11 @@ from tollway.portal.pages import (
     tariffs,
 )
 
-PAGES: tuple[ModuleType, ...] = (auth, home, calls, money, settings, shop)
+PAGES: tuple[ModuleType, ...] = (auth, home, live_calls, calls, money, settings, shop)  # /calls/live first
 PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
-PAGES += (margin,)  # a seller's margin on calls
 PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
+PAGES += (reports,)  # a seller's reports on calls (and the Margin page's old address)
 PAGES += (switches, exchange_rates, audit)  # the provider's: switches and RADIUS clients, rates, audit log
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
