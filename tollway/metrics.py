@@ -22,13 +22,14 @@ CALL_OVERSHOOTS = Counter(
 )
 CARD_PIN_LOCKS = Counter(
     "tollway_card_pin_locks",
-    "Calling-card PIN guessing locks: a caller number or an access number locked out after failed attempts",
+    "Calling-card PIN guessing locks: a caller number, an access number, a holder page's address or serial"
+    " locked out after failed attempts",
     ["counter"],
 )
 
 for reason in ("beyond_grant", "beyond_wall_clock"):  # every series shown from the start, at 0
     CALL_OVERSHOOTS.labels(reason=reason)
-for counter in ("caller", "access_number"):
+for counter in ("caller", "access_number", "web", "serial"):  # the last two: the holder's page (/card)
     CARD_PIN_LOCKS.labels(counter=counter)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

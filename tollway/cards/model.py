@@ -163,6 +163,35 @@ class BatchResult:
     cards: tuple[NewCard, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    """A batch as its owner lists it."""
+
+    id: int
+    name: str
+    count: int
+    face_value_micros: int
+    currency: str
+    tariff: str | None
+    plan: str | None
+    agent: str | None  # the agent who made and paid for it
+    agent_id: int | None
+    serial_prefix: str
+    first_number: int
+    last_number: int
+    expires_at: datetime | None
+    expiry_days: int | None
+    created_at: datetime
+
+    @property
+    def first_serial(self) -> str:
+        return serial(self.serial_prefix, self.first_number)
+
+    @property
+    def last_serial(self) -> str:
+        return serial(self.serial_prefix, self.last_number)
+
+
 def unblocked_state(card: Card) -> CardState:
     """The state a blocked card returns to: active once its value moved in, else new."""
     return CardState.NEW if card.activated_at is None else CardState.ACTIVE

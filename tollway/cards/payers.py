@@ -40,8 +40,8 @@ from tollway.logs import get_logger
 from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
-# PIN locks are counted in tollway.metrics.CARD_PIN_LOCKS by counter ("caller", "access_number") once the
-# lock is committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
+# PIN locks are counted in tollway.metrics.CARD_PIN_LOCKS by counter ("caller", "access_number"; the holder's
+# page's "web" and "serial") once the lock is committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
 CALLER_KEY_PREFIX = "card-caller:"
 log = get_logger(__name__)
 ACCESS_KEY_PREFIX = "card-access:"
@@ -86,13 +86,8 @@ def resolve(
         counted = caller
     if card.pin_digest is None:  # not a guess: nothing to count
         return database.run(lambda connection: _resolve(connection, card, counted, principal, now))
-    try:
-        locked = database.run(lambda connection: _count(connection, counted, card.access_number, principal, now))
-    except _Locked:  # rolled back: a locked caller's attempts count on no other counter
+    if not count_guess(database, _keys(counted, card.access_number), principal=principal, now=now):
         return Refused("pin_throttled")
-    for key, seconds in locked:
-        metrics.CARD_PIN_LOCKS.labels(counter="caller" if key.startswith(CALLER_KEY_PREFIX) else "access_number").inc()
-        log.warning("card_pin_locked", counter=key, locked_seconds=seconds)
     return database.run(lambda connection: _resolve(connection, card, counted, principal, now))
 
 
@@ -100,13 +95,33 @@ class _Locked(Exception):
     """A counter of the attempt is locked."""
 
 
+def count_guess(database: Database, keys: list[tuple[str, int]], *, principal: Principal | None, now: datetime) -> bool:
+    """Count a PIN attempt on each counter (``keys``: each with its free attempts, in one order), in its own
+    transaction, before the PIN is looked at; False (and nothing counted) while one of them is locked."""
+    try:
+        locked = database.run(lambda connection: _count(connection, keys, principal, now))
+    except _Locked:  # rolled back: a locked caller's attempts count on no other counter
+        return False
+    for key, seconds in locked:
+        metrics.CARD_PIN_LOCKS.labels(counter=_counter_kind(key)).inc()
+        log.warning("card_pin_locked", counter=key, locked_seconds=seconds)
+    return True
+
+
+def _counter_kind(key: str) -> str:
+    if key.startswith(CALLER_KEY_PREFIX):
+        return "caller"
+    if key.startswith(ACCESS_KEY_PREFIX):
+        return "access_number"
+    return key.split(":", 1)[0].removeprefix("card-")  # "web", "serial": the holder's page
+
+
 def _count(
-    connection: Connection, caller: str, access_number: str, principal: Principal | None, now: datetime
+    connection: Connection, keys: list[tuple[str, int]], principal: Principal | None, now: datetime
 ) -> list[tuple[str, int]]:
     """Count the attempt on each counter; ``_Locked`` (and nothing counted) while one is locked. The
     counters this attempt locked, each with its lock's seconds."""
     locked: list[tuple[str, int]] = []
-    keys = _keys(caller, access_number)
     throttles.ensure_throttles(connection, [key for key, _ in keys], now=now)
     for key, free in keys:
         failures = throttles.count_attempt(connection, key, now=now)
@@ -130,10 +145,16 @@ def _count(
 
 def _forgive(connection: Connection, caller: str, access_number: str, now: datetime) -> None:
     """The PIN was right: the caller starts afresh; the access number only takes back this attempt."""
-    for key, free in _keys(caller, access_number):
-        is_caller = key.startswith(CALLER_KEY_PREFIX)
-        throttles.forgive_attempt(connection, key, clear=is_caller, now=now)
-        if is_caller or throttles.failures_of(connection, key) < free:
+    forgive(connection, _keys(caller, access_number), clear=frozenset({CALLER_KEY_PREFIX}), now=now)
+
+
+def forgive(connection: Connection, keys: list[tuple[str, int]], *, clear: frozenset[str], now: datetime) -> None:
+    """A right PIN: the counters whose key starts with one of ``clear`` start afresh, the others only take
+    back this attempt (and are unlocked if they fall below their free attempts)."""
+    for key, free in keys:
+        cleared = key.startswith(tuple(clear))
+        throttles.forgive_attempt(connection, key, clear=cleared, now=now)
+        if cleared or throttles.failures_of(connection, key) < free:
             throttles.block_until(connection, key, None, now=now)
 
 

@@ -10,10 +10,12 @@ activation"), so a repeated activation moves nothing twice.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -391,21 +393,140 @@ def require_card(connection: Connection, owner: Node, serial: str, *, lock: bool
 
 def _owner(connection: Connection, owner_login: str, principal: Principal | None, action: Action) -> Node:
     """The cards' owner, if ``principal`` may take ``action`` on its cards: what it may do to a client of
-    that owner (a card is one), by the one rule. Whoever may not know the owner gets "not found"."""
+    that owner (a card is one), by the one rule; an agent, to a client it manages (its own batches' cards:
+    ``_agents_only``). Whoever may not know the owner gets "not found"."""
     owner = require_node(connection, owner_login)
-    authorize(principal, Action.NODE_READ, owner)
+    agent = _agent_id(principal)
+    if agent is not None and principal is not None:  # an agent's cards are its reseller's, which it cannot read
+        if owner.id != principal.place.parent_id:
+            raise NotFound("node", owner_login)
+    else:
+        authorize(principal, Action.NODE_READ, owner)
     if principal is not None:
-        a_card = Place(0, f"{owner.path}0/", NodeKind.CLIENT, owner.id, None)
+        a_card = Place(0, f"{owner.path}0/", NodeKind.CLIENT, owner.id, agent)
         if decide(principal, action, a_card) is not Decision.ALLOWED:
             raise Forbidden(action)
     return owner
+
+
+def _agent_id(principal: Principal | None) -> int | None:
+    """An agent's node: it sees only the cards of the batches it made."""
+    return principal.place.node_id if principal is not None and principal.role is Role.AGENT else None
 
 
 def get_card(database: Database, *, owner_login: str, serial: str, principal: Principal | None = None) -> CardView:
     with database.reading() as connection:
         owner = _owner(connection, owner_login, principal, Action.BALANCE_READ)
         card = require_card(connection, owner, serial)
+        agent = _agent_id(principal)
+        if agent is not None and card.agent_id != agent:
+            raise NotFound("card", serial)
         return _view(connection, owner, card)
+
+
+def cards_owner_of(database: Database, principal: Principal) -> str:
+    """Whose cards a staff login deals with by default: its own node's, an agent's reseller's."""
+    if principal.role is not Role.AGENT or principal.place.parent_id is None:
+        with database.reading() as connection:
+            return present(tree_store.get_node(connection, principal.place.node_id), "the principal's node").login
+    with database.reading() as connection:
+        return present(tree_store.get_node(connection, principal.place.parent_id), "the agent's reseller").login
+
+
+BATCHES_PAGE_MAX = 50
+CARDS_PAGE_MAX = 100
+
+
+def list_batches(
+    database: Database,
+    *,
+    owner_login: str,
+    principal: Principal | None = None,
+    limit: int = BATCHES_PAGE_MAX,
+    before_id: int | None = None,
+) -> list[model.BatchSummary]:
+    """The owner's batches, newest first; to an agent, the ones it made."""
+    with database.reading() as connection:
+        owner = _owner(connection, owner_login, principal, Action.BALANCE_READ)
+        return store.list_batches(
+            connection,
+            owner.id,
+            agent_id=_agent_id(principal),
+            limit=max(1, min(limit, BATCHES_PAGE_MAX)),
+            before_id=before_id,
+        )
+
+
+def list_cards(
+    database: Database,
+    *,
+    owner_login: str,
+    batch: str,
+    principal: Principal | None = None,
+    after_number: int = 0,
+    limit: int = 50,
+) -> tuple[model.BatchSummary, list[CardView]]:
+    """A batch and a page of its cards by serial (those numbered after ``after_number``), with balances."""
+    with database.reading() as connection:
+        owner = _owner(connection, owner_login, principal, Action.BALANCE_READ)
+        found = store.batch_of(connection, owner.id, batch)
+        agent = _agent_id(principal)
+        if found is None or (agent is not None and found.agent_id != agent):
+            raise NotFound("card_batch", batch)
+        page = store.cards_page(
+            connection,
+            owner.id,
+            batch_id=found.id,
+            after_number=max(0, after_number),
+            limit=max(1, min(limit, CARDS_PAGE_MAX)),
+        )
+        return found, [CardView(card, owner.login, balance) for card, balance in page]
+
+
+DOWNLOAD_SECONDS = 15 * 60  # a new batch's CSV waits this long for its one download
+
+
+def download_token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def stash_csv(
+    database: Database, *, result: BatchResult, sealed_csv: str, principal: Principal, now: datetime | None = None
+) -> str:
+    """Keep a new batch's CSV (sealed by the caller) for one download by the principal's user; the token
+    that downloads it, which only the answer to its maker holds (only its digest is stored)."""
+    if principal.user_id is None:
+        raise Refusal("user_required", "a batch's CSV is kept for a person's download only")
+    token = secrets.token_urlsafe(32)
+    instant = now or utc_now()
+
+    def use_case(connection: Connection) -> None:
+        owner = require_node(connection, result.owner)
+        found = store.batch_of(connection, owner.id, result.batch)
+        if found is None:
+            raise NotFound("card_batch", result.batch)
+        store.put_download(
+            connection,
+            {
+                "token_digest": download_token_digest(token),
+                "batch_id": found.id,
+                "user_id": principal.user_id,
+                "sealed_csv": sealed_csv,
+                "expires_at": instant + timedelta(seconds=DOWNLOAD_SECONDS),
+            },
+        )
+
+    database.run(use_case)
+    return token
+
+
+def take_csv(database: Database, *, token: str, principal: Principal, now: datetime | None = None) -> str | None:
+    """The sealed CSV kept under ``token`` for the principal's user, once: None if it was taken already,
+    expired, or is another's."""
+    if principal.user_id is None or not 0 < len(token) <= 100:
+        return None
+    user_id, digest, instant = principal.user_id, download_token_digest(token), now or utc_now()
+    return database.run(lambda connection: store.take_download(connection, digest, user_id, now=instant))
 
 
 def _view(connection: Connection, owner: Node, card: Card) -> CardView:

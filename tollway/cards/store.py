@@ -9,10 +9,22 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, String, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from tollway.cards.model import AccessNumber, Card, CardState
+from tollway.cards.model import AccessNumber, BatchSummary, Card, CardState
 from tollway.ledger.model import AccountPurpose
 from tollway.store.bulk import copy_rows
-from tollway.store.schema import access_numbers, card_batches, card_callers, cards, ledger_accounts, nodes
+from tollway.store.schema import (
+    access_numbers,
+    card_batch_downloads,
+    card_batches,
+    card_callers,
+    cards,
+    ledger_accounts,
+    nodes,
+    plans,
+    tariffs,
+)
+
+agents = nodes.alias("agents")
 
 
 def batch_exists(connection: Connection, name: str) -> bool:
@@ -309,3 +321,105 @@ def remove_caller(connection: Connection, card_id: int, number: str) -> int:
 def find_card_by_id(connection: Connection, card_id: int) -> Card | None:
     row = connection.execute(_cards_query().where(cards.c.id == card_id)).first()
     return None if row is None else _card(row)
+
+
+def list_batches(
+    connection: Connection,
+    owner_id: int,
+    *,
+    agent_id: int | None,
+    limit: int,
+    before_id: int | None,
+    name: str | None = None,
+) -> list[BatchSummary]:
+    """The owner's batches, newest first (an agent's only, if ``agent_id``; the one called ``name``)."""
+    query = (
+        select(
+            card_batches,
+            plans.c.name.label("plan_name"),
+            tariffs.c.name.label("tariff_name"),
+            agents.c.login.label("agent_login"),
+            func.min(cards.c.serial_number).label("first_number"),
+            func.max(cards.c.serial_number).label("last_number"),
+        )
+        .select_from(
+            card_batches.join(cards, cards.c.batch_id == card_batches.c.id)
+            .outerjoin(plans, plans.c.id == card_batches.c.plan_id)
+            .outerjoin(tariffs, tariffs.c.id == card_batches.c.tariff_id)
+            .outerjoin(agents, agents.c.id == card_batches.c.agent_id)
+        )
+        .where(card_batches.c.owner_id == owner_id)
+        .group_by(card_batches.c.id, plans.c.name, tariffs.c.name, agents.c.login)
+        .order_by(card_batches.c.id.desc())
+        .limit(limit)
+    )
+    if agent_id is not None:
+        query = query.where(card_batches.c.agent_id == agent_id)
+    if before_id is not None:
+        query = query.where(card_batches.c.id < before_id)
+    if name is not None:
+        query = query.where(card_batches.c.name == name)
+    return [
+        BatchSummary(
+            id=int(row.id),
+            name=row.name,
+            count=int(row._mapping["count"]),
+            face_value_micros=int(row.face_value_micros),
+            currency=row.currency,
+            tariff=row.tariff_name,
+            plan=row.plan_name,
+            agent=row.agent_login,
+            agent_id=None if row.agent_id is None else int(row.agent_id),
+            serial_prefix=row.serial_prefix,
+            first_number=int(row.first_number),
+            last_number=int(row.last_number),
+            expires_at=row.expires_at,
+            expiry_days=row.expiry_days,
+            created_at=row.created_at,
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def batch_of(connection: Connection, owner_id: int, name: str) -> BatchSummary | None:
+    if "\x00" in name:
+        return None
+    found = list_batches(connection, owner_id, agent_id=None, limit=1, before_id=None, name=name)
+    return found[0] if found else None
+
+
+def cards_page(
+    connection: Connection, owner_id: int, *, batch_id: int, after_number: int, limit: int
+) -> list[tuple[Card, int]]:
+    """A batch's cards by serial, each with its balance."""
+    query = (
+        _cards_query()
+        .add_columns((ledger_accounts.c.credits_posted - ledger_accounts.c.debits_posted).label("balance"))
+        .join(
+            ledger_accounts,
+            and_(
+                ledger_accounts.c.node_id == cards.c.node_id,
+                ledger_accounts.c.purpose == str(AccountPurpose.WALLET),
+            ),
+        )
+        .where(cards.c.owner_id == owner_id, cards.c.batch_id == batch_id, cards.c.serial_number > after_number)
+        .order_by(cards.c.serial_number)
+        .limit(limit)
+    )
+    return [(_card(row), int(row.balance)) for row in connection.execute(query)]
+
+
+def put_download(connection: Connection, row: dict[str, Any]) -> None:
+    connection.execute(insert(card_batch_downloads).values(**row))
+
+
+def take_download(connection: Connection, token_digest: str, user_id: int, *, now: datetime) -> str | None:
+    """The sealed CSV waiting under ``token_digest`` for ``user_id``, deleted as it is taken (once); the
+    downloads past their expiry are deleted too."""
+    connection.execute(delete(card_batch_downloads).where(card_batch_downloads.c.expires_at <= now))
+    mine = and_(card_batch_downloads.c.token_digest == token_digest, card_batch_downloads.c.user_id == user_id)
+    sealed = connection.execute(select(card_batch_downloads.c.sealed_csv).where(mine).with_for_update()).scalar()
+    if sealed is None:
+        return None
+    taken = connection.execute(delete(card_batch_downloads).where(mine)).rowcount
+    return str(sealed) if taken else None

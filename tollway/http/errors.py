@@ -57,7 +57,7 @@ def status_for(refusal: Refusal) -> int:
         return 403
     if refusal.reason in UNAUTHORIZED:
         return 401
-    if refusal.reason == "login_throttled":
+    if refusal.reason in ("login_throttled", "pin_throttled"):
         return 429
     if refusal.reason in CONFLICTS:
         return 409

@@ -17,6 +17,7 @@ from tollway.portal.pages import (
     audit,
     auth,
     calls,
+    cards,
     exchange_rates,
     home,
     lines,
@@ -37,6 +38,7 @@ PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
 PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
 PAGES += (reports,)  # a seller's reports on calls (and the Margin page's old address)
+PAGES += (cards,)  # calling cards: a seller's batches and cards, a holder's card with its PIN
 PAGES += (switches, exchange_rates, audit)  # the provider's: switches and RADIUS clients, rates, audit log
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
