@@ -41,7 +41,8 @@ from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
 # PIN locks are counted in tollway.metrics.CARD_PIN_LOCKS by counter ("caller", "access_number"; the holder's
-# page's "web" and "serial") once the lock is committed; each is also in the audit log (card.pin_lock) and in the log (card_pin_locked).
+# page's "web" and "serial") once the lock is committed; each is also in the audit log (card.pin_lock) and
+# in the log (card_pin_locked).
 CALLER_KEY_PREFIX = "card-caller:"
 log = get_logger(__name__)
 ACCESS_KEY_PREFIX = "card-access:"
