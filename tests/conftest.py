@@ -93,8 +93,9 @@ class BackendTemplate:
         with database.transaction() as connection:
             if not self._sequences:
                 self._sequences = list(
-                    connection.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"))
-                    .scalars()
+                    connection.execute(
+                        text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+                    ).scalars()
                 )
             statements = [  # one round trip; DELETE, as TRUNCATE makes new files for ~50 small tables, far slower
                 "SET LOCAL session_replication_role = replica",  # no triggers: the append-only ledger's included
@@ -195,8 +196,10 @@ class DemoTemplate:
         database = Database(self._url(self._work))
         with database.transaction() as connection:
             connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
             )
             names = [table.name for table in metadata.sorted_tables]
             statements = [

@@ -460,3 +460,46 @@ def test_a_customer_tops_up_by_card_from_the_shop_page_to_its_credited_balance(
     assert "$20.00" in page.locator("body").inner_text()
     page.goto(f"{portal}/")
     assert Decimal(page.locator("#available").inner_text().lstrip("$")) == before + Decimal("20.00")
+
+
+def test_a_reseller_sees_its_report_with_charts_and_its_live_calls_update_without_reload(
+    portal: str, switch_key: str, browser_page: Any, camera: Camera
+) -> None:
+    """trunk-one (north-city's wholesale client) pays 0.01936 x 1.05 = 0.020328 a minute to Germany, north-city
+    pays atlas-north 0.01936: ten minutes bring north-city $0.20 (0.20328), cost it $0.19 (0.1936) and leave
+    $0.01 (0.00968)."""
+    headers = {"authorization": f"Bearer {switch_key}"}
+    call = {"call_id": "portal-report-1@north", "account": "trunk-one", "callee": "+49 30 1234567", "answered": True}
+    with httpx.Client(base_url=f"{portal}/api/v1/calls", headers=headers) as switch:
+        assert switch.post("/authorize", json=call).json()["status"] == "authorized"
+        assert switch.post("/portal-report-1@north/end", json={"duration_seconds": 600}).status_code == 200
+
+    page = browser_page
+    log_in(page, camera, portal, "nc-admin")
+    page.get_by_role("link", name="Reports", exact=True).click()
+    page.wait_for_load_state()
+    camera.shoot(page, "reports")
+    assert page.get_by_role("heading", level=1).inner_text() == "Reports on calls"
+    for chart in ("#chart-days", "#chart-quality", "#chart-destinations", "#chart-customers"):
+        assert page.locator(chart).is_visible(), chart
+    assert page.locator("#chart-days-title").text_content() == "Revenue and cost per day"
+    row = page.locator("#customers tr").filter(has_text="trunk-one")
+    assert row.locator("td").all_inner_texts()[3:] == ["10:00", "$0.20", "$0.19", "$0.01"]
+    germany = page.locator("#destinations tr").filter(has_text="Germany").inner_text()
+    assert "49" in germany
+    page.locator("#customers-heading").scroll_into_view_if_needed()
+    camera.shoot(page, "reports: top customers")
+
+    call["call_id"] = "portal-live-1@north"
+    with httpx.Client(base_url=f"{portal}/api/v1/calls", headers=headers) as switch:
+        assert switch.post("/authorize", json=call).json()["status"] == "authorized"
+        page.get_by_role("link", name="Live calls", exact=True).click()
+        page.wait_for_load_state()
+        camera.shoot(page, "live calls")
+        live = page.locator("#live-calls tr").filter(has_text="trunk-one")
+        assert live.count() == 1 and "Germany" in live.inner_text()
+        page.evaluate("window.notReloaded = true")
+        assert switch.post("/portal-live-1@north/end", json={"duration_seconds": 5}).status_code == 200
+    page.locator("#live-calls tr").filter(has_text="trunk-one").wait_for(state="detached", timeout=10_000)
+    camera.shoot(page, "live calls after the call ended")
+    assert page.evaluate("window.notReloaded === true")  # the list changed; the page was not loaded again

@@ -242,3 +242,15 @@ def test_live_calls_show_a_call_in_progress_and_lose_it_when_it_ends(report_worl
     calls.end_call(report_world, "bob-live", duration_seconds=10, now=now + timedelta(seconds=10))
     after = plain(client.get("/calls/live").text)
     assert '<strong id="live-count">0</strong>' in after and "<td>bob</td>" not in after
+
+
+def test_revenue_in_another_currency_is_shown_apart_and_left_out_of_the_margin(report_world: Database) -> None:
+    """amelie (euro-paris, in EUR, below atlas-euro) calls Germany: atlas is paid in euros for it by atlas-euro."""
+    user(report_world, "atlas", "atlas-admin", Role.RESELLER_ADMIN)
+    call(report_world, "amelie-de-1", "amelie", GERMANY, at=NOON - timedelta(days=1), seconds=60)
+    client = Portal(report_world).signed_in("atlas-admin")
+    days = rows_of(client.get("/reports/days.csv", params=PERIOD).text)
+    # in dollars, what atlas-north paid atlas: 225 s to Germany at 0.0176 a minute, 60 s to France at 0.0198
+    assert (days[-1]["currency"], days[-1]["revenue"], days[-1]["calls_attempted"]) == ("USD", "0.085800", "7")
+    page = plain(client.get("/reports", params=PERIOD).text)
+    assert "Also sold in other currencies (not in the margin): €" in page

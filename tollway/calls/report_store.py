@@ -58,22 +58,37 @@ def _of(row: Any) -> Figures:
     )
 
 
-def _calls_of(query: Select[Any], seller: Seller, since: datetime, until: datetime) -> Select[Any]:
-    """The query over the seller's ended calls in the period, each with its revenue and cost lines."""
+def _calls_of(query: Select[Any], seller: Seller, since: datetime | None, until: datetime | None) -> Select[Any]:
+    """The query over the seller's ended calls in the period, each with its revenue and cost lines (no period:
+    the caller joins one)."""
     joined = calls.join(
         revenue_line,
         and_(revenue_line.c.call_id == calls.c.id, revenue_line.c.revenue_account_id.in_(seller.revenue_account_ids)),
     ).outerjoin(cost_line, and_(cost_line.c.call_id == calls.c.id, cost_line.c.node_id == seller.node_id))
-    return query.select_from(joined).where(
-        calls.c.created_at >= since,
-        calls.c.created_at < until,
-        calls.c.state == "ended",
-        calls.c.path.startswith(seller.path, autoescape=True),
+    query = query.select_from(joined).where(
+        calls.c.state == "ended", calls.c.path.startswith(seller.path, autoescape=True)
     )
+    if since is not None and until is not None:
+        query = query.where(calls.c.created_at >= since, calls.c.created_at < until)
+    return query
 
 
-def total(connection: Connection, seller: Seller, *, since: datetime, until: datetime) -> Figures:
-    return _of(connection.execute(_calls_of(select(*_sums(seller)), seller, since, until)).one())
+def total(
+    connection: Connection, seller: Seller, *, since: datetime, until: datetime
+) -> tuple[Figures, dict[str, int]]:
+    """The period's figures, and the revenue its customers paid in other currencies than its own, by currency
+    (in no margin): one query, grouped by the currency its customers paid in."""
+    amount = func.coalesce(func.sum(revenue_line.c.amount_micros), 0).label("amount")
+    query = _calls_of(select(revenue_line.c.currency, amount, *_sums(seller)), seller, since, until)
+    found = [
+        (row.currency, int(row.amount), _of(row)) for row in connection.execute(query.group_by(revenue_line.c.currency))
+    ]
+    figures = Figures(*(sum(getattr(f, name) for _, _, f in found) for name in Figures.__dataclass_fields__))
+    return figures, {
+        currency: paid
+        for currency, paid, _ in sorted(found, key=lambda row: row[0])
+        if currency != seller.currency and paid
+    }
 
 
 def per_day(connection: Connection, seller: Seller, *, days: Sequence[tuple[datetime, datetime]]) -> list[Figures]:
@@ -91,7 +106,8 @@ def per_day(connection: Connection, seller: Seller, *, days: Sequence[tuple[date
             for number, (since, until) in enumerate(days)
         )
     ).cte("days")
-    query = _calls_of(select(bounds.c.day, *_sums(seller)), seller, days[0][0], days[-1][1])
+    # Each day's own bounds only: with the period's as well, SQLite would range over the period once a day.
+    query = _calls_of(select(bounds.c.day, *_sums(seller)), seller, None, None)
     query = query.join(bounds, and_(calls.c.created_at >= bounds.c.since, calls.c.created_at < bounds.c.until))
     found = {row.day: _of(row) for row in connection.execute(query.group_by(bounds.c.day))}
     return [found.get(number, NO_FIGURES) for number in range(len(days))]
@@ -153,14 +169,6 @@ def _order_value(figures: Figures, order: str) -> int:
     if order == "minutes":
         return figures.duration_seconds
     return figures.revenue_micros
-
-
-def other_currencies(connection: Connection, seller: Seller, *, since: datetime, until: datetime) -> dict[str, int]:
-    """Revenue its customers paid in other currencies than its own, by currency (not in any margin)."""
-    amount = func.coalesce(func.sum(revenue_line.c.amount_micros), 0)
-    query = _calls_of(select(revenue_line.c.currency, amount.label("amount")), seller, since, until)
-    query = query.where(revenue_line.c.currency != seller.currency).group_by(revenue_line.c.currency)
-    return {row.currency: int(row.amount) for row in connection.execute(query.order_by(revenue_line.c.currency))}
 
 
 def active_by_state(connection: Connection, path: str) -> dict[str, int]:

@@ -107,12 +107,11 @@ def call_report(
             raise Refusal("margin_for_sellers_only", "only resellers and the provider sell calls")
         revenue_ids = ledger_store.account_ids_by_currency(connection, node_id=node.id, purpose=AccountPurpose.REVENUE)
         seller = Seller(node.id, node.path, tuple(revenue_ids.values()), node.currency)
-        total = report_store.total(connection, seller, since=since, until=until)
+        total, others = report_store.total(connection, seller, since=since, until=until)
         days = report_store.per_day(connection, seller, days=list(pairwise(midnights)))
         period: dict[str, Any] = {"since": since, "until": until}
         destinations = report_store.per_destination(connection, seller, **period, limit=rows_max)
         customers = report_store.per_customer(connection, seller, **period, order=customers_by, limit=rows_max)
-        others = report_store.other_currencies(connection, seller, **period)
     return Report(
         login=node.login,
         name=node.name,
@@ -125,7 +124,7 @@ def call_report(
         destinations=destinations,
         customers=customers,
         customers_by=customers_by,
-        revenue_other_micros={currency: amount for currency, amount in others.items() if amount},
+        revenue_other_micros=others,
     )
 
 

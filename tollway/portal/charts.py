@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH = 640
-COLUMNS_HEIGHT = 240
-ROW_HEIGHT = 24
-LABELS_HEIGHT = 20  # below the columns: the day under its bars
-ROW_LABELS_WIDTH = 220  # left of the rows: the destination or customer
-COLUMN_LABELS_SHOWN_MAX = 8  # days named under the columns; past it every n-th day only
+COLUMNS_HEIGHT = 260
+ROW_HEIGHT = 30
+LABELS_HEIGHT = 26  # below the columns: the day under its bars
+ROW_LABELS_WIDTH = 250  # left of the rows: the destination or customer
+COLUMN_LABELS_SHOWN_MAX = 4  # days named under the columns; past it every n-th day only
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +72,11 @@ def columns(groups: Sequence[Group], series: Sequence[str]) -> Chart:
         for offset, (name, value, text) in enumerate(zip(series, group.values, group.texts, strict=True)):
             height = _scaled(value, largest, plot_height - 4)
             bars.append(Bar(left + offset * bar_width, plot_height - height, bar_width, height, name, text))
-        if index % every == 0:
-            labels.append(Label(index * slot + slot // 2, COLUMNS_HEIGHT - 4, group.label, "middle"))
+        if index % every == 0:  # a label runs right from its slot on the left half, left from it on the right
+            centre = index * slot + slot // 2
+            left_half = centre < WIDTH // 2
+            x = index * slot if left_half else (index + 1) * slot
+            labels.append(Label(x, COLUMNS_HEIGHT - 4, group.label, "start" if left_half else "end"))
     return Chart(WIDTH, COLUMNS_HEIGHT, bars, labels)
 
 

@@ -40,7 +40,7 @@ NAVIGATION = (NavItem("/reports", N_("Reports"), ADMIN_ROLES, order=40),)
 ROWS_SHOWN = 20  # destinations and customers on the page
 ROWS_CHARTED = 10
 NO_VALUE = "\u2013"  # an en dash: no ASR or ACD without calls
-LABEL_CHARACTERS_MAX = 32
+LABEL_CHARACTERS_MAX = 22
 ORDERS = {"revenue": N_("Revenue"), "margin": N_("Margin"), "minutes": N_("Minutes")}
 CUSTOMER_CHARTS = {  # each ranking's chart: its title and its description
     "revenue": (N_("Top customers by revenue"), N_("Bars of the ten customers who brought the most revenue.")),
