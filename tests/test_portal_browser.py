@@ -381,6 +381,35 @@ def test_a_reseller_creates_a_client(portal: str, browser_page: Any, camera: Cam
     assert "12.50" in main
 
 
+def test_a_reseller_loads_a_rate_sheet_and_sees_its_rates(portal: str, browser_page: Any, camera: Camera) -> None:
+    """The sheet goes up by XMLHttpRequest (portal.js, with its progress bar); a refused one lists its errors."""
+    page = browser_page
+    log_in(page, camera, portal, "nc-admin")
+    page.get_by_role("link", name="Tariffs", exact=True).click()
+    camera.shoot(page, "tariffs")
+    page.get_by_label("Name", exact=True).first.fill("browser-rates")
+    page.get_by_role("button", name="Create the tariff").click()
+    page.wait_for_url("**/tariffs/north-city:browser-rates?saved=created")
+    sheet = b"prefix,description,price,connect_fee\n44,United Kingdom,0.0123,\n4420,London,0.009876,0.05\n"
+    page.get_by_label("Rate sheet (CSV)").set_input_files({"name": "uk.csv", "mimeType": "text/csv", "buffer": sheet})
+    page.get_by_role("button", name="Load the sheet").click()
+    page.wait_for_url("**/tariffs/north-city:browser-rates?saved=sheet&rows=2")
+    camera.shoot(page, "the sheet loaded")
+    rows = page.locator("#rates tbody tr").all_inner_texts()
+    assert [row.split("\t")[:4] for row in rows] == [
+        ["44", "United Kingdom", "$0.0123", "$0.00"],
+        ["4420", "London", "$0.009876", "$0.05"],
+    ]
+    bad = b"prefix,description,price\n4x,Nowhere,0.01\n49,Germany,lots\n"
+    page.get_by_label("Rate sheet (CSV)").set_input_files({"name": "bad.csv", "mimeType": "text/csv", "buffer": bad})
+    page.get_by_role("button", name="Load the sheet").click()
+    page.locator("#sheet-errors").wait_for()
+    camera.shoot(page, "the sheet refused")
+    errors = page.locator("#sheet-errors tbody tr").all_inner_texts()
+    assert [row.split("\t")[0] for row in errors] == ["2", "3"]
+    assert page.locator("#rates tbody tr").count() == 2  # nothing changed
+
+
 def test_an_organization_admin_makes_a_user_and_an_extension_and_sees_its_secret_once(
     portal: str, browser_page: Any, camera: Camera
 ) -> None:

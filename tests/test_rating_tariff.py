@@ -27,6 +27,7 @@ from tollway.rating.tariff import (
     RateEntry,
     Tariff,
     derive,
+    derive_in_order,
     tariff_name,
 )
 
@@ -263,6 +264,27 @@ def test_an_override_replaces_every_row_of_its_prefix_and_only_those() -> None:
 def test_an_override_is_taken_as_written_not_multiplied() -> None:
     override = RateRow("44", "UK special", Pricing(1_000, connect_fee_micros=1_000))
     assert list(derive([base_row()], Derivation(Decimal(3), addition_micros=500), [override])) == [override]
+
+
+def test_a_derived_tariff_in_prefix_order_overrides_every_row_of_a_prefix_and_reprices_the_rest() -> None:
+    peak, weekend = WeeklyWindow(0, 4), WeeklyWindow(5, 6)
+    base = [
+        base_row("1", price=10_000),
+        replace(base_row("44", price=20_000), window=peak),
+        replace(base_row("44", price=12_000), window=weekend),
+        base_row("49", price=16_000),
+    ]
+    own = [base_row("44", price=1_000, connect_fee=0), base_row("45", price=2_000, connect_fee=0)]
+    rows = list(derive_in_order(base, Derivation(Decimal(2), addition_micros=1), own))
+    assert [(row.prefix, row.pricing.price_micros) for row in rows] == [
+        ("1", 20_001),  # 0.01 x 2 + 0.000001
+        ("44", 1_000),  # its own row replaces both of the base's
+        ("45", 2_000),
+        ("49", 32_001),
+    ]
+    assert sorted(rows, key=lambda row: row.prefix) == sorted(
+        derive(base, Derivation(Decimal(2), addition_micros=1), own), key=lambda row: row.prefix
+    )
 
 
 def test_a_derived_tariff_follows_its_base() -> None:

@@ -7,9 +7,8 @@ its owner, and the node that pays at it. Who may change it: whoever may write ta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
-from itertools import islice
 from operator import attrgetter
 from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +31,7 @@ from tollway.rating.tariff import (
     Tariff,
     check_prefix,
     derive,
+    derive_in_order,
     tariff_name,
 )
 from tollway.store.database import Database
@@ -40,6 +40,7 @@ from tollway.tree.model import Feature, Node, NodeKind, check_feature_granted
 from tollway.tree.service import require_node
 
 PREFIX_ROWS_MAX = 50  # rows one prefix may have (windows and validity periods)
+PAGE_BATCH_ROWS = 500  # rows fetched at a time for a page of a tariff's rates
 
 
 def require_tariff(connection: Connection, name: str, *, lock: bool = False) -> Tariff:
@@ -285,22 +286,39 @@ def import_sheet(
     return database.run(use_case)
 
 
-def effective_rows(
-    connection: Connection, tariff: Tariff, *, depth: int = 0, starting_with: str | None = None
-) -> Iterator[RateRow]:
-    """The rows a tariff prices with: its own, or for a derived tariff its base's re-priced plus overrides.
-
-    ``starting_with``: only the prefixes that start with these digits (at every level of a derivation).
-    """
-    own_rows = store.stream_rates(connection, tariff.id, starting_with=starting_with)
-    own = (entry.resolve(tariff.defaults) for entry in own_rows)
+def effective_rows(connection: Connection, tariff: Tariff, *, depth: int = 0) -> Iterator[RateRow]:
+    """The rows a tariff prices with: its own, or for a derived tariff its base's re-priced plus overrides."""
+    own = (entry.resolve(tariff.defaults) for entry in store.stream_rates(connection, tariff.id))
     if tariff.base_tariff_id is None or tariff.derivation is None:
         return own
     if depth >= DERIVATION_DEPTH_MAX:
         raise Refusal("base_tariff_invalid", "tariffs derive from one another too deep")
     base = present(store.get_tariff(connection, tariff.base_tariff_id), f"base of {tariff.name}")
-    base_rows = effective_rows(connection, base, depth=depth + 1, starting_with=starting_with)
-    return derive(base_rows, tariff.derivation, list(own))
+    return derive(effective_rows(connection, base, depth=depth + 1), tariff.derivation, list(own))
+
+
+def _rows_in_order(
+    connection: Connection,
+    tariff: Tariff,
+    starting_with: str | None,
+    after_prefix: str | None,
+    opened: list[Generator[RateEntry, None, None]],
+    depth: int = 0,
+) -> Iterator[RateRow]:
+    """``effective_rows`` in prefix order, from the first prefix after ``after_prefix``, read lazily; each
+    stream of rows it opens is added to ``opened``, for the caller to close when it has read what it needs."""
+    entries = store.stream_rates(
+        connection, tariff.id, starting_with=starting_with, after_prefix=after_prefix, batch_rows=PAGE_BATCH_ROWS
+    )
+    opened.append(entries)
+    own = (entry.resolve(tariff.defaults) for entry in entries)
+    if tariff.base_tariff_id is None or tariff.derivation is None:
+        return own
+    if depth >= DERIVATION_DEPTH_MAX:
+        raise Refusal("base_tariff_invalid", "tariffs derive from one another too deep")
+    base = present(store.get_tariff(connection, tariff.base_tariff_id), f"base of {tariff.name}")
+    base_rows = _rows_in_order(connection, base, starting_with, after_prefix, opened, depth + 1)
+    return derive_in_order(base_rows, tariff.derivation, own)
 
 
 def priced_rows(
@@ -308,19 +326,31 @@ def priced_rows(
     *,
     name: str,
     starting_with: str | None = None,
-    offset: int = 0,
+    after_prefix: str | None = None,
     limit: int,
     principal: Principal | None = None,
 ) -> list[RateRow]:
-    """A page of the rows a tariff prices with (a derived tariff: its overrides, then its base's re-priced),
-    its defaults applied; ``offset`` rows skipped, at most ``limit`` (``RATES_PAGE_SIZE_MAX``) returned."""
-    if starting_with is not None:
-        check_prefix(starting_with)
+    """A page of the rows a tariff prices with (for a derived tariff: its base's re-priced, and its overrides),
+    its defaults applied, in prefix order from the first prefix after ``after_prefix``. A page holds at least
+    ``limit`` rows (when there are) and every row of its last prefix, so the next page starts after it."""
+    for digits in (starting_with, after_prefix):
+        if digits is not None:
+            check_prefix(digits)
+    limit = min(limit, store.RATES_PAGE_SIZE_MAX)
     with database.reading() as connection:
         tariff = require_tariff(connection, name)
         authorize_read(connection, principal, tariff)
-        rows = effective_rows(connection, tariff, starting_with=starting_with)
-        return list(islice(rows, offset, offset + min(limit, store.RATES_PAGE_SIZE_MAX)))
+        page: list[RateRow] = []
+        opened: list[Generator[RateEntry, None, None]] = []
+        try:
+            for row in _rows_in_order(connection, tariff, starting_with, after_prefix, opened):
+                if (len(page) >= limit and row.prefix != page[-1].prefix) or len(page) >= store.RATES_PAGE_SIZE_MAX:
+                    break
+                page.append(row)
+        finally:
+            for stream in opened:
+                stream.close()
+        return page
 
 
 def payers_of(database: Database, *, name: str, limit: int, principal: Principal | None = None) -> list[Node]:
@@ -406,19 +436,13 @@ def list_rates(
     prefix: str | None = None,
     limit: int,
     after_id: int = 0,
-    starting_with: str | None = None,
     principal: Principal | None = None,
 ) -> list[tuple[int, RateEntry]]:
-    """A tariff's own rows, a page at a time (for a derived tariff: its overrides); ``prefix``: that prefix's,
-    ``starting_with``: those of the prefixes that start with these digits."""
-    if starting_with is not None:
-        check_prefix(starting_with)
+    """A tariff's own rows, a page at a time (for a derived tariff: its overrides)."""
     with database.reading() as connection:
         tariff = require_tariff(connection, name)
         authorize_read(connection, principal, tariff)
-        return store.page_rates(
-            connection, tariff.id, prefix=prefix, limit=limit, after_id=after_id, starting_with=starting_with
-        )
+        return store.page_rates(connection, tariff.id, prefix=prefix, limit=limit, after_id=after_id)
 
 
 def assign_tariff(database: Database, *, login: str, tariff: str, principal: Principal | None = None) -> Tariff:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime, time
 from typing import Any
 
@@ -235,39 +235,43 @@ def delete_rates(connection: Connection, tariff_id: int, *, prefix: str | None =
     return connection.execute(statement).rowcount
 
 
-def stream_rates(connection: Connection, tariff_id: int, *, starting_with: str | None = None) -> Iterator[RateEntry]:
-    """Every row of a tariff (or those whose prefix starts with ``starting_with``), by prefix, without holding
-    them all in memory at once."""
-    query = select(rates).where(rates.c.tariff_id == tariff_id)
-    if starting_with is not None:
-        query = query.where(_starting_with(starting_with))
-    # Options on the statement, not the connection: Connection.execution_options changes the connection
-    # itself, and every later statement of the transaction would then open a server-side cursor.
-    result = connection.execute(query.order_by(rates.c.prefix, rates.c.id).execution_options(yield_per=STREAM_ROWS))
-    windows: dict[tuple[int, int, int, int | None], WeeklyWindow] = {(0, 6, 0, None): ALWAYS}
-    for row in result:
-        yield _entry(row, windows)  # rows share their window objects: a tariff has few distinct windows
-
-
 def _starting_with(digits: str) -> ColumnElement[bool]:
     """Prefixes that start with ``digits`` (digits only), as a range the (tariff_id, prefix) index serves."""
     return and_(rates.c.prefix >= digits, rates.c.prefix <= digits + "9" * (PREFIX_DIGITS_MAX - len(digits)))
 
 
-def page_rates(
+def stream_rates(
     connection: Connection,
     tariff_id: int,
     *,
-    prefix: str | None,
-    limit: int,
-    after_id: int = 0,
     starting_with: str | None = None,
+    after_prefix: str | None = None,
+    batch_rows: int = STREAM_ROWS,
+) -> Generator[RateEntry, None, None]:
+    """Every row of a tariff, by prefix, without holding them all in memory at once: only those whose prefix
+    starts with ``starting_with``, and comes after ``after_prefix``, when given."""
+    query = select(rates).where(rates.c.tariff_id == tariff_id)
+    if starting_with is not None:
+        query = query.where(_starting_with(starting_with))
+    if after_prefix is not None:
+        query = query.where(rates.c.prefix > after_prefix)
+    # Options on the statement, not the connection: Connection.execution_options changes the connection
+    # itself, and every later statement of the transaction would then open a server-side cursor.
+    result = connection.execute(query.order_by(rates.c.prefix, rates.c.id).execution_options(yield_per=batch_rows))
+    windows: dict[tuple[int, int, int, int | None], WeeklyWindow] = {(0, 6, 0, None): ALWAYS}
+    try:
+        for row in result:
+            yield _entry(row, windows)  # rows share their window objects: a tariff has few distinct windows
+    finally:  # a reader that stops early (a page) closes the generator, and so the cursor
+        result.close()
+
+
+def page_rates(
+    connection: Connection, tariff_id: int, *, prefix: str | None, limit: int, after_id: int = 0
 ) -> list[tuple[int, RateEntry]]:
     query = select(rates).where(rates.c.tariff_id == tariff_id, rates.c.id > after_id)
     if prefix is not None:
         query = query.where(rates.c.prefix == prefix)
-    if starting_with is not None:
-        query = query.where(_starting_with(starting_with))
     rows = connection.execute(query.order_by(rates.c.id).limit(min(limit, RATES_PAGE_SIZE_MAX)))
     return [(row.id, _entry(row)) for row in rows]
 

@@ -183,6 +183,24 @@ def derive(base: Iterable[RateRow], derivation: Derivation, overrides: Iterable[
             yield derivation.apply(row)
 
 
+def derive_in_order(base: Iterable[RateRow], derivation: Derivation, overrides: Iterable[RateRow]) -> Iterator[RateRow]:
+    """``derive`` for two streams in prefix order, answered in prefix order and lazily (a page of a derived
+    tariff reads only what it shows): an override's prefix replaces every base row of that prefix."""
+    base_rows, own_rows = iter(base), iter(overrides)
+    row, own = next(base_rows, None), next(own_rows, None)
+    while row is not None or own is not None:
+        if own is not None and (row is None or own.prefix <= row.prefix):
+            prefix = own.prefix
+            while own is not None and own.prefix == prefix:
+                yield own
+                own = next(own_rows, None)
+            while row is not None and row.prefix == prefix:
+                row = next(base_rows, None)
+        elif row is not None:
+            yield derivation.apply(row)
+            row = next(base_rows, None)
+
+
 @dataclass(frozen=True, slots=True)
 class Tariff:
     """A tariff's own settings; its rows are read apart (there may be a million of them)."""

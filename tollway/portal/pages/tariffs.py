@@ -39,7 +39,6 @@ NAVIGATION = (NavItem("/tariffs", N_("Tariffs"), ADMIN_ROLES, order=30),)
 TARIFFS_LISTED_MAX = 200  # a seller's tariffs on one page (and offered as bases)
 RATES_PAGE_SIZE = 50
 PAYERS_LISTED_MAX = 100
-OFFSET_MAX = 10_000_000  # rows skipped to reach a derived tariff's page
 MULTIPLIER_DECIMALS_MAX = 6
 EXAMPLE_MULTIPLIER = Decimal("1.10")
 SECONDS_TYPED_MAX = 6  # digits of a number of seconds typed in a form
@@ -218,30 +217,20 @@ def own_tariff(visitor: Visitor, name: str) -> tuple[Tariff, int]:
     return tariff, rows
 
 
-def _rates(visitor: Visitor, tariff: Tariff, starting_with: str | None, after: int) -> tuple[list[RateRow], int | None]:
-    """A page of the rows the tariff prices with, and the ``after`` of the next page (None: the last)."""
-    database, principal = visitor.database, visitor.principal
-    if tariff.derivation is None:  # its own rows, by id (a sheet is loaded in prefix order)
-        page = rating.list_rates(
-            database,
-            name=tariff.name,
-            starting_with=starting_with,
-            limit=RATES_PAGE_SIZE,
-            after_id=after,
-            principal=principal,
-        )
-        rows = [entry.resolve(tariff.defaults) for _, entry in page]
-        return rows, page[-1][0] if len(page) == RATES_PAGE_SIZE else None
-    offset = min(after, OFFSET_MAX)  # a derived tariff's rows are computed: paged by position
+def _rates(
+    visitor: Visitor, tariff: Tariff, starting_with: str | None, after: str | None
+) -> tuple[list[RateRow], str | None]:
+    """A page of the rows the tariff prices with, in prefix order after ``after``, and the prefix the next page
+    starts after (None: this is the last)."""
     rows = rating.priced_rows(
-        database,
+        visitor.database,
         name=tariff.name,
         starting_with=starting_with,
-        offset=offset,
+        after_prefix=after,
         limit=RATES_PAGE_SIZE,
-        principal=principal,
+        principal=visitor.principal,
     )
-    return rows, offset + RATES_PAGE_SIZE if len(rows) == RATES_PAGE_SIZE else None
+    return rows, rows[-1].prefix if len(rows) >= RATES_PAGE_SIZE else None
 
 
 def _problems(visitor: Visitor, refused: SheetRefused) -> list[SheetProblem]:
@@ -264,7 +253,7 @@ def tariff_page(
     name: str,
     *,
     prefix: str = "",
-    after: int = 0,
+    after: str = "",
     error: Refusal | None = None,
     typed: dict[str, str] | None = None,
 ) -> Response:
@@ -273,7 +262,7 @@ def tariff_page(
     base = rating.base_of(visitor.database, tariff)
     starting_with = prefix.strip().lstrip("+").replace(" ", "") or None
     try:
-        rows, next_after = _rates(visitor, tariff, starting_with, after)
+        rows, next_after = _rates(visitor, tariff, starting_with, after or None)
     except Refusal as refusal:  # a search that is not digits
         rows, next_after, error = [], None, error or refusal
     saved = visitor.request.query_params.get("saved", "")
@@ -287,7 +276,7 @@ def tariff_page(
         ),
         "rows": rows,
         "prefix": prefix.strip(),
-        "first_page": after == 0,
+        "first_page": not after,
         "next_page": staff.query(prefix=prefix.strip(), after=next_after) if next_after is not None else None,
         "first_page_query": staff.query(prefix=prefix.strip()),
         "path": tariff_path(tariff.name),
@@ -313,7 +302,7 @@ def tariff(
     visitor: AdminDep,
     name: str,
     prefix: Annotated[str, Query(max_length=40)] = "",
-    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    after: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     return tariff_page(visitor, name, prefix=prefix, after=after)
 
