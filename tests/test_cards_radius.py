@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.calls_world import UK, available, build_world
 from tests.test_radius import NAS, SECRET, Reply, send
@@ -42,6 +43,7 @@ from tollway.radius.server import RadiusServer
 from tollway.rating.loading import TABLES
 from tollway.sealing import Sealer
 from tollway.store.database import Database
+from tollway.store.schema import calls as calls_table
 from tollway.tree import service as tree
 from tollway.tree.model import reseller
 
@@ -218,14 +220,20 @@ def test_card_refusals_carry_their_cisco_return_codes(
     assert other.attributes["Reply-Message"] == "this access number serves another reseller's cards"
     other = second_stage(radius, tmp_path, **{"User-Name": "000000001", "User-Password": metro[0]})
     assert (other.code, code(other)) == ("Access-Reject", ReturnCode.USER_DENIED)
-    assert calls.list_calls(radius.database, limit=10)[0] == []
+    # A refused second stage is a refused call, recorded as over HTTP: no account, the reason, the number.
+    with radius.database.reading() as connection:
+        recorded = connection.execute(select(calls_table.c.call_id, calls_table.c.state, calls_table.c.reason)).all()
+    assert [tuple(row) for row in recorded] == [(CALL_ID, "refused", "access_number_exclusive")]
     # A blocked card.
     cards.block(radius.database, owner_login="north-city", selection=cards.Selection(first="000000003"))
     blocked = ask(radius, tmp_path, **{"User-Name": "000000003", "User-Password": city[2]})
     assert (blocked.code, code(blocked)) == ("Access-Reject", ReturnCode.USER_DENIED)
-    # A destination the card's tariff does not price: called number blocked.
+    # A destination the card's tariff does not price (another call, its own conference id): number blocked.
+    another_call = {"h323-conf-id": "h323-conf-id=3A9C5E14 2B9611D5 80C6C1A5 89A1A4B1"}
     unpriced = second_stage(
-        radius, tmp_path, **{"User-Name": "000000002", "User-Password": city[1], "Called-Station-Id": "+33 1 4000 0000"}
+        radius,
+        tmp_path,
+        **{"User-Name": "000000002", "User-Password": city[1], "Called-Station-Id": "+33 1 4000 0000"} | another_call,
     )
     assert (unpriced.code, code(unpriced)) == ("Access-Reject", ReturnCode.NUMBER_BLOCKED)
 

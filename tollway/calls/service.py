@@ -356,6 +356,30 @@ def authorize_call(
             return _replay(connection, request, principal, tenant_of(connection, principal))
 
 
+def record_card_refusal(
+    database: Database,
+    request: CallRequest,
+    reason: str,
+    *,
+    principal: Principal | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A card call refused before the engine (its access number, PIN or card), recorded and answered as
+    ``authorize_call`` records one: for a switch that resolved the card itself (RADIUS's second stage,
+    tollway/radius/service.py). A call id seen before answers its first answer."""
+    check_call_id(request.call_id)
+    instant = now or utc_now()
+    try:
+        return database.run(
+            lambda connection: _authorize(
+                connection, request, principal, DEFAULT_SETTINGS, instant, TABLES, card_refusal=reason
+            )
+        )
+    except IntegrityError:
+        with database.reading() as connection:
+            return _replay(connection, request, principal, tenant_of(connection, principal))
+
+
 def internal_answer(call_id: str) -> dict[str, Any]:
     """A call between two extensions of one organization: free, not recorded, not sent up the chain."""
     return {

@@ -8,6 +8,7 @@ plain values.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -192,10 +193,14 @@ def authorize_card(
         digest = pin_digest(pin_key(), pin)
     card = CardCall(stage.access_number, digest)
     payer = card_payers.resolve(database, card=card, caller=request.caller or "", principal=switch, now=now)
+    refused_call = None
+    if stage.destination is not None and call_id is not None:  # a refused second stage is a refused call
+        refused_call = CallRequest(call_id, "", request.caller or "", stage.destination)
     if isinstance(payer, card_payers.Refused):
-        return refusal(payer.reason, calls.MESSAGES.get(payer.reason, payer.reason))
+        message = calls.MESSAGES.get(payer.reason, payer.reason)
+        return _card_refused(database, switch, refused_call, payer.reason, message, now)
     if pin is not None and not _names_card(database, payer.account, request.account):
-        return refusal("pin_invalid", "wrong card number or PIN")
+        return _card_refused(database, switch, refused_call, "pin_invalid", "wrong card number or PIN", now)
     if stage.destination is None:
         return _card_credit(database, payer.account, stage.access_number)
     assert call_id is not None  # checked above
@@ -205,6 +210,17 @@ def authorize_card(
     except Refusal as refused:
         return refusal(refused.reason, refused.message)
     return access_decision(answer)
+
+
+def _card_refused(
+    database: Database, switch: Principal, call: CallRequest | None, reason: str, message: str, now: datetime
+) -> AccessDecision:
+    """A card refused before the engine: at the second stage the call is recorded refused, with no account,
+    as over HTTP (the first stage is no call yet: a balance enquiry)."""
+    if call is not None:
+        with contextlib.suppress(Refusal):  # its call id names another call already: that one is left as it is
+            calls.record_card_refusal(database, call, reason, principal=switch, now=now)
+    return refusal(reason, message)
 
 
 def _names_card(database: Database, login: str, user_name: str | None) -> bool:
