@@ -9,6 +9,7 @@ it pays at (atlas-north:standard) x 1.25 + 0.005 a minute; bluewave-retail (bw-a
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -76,6 +77,17 @@ def test_a_reseller_loads_a_rate_sheet_and_sees_its_exact_rates(world: Database)
     assert "United Kingdom - London" in searched.text and "United Kingdom - Mobile" not in searched.text
     bad_search = client.get("/tariffs/north-city:premium", params={"prefix": "4x"})
     assert bad_search.status_code == 422 and "A number to search for has 1 to 15 digits" in bad_search.text
+    account = client.get("/accounts/bob")  # assigned with the account page's own form
+    assert 'value="north-city:premium"' in account.text
+    assigned = client.post(
+        "/accounts/bob/tariff", data={"csrf_token": csrf_of(account), "tariff": "north-city:premium"}
+    )
+    assert assigned.status_code == 200 and "The tariff is assigned." in assigned.text
+    assert 'href="/accounts/bob"' in client.get("/tariffs/north-city:premium").text
+    download = re.search(r'href="(/api/v1/tariffs/[^"]+/sheet)" download', page.text)
+    assert download, "the page links to the CSV of its rates"
+    exported = client.get(download.group(1))  # the API, with the portal's session
+    assert exported.status_code == 200 and "4420,United Kingdom - London,0.009876" in exported.text
     assert [e.price_micros for _, e in rating.list_rates(world, name="north-city:premium", limit=10)] == [
         12_300,
         9_876,
