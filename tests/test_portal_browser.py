@@ -387,7 +387,7 @@ def test_a_reseller_loads_a_rate_sheet_and_sees_its_rates(portal: str, browser_p
     log_in(page, camera, portal, "nc-admin")
     page.get_by_role("link", name="Tariffs", exact=True).click()
     camera.shoot(page, "tariffs")
-    page.get_by_label("Name", exact=True).first.fill("browser-rates")
+    page.get_by_label("Name", exact=True).first.fill("browser-rates")  # the first form: a tariff of its own
     page.get_by_role("button", name="Create the tariff").click()
     page.wait_for_url("**/tariffs/north-city:browser-rates?saved=created")
     sheet = b"prefix,description,price,connect_fee\n44,United Kingdom,0.0123,\n4420,London,0.009876,0.05\n"

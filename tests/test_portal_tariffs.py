@@ -144,7 +144,7 @@ def test_a_derived_tariff_prices_its_base_times_the_multiplier_plus_the_addition
         "/tariffs/derived",
         data={
             "csrf_token": csrf_of(page),
-            "name": "premium-plus",
+            "derived_name": "premium-plus",
             "base": "north-city:premium",
             "multiplier": "1.15",
             "addition": "0.002",
@@ -164,9 +164,9 @@ def test_a_derived_tariff_prices_its_base_times_the_multiplier_plus_the_addition
         ({"multiplier": "1.0000001"}, "The multiplier is a number from 0 to 1,000"),
         ({"addition": "99999999999999999999"}, "This amount is too large."),
         ({"base": "atlas-north:standard"}, "Derive from one of your own tariffs."),
-        ({"name": "premium"}, "There is a tariff with this name already."),
+        ({"derived_name": "premium"}, "There is a tariff with this name already."),
     ):
-        data = {"name": "other", "base": "north-city:premium", "multiplier": "1", "addition": "0"} | refused
+        data = {"derived_name": "other", "base": "north-city:premium", "multiplier": "1", "addition": "0"} | refused
         answer = client.post("/tariffs/derived", data={"csrf_token": csrf_of(page), **data})
         assert answer.status_code in (409, 422) and reason in answer.text, refused
 
@@ -241,7 +241,7 @@ def test_a_sheet_of_100000_lines_is_loaded_and_its_rates_paged_by_prefix(world: 
     second = client.get("/tariffs/north-city:large", params={"after": "100049"})
     assert "<td>100050</td>" in second.text and "<td>100049</td>" not in second.text
     token = csrf_of(first)
-    data = {"csrf_token": token, "name": "large-x2", "base": "north-city:large", "multiplier": "2", "addition": "0"}
+    data = {"csrf_token": token, "derived_name": "large-x2", "base": "north-city:large", "multiplier": "2"}
     assert client.post("/tariffs/derived", data=data, follow_redirects=False).status_code == 303
     deep = client.get("/tariffs/north-city:large-x2", params={"after": "150000"})
     # 150001's price: 0.150002 (150001 % 999999 + 1 micro-units), twice that in the derived tariff.

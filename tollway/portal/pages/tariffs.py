@@ -180,13 +180,13 @@ def _derivation(multiplier: str, addition: str, language: str) -> Derivation:
 @router.post("/tariffs/derived")
 def create_derived(
     visitor: AdminDep,
-    name: NameField = "",
+    derived_name: NameField = "",
     base: NameField = "",
     multiplier: Annotated[str, Form(max_length=40)] = "",
     addition: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """A tariff that follows one of the login's own tariffs: price x multiplier + addition (per minute)."""
-    typed = {"derived_name": name, "base": base, "multiplier": multiplier, "addition": addition}
+    typed = {"derived_name": derived_name, "base": base, "multiplier": multiplier, "addition": addition}
     try:
         own = {tariff.name: tariff for tariff in _own_tariffs(visitor)}
         chosen = own.get(base)
@@ -196,7 +196,7 @@ def create_derived(
         tariff = rating.create_tariff(
             visitor.database,
             owner_login=visitor.login,
-            name=name.strip(),
+            name=derived_name.strip(),
             currency=chosen.currency,
             time_zone=chosen.time_zone,
             defaults=chosen.defaults,
