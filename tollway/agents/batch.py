@@ -29,6 +29,7 @@ from tollway.agents.model import (
     PASSWORD_LENGTH,
     CustomerProfile,
     account_fee_request,
+    batch_cost_micros,
     check_batch_size,
     deposit_requests,
 )
@@ -98,93 +99,117 @@ def create_batch(
     progress: Progress | None = None,
 ) -> BatchResult:
     """Create ``count`` accounts below ``owner_login`` from its profile, in one transaction."""
+    return database.run(
+        lambda connection: create_batch_in(
+            connection,
+            owner_login=owner_login,
+            profile_name=profile_name,
+            count=count,
+            batch_id=batch_id,
+            initial_balance_micros=initial_balance_micros,
+            agent_login=agent_login,
+            principal=principal,
+            progress=progress,
+        )
+    )
+
+
+def create_batch_in(
+    connection: Connection,
+    *,
+    owner_login: str,
+    profile_name: str,
+    count: int,
+    batch_id: str,
+    initial_balance_micros: int = 0,
+    agent_login: str | None = None,
+    principal: Principal | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """``create_batch`` inside a transaction the caller runs (and commits)."""
     if initial_balance_micros < 0:
         raise Refusal("amount_invalid", "an initial balance is zero or a positive amount")
     if not _id_ok(batch_id):
         raise Refusal("batch_id_invalid", f"a batch id is 1-{BATCH_ID_LENGTH_MAX} letters, digits and . _ - :")
+    now = utc_now()
+    owner = require_node(connection, owner_login, lock=True)
+    authorize(principal, Action.NODE_CREATE, owner)
+    by_agent = principal is not None and principal.role is Role.AGENT
+    agent = acting_agent(connection, agent_login, principal) if by_agent or agent_login else None
+    if agent is not None and agent.parent_id != owner.id:
+        raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
+    check_batch_size(count, by_agent=by_agent)  # ITC: an agent makes 10 at least; its reseller any number
+    if store.batch_recorded(connection, batch_id):
+        raise Refusal("batch_exists", f"batch {batch_id} was created already; its passwords were shown then")
+    found = store.find_profile(connection, owner.id, profile_name)
+    if found is None:
+        raise NotFound("profile", profile_name)
+    profile_id, profile, tariff_id = found
+    if by_agent and agent is not None and not store.agent_may_use(connection, agent.id, profile_id):
+        raise Refusal("profile_not_allowed", f"{agent.login} may not create accounts from {profile_name}")
+    if not by_agent:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
+        check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
+    check_owner_can_take(connection, owner, profile, count)
+    if agent is not None:
+        _check_agent_can_pay(connection, agent, count, initial_balance_micros)
 
-    def use_case(connection: Connection) -> BatchResult:
-        now = utc_now()
-        owner = require_node(connection, owner_login, lock=True)
-        authorize(principal, Action.NODE_CREATE, owner)
-        by_agent = principal is not None and principal.role is Role.AGENT
-        agent = acting_agent(connection, agent_login, principal) if by_agent or agent_login else None
-        if agent is not None and agent.parent_id != owner.id:
-            raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
-        check_batch_size(count, by_agent=by_agent)  # ITC: an agent makes 10 at least; its reseller any number
-        if store.batch_recorded(connection, batch_id):
-            raise Refusal("batch_exists", f"batch {batch_id} was created already; its passwords were shown then")
-        found = store.find_profile(connection, owner.id, profile_name)
-        if found is None:
-            raise NotFound("profile", profile_name)
-        profile_id, profile, tariff_id = found
-        if by_agent and agent is not None and not store.agent_may_use(connection, agent.id, profile_id):
-            raise Refusal("profile_not_allowed", f"{agent.login} may not create accounts from {profile_name}")
-        if not by_agent:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
-            check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
-        check_owner_can_take(connection, owner, profile, count)
-        if agent is not None:
-            _check_agent_can_pay(connection, agent, count, initial_balance_micros)
-
-        accounts = _draw_accounts(connection, profile, count)
-        node_ids = insert_nodes(connection, owner, profile, accounts, agent, now, progress)
-        wallets = open_accounts(connection, owner, profile, node_ids, now, progress)
-        if tariff_id is not None:
-            insert_rows(
-                connection,
-                tariff_assignments,
-                [{"node_id": i, "tariff_id": tariff_id, "assigned_at": now} for i in node_ids],
-            )
+    accounts = _draw_accounts(connection, profile, count)
+    node_ids = insert_nodes(connection, owner, profile, accounts, agent, now, progress)
+    wallets = open_accounts(connection, owner, profile, node_ids, now, progress)
+    if tariff_id is not None:
         insert_rows(
             connection,
-            users,
-            [
-                {
-                    "node_id": node_id,
-                    "login": account.login,
-                    "password_hash": credentials.hash_generated_secret(account.password),
-                    "role": str(Role.CLIENT),
-                    "status": "active",
-                    "failed_logins": 0,
-                    "created_at": now,
-                }
-                for node_id, account in zip(node_ids, accounts, strict=True)
-            ],
+            tariff_assignments,
+            [{"node_id": i, "tariff_id": tariff_id, "assigned_at": now} for i in node_ids],
         )
-        requests = _money(connection, owner, agent, batch_id, accounts, wallets, initial_balance_micros)
-        done = 0  # accounts whose money is recorded, in progress steps
-        for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
-            ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
-            reached = count * min(len(requests), start + BATCH_TRANSFERS_MAX) // len(requests)
-            _advance(progress, reached - done)
-            done = reached
-        _advance(progress, count - done)  # no money to move: the last third at once
-        audit(
-            connection,
-            principal,
-            action="node.batch_create",
-            target_type="batch",
-            target_id=batch_id,
-            node=owner,
-            after={
-                "profile": profile.name,
-                "count": count,
-                "agent": agent.login if agent else None,
-                "initial_balance_micros": initial_balance_micros,
-                "logins": [a.login for a in accounts],
-            },
-        )
-        return BatchResult(
-            batch_id,
-            owner.login,
-            profile.name,
-            agent.login if agent else None,
-            owner.currency,
-            initial_balance_micros,
-            tuple(accounts),
-        )
-
-    return database.run(use_case)
+    insert_rows(
+        connection,
+        users,
+        [
+            {
+                "node_id": node_id,
+                "login": account.login,
+                "password_hash": credentials.hash_generated_secret(account.password),
+                "role": str(Role.CLIENT),
+                "status": "active",
+                "failed_logins": 0,
+                "created_at": now,
+            }
+            for node_id, account in zip(node_ids, accounts, strict=True)
+        ],
+    )
+    requests = _money(connection, owner, agent, batch_id, accounts, wallets, initial_balance_micros)
+    done = 0  # accounts whose money is recorded, in progress steps
+    for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
+        ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
+        reached = count * min(len(requests), start + BATCH_TRANSFERS_MAX) // len(requests)
+        _advance(progress, reached - done)
+        done = reached
+    _advance(progress, count - done)  # no money to move: the last third at once
+    audit(
+        connection,
+        principal,
+        action="node.batch_create",
+        target_type="batch",
+        target_id=batch_id,
+        node=owner,
+        after={
+            "profile": profile.name,
+            "count": count,
+            "agent": agent.login if agent else None,
+            "initial_balance_micros": initial_balance_micros,
+            "logins": [a.login for a in accounts],
+        },
+    )
+    return BatchResult(
+        batch_id,
+        owner.login,
+        profile.name,
+        agent.login if agent else None,
+        owner.currency,
+        initial_balance_micros,
+        tuple(accounts),
+    )
 
 
 def profile_fields(owner: Node, profile: CustomerProfile, tariff_id: int | None) -> list[NodeField]:
@@ -237,11 +262,11 @@ def _check_agent_can_pay(connection: Connection, agent: Node, count: int, initia
     """The whole batch's cost to its agent, checked before anything is made, with the numbers it needs:
     its money moves in several ledger batches, each of which alone would tell only its own part."""
     terms = terms_of(connection, agent)
-    each = terms.account_fee_micros + (initial_balance_micros + terms.topup_fee_micros if initial_balance_micros else 0)
+    cost = batch_cost_micros(count, initial_balance_micros, terms)
     wallet_id = account_id(connection, agent, AccountPurpose.WALLET)
     wallet = present(ledger_store.get_account(connection, wallet_id, lock=True), f"wallet of {agent.login}")
-    if count * each > wallet.available_micros:
-        shortfall = Shortfall(wallet_id, wallet.currency, count * each, wallet.available_micros)
+    if cost > wallet.available_micros:
+        shortfall = Shortfall(wallet_id, wallet.currency, cost, wallet.available_micros)
         breakdown = deposit_breakdown(initial_balance_micros, terms, wallet.currency, count=count, account_fees=True)
         raise Refusal("insufficient_funds", f"{agent.login} needs {needs(shortfall, breakdown)}")
 

@@ -161,6 +161,13 @@ def check_batch_size(count: int, *, by_agent: bool) -> int:
     return count
 
 
+def batch_cost_micros(count: int, initial_balance_micros: int, terms: AgentTerms) -> int:
+    """What a batch costs the agent that makes it: each account's fee and, when it starts with a balance,
+    that balance and the deposit's fee."""
+    deposit = initial_balance_micros + terms.topup_fee_micros if initial_balance_micros else 0
+    return count * (terms.account_fee_micros + deposit)
+
+
 @dataclass(frozen=True, slots=True)
 class CommissionLine:
     """One deposit's commission, for a statement."""

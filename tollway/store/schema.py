@@ -885,3 +885,18 @@ card_callers = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 Index("ix_card_callers_card_id", card_callers.c.card_id)
+
+# A batch's CSV of logins and passwords, held for one download by the login that made the batch. Sealed with a
+# key derived from the download's token, which only that login's browser has: the database holds neither the
+# token (only its digest) nor anything that opens the file. The row is deleted by the download or at expiry.
+batch_downloads = Table(
+    "batch_downloads",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the token, hex
+    Column("batch_id", String(40), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("sealed", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_batch_downloads_expires_at", batch_downloads.c.expires_at)
