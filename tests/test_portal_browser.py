@@ -17,7 +17,9 @@ bluewave-retail's at blue.localhost (Chromium sends every *.localhost to this ma
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -532,3 +534,41 @@ def test_a_reseller_sees_its_report_with_charts_and_its_live_calls_update_withou
     page.locator("#live-calls tr").filter(has_text="trunk-one").wait_for(state="detached", timeout=10_000)
     camera.shoot(page, "live calls after the call ended")
     assert page.evaluate("window.notReloaded === true")  # the list changed; the page was not loaded again
+
+
+def test_an_agent_batch_creates_customers_and_downloads_their_passwords_once(
+    portal: str, browser_page: Any, camera: Camera
+) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "ana")
+    page.get_by_role("link", name="New accounts in a batch").click()
+    camera.shoot(page, "the batch form")
+    page.get_by_label("Profile", exact=True).select_option("prepaid")
+    page.get_by_label("Number of accounts").fill("10")
+    page.get_by_label("Initial balance of each (optional)").fill("1")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "what the batch costs")
+    assert page.locator("#batch-cost").inner_text() == "$25.00"  # 10 x (account fee 1.00 + 1.00 + its fee 0.50)
+    page.get_by_role("button", name="Create the accounts").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the accounts are made")
+    assert page.get_by_role("status").inner_text() == "10 accounts are created from prepaid."
+    download_button = page.get_by_role("button", name="Download the logins and passwords (CSV)")
+    with page.expect_download() as downloading:
+        download_button.click()
+    rows = list(csv.DictReader(io.StringIO(Path(downloading.value.path()).read_text())))
+    assert len(rows) == 10 and all(row["balance"] == "1.000000" for row in rows)
+    download_button.click()  # again: the file is gone
+    page.wait_for_load_state()
+    camera.shoot(page, "the second download is refused")
+    assert page.get_by_role("heading", level=1).inner_text() == "Download no longer available"
+    assert rows[0]["password"] not in page.content()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_load_state()
+    page.get_by_label("Login").fill(rows[0]["login"])  # a new customer logs in with its password from the file
+    page.get_by_label("Password").fill(rows[0]["password"])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "a new customer's home")
+    assert page.locator("#available").inner_text() == "$1.00"

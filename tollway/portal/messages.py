@@ -134,6 +134,13 @@ REFUSALS: dict[str, str] = {
     "plan_prefixes_invalid": N_("A plan covers at most 1,000 prefixes."),
     "period_unknown": N_("Choose one of the periods offered."),
     "plan_unpaid": N_("The account cannot pay the plan's first fee: top it up first."),
+    # batches of accounts; an agent's commission
+    "count_invalid": N_("Enter the number of accounts as a whole number, such as 25."),
+    "agent_not_of_owner": N_("This agent is not one of this reseller's agents."),
+    "owner_not_active": N_("This reseller, or one above it, is suspended or closed."),
+    "clients_limit_reached": N_("This would exceed the number of clients allowed."),
+    "logins_exhausted": N_("No free logins are left with this profile's prefix."),
+    "nothing_to_withdraw": N_("There is no commission to withdraw."),
 }
 NOT_FOUND = N_("There is nothing here, or you may not see it.")
 GENERAL = N_("The request was refused (%(reason)s).")

@@ -65,6 +65,7 @@ CUSTOMER_ROLES = frozenset({Role.CLIENT, Role.ORGANIZATION_ADMIN, Role.ORGANIZAT
 STAFF_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN, Role.AGENT})
 ADMIN_ROLES = frozenset({Role.PROVIDER_ADMIN, Role.RESELLER_ADMIN})  # the tree's admins (agents are staff too)
 PROVIDER_ROLES = frozenset({Role.PROVIDER_ADMIN})
+AGENT_ROLES = frozenset({Role.AGENT})
 CALL_READER_ROLES = CUSTOMER_ROLES | ADMIN_ROLES  # an agent sees totals, never calls
 
 
@@ -285,6 +286,14 @@ def provider(visitor: SignedInDep) -> Visitor:
 
 
 ProviderDep = Annotated[Visitor, Depends(provider)]
+
+
+def agent(visitor: SignedInDep) -> Visitor:
+    """An agent's own pages (its commission, its statement): 404 for anyone else."""
+    return _of_roles(visitor, AGENT_ROLES)
+
+
+AgentDep = Annotated[Visitor, Depends(agent)]
 
 
 def call_reader(visitor: SignedInDep) -> Visitor:

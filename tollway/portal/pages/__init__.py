@@ -14,8 +14,10 @@ from fastapi import APIRouter
 from tollway.portal.navigation import NavItem
 from tollway.portal.pages import (
     accounts,
+    agent,
     audit,
     auth,
+    batches,
     calls,
     cards,
     exchange_rates,
@@ -34,7 +36,8 @@ from tollway.portal.pages import (
 )
 
 PAGES: tuple[ModuleType, ...] = (auth, home, live_calls, calls, money, settings, shop)  # /calls/live first
-PAGES += (accounts, sales)  # the staff pages: accounts, a seller's shop
+PAGES += (accounts, batches, sales)  # the staff pages: accounts, batches of accounts, a seller's shop
+PAGES += (agent,)  # an agent's commission and statement
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
 PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
 PAGES += (reports,)  # a seller's reports on calls (and the Margin page's old address)

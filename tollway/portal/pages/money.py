@@ -66,7 +66,7 @@ def payments(
     return render(visitor, "payments.html", values={"page": page, "kinds": KINDS, "first_page": not before_at})
 
 
-def _months(today: date) -> list[date]:
+def months_offered(today: date) -> list[date]:
     """This month and the ones before it, newest first."""
     found, year, month = [], today.year, today.month
     for _ in range(MONTHS_OFFERED):
@@ -75,7 +75,7 @@ def _months(today: date) -> list[date]:
     return found
 
 
-def _month(text: str, today: date) -> date:
+def month_chosen(text: str, today: date) -> date:
     if not text:
         return today.replace(day=1)
     try:
@@ -90,10 +90,10 @@ def _month(text: str, today: date) -> date:
 @router.get("/statement")
 def statement(visitor: CustomerDep, month: Annotated[str, Query(max_length=7)] = "") -> Response:
     today = utc_now().astimezone(ZoneInfo(visitor.time_zone)).date()
-    chosen = _month(month, today)
+    chosen = month_chosen(month, today)
     found = statements.monthly_statement(visitor.database, visitor.principal, login=visitor.login, month=chosen)
     return render(
         visitor,
         "statement.html",
-        values={"statement": found, "kinds": KINDS, "months": _months(today), "chosen": chosen},
+        values={"statement": found, "kinds": KINDS, "months": months_offered(today), "chosen": chosen},
     )

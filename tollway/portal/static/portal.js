@@ -59,3 +59,18 @@ document.addEventListener("submit", (event) => {
   request.addEventListener("error", failed);
   request.send(new FormData(form));
 });
+
+// A form that takes a while (a large batch of accounts) says it is working and cannot be sent twice.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.working) {
+    return;
+  }
+  const note = document.getElementById(form.dataset.working);
+  if (note) {
+    note.hidden = false;
+  }
+  for (const button of form.querySelectorAll("button[type=submit]")) {
+    button.disabled = true;
+  }
+});
