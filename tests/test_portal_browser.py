@@ -384,11 +384,13 @@ def test_a_reseller_creates_a_client(portal: str, browser_page: Any, camera: Cam
 
 
 def test_a_reseller_loads_a_rate_sheet_and_sees_its_rates(portal: str, browser_page: Any, camera: Camera) -> None:
-    """The sheet goes up by XMLHttpRequest (portal.js, with its progress bar); a refused one lists its errors."""
+    """The sheet goes up by XMLHttpRequest (portal.js, with its progress bar); a refused one lists its errors;
+    then a plan's page with who holds it."""
     page = browser_page
     log_in(page, camera, portal, "nc-admin")
     page.get_by_role("link", name="Tariffs", exact=True).click()
     camera.shoot(page, "tariffs")
+    assert serious_violations(page) == []
     page.get_by_label("Name", exact=True).first.fill("browser-rates")  # the first form: a tariff of its own
     page.get_by_role("button", name="Create the tariff").click()
     page.wait_for_url("**/tariffs/north-city:browser-rates?saved=created")
@@ -409,7 +411,13 @@ def test_a_reseller_loads_a_rate_sheet_and_sees_its_rates(portal: str, browser_p
     camera.shoot(page, "the sheet refused")
     errors = page.locator("#sheet-errors tbody tr").all_inner_texts()
     assert [row.split("\t")[0] for row in errors] == ["2", "3"]
+    assert serious_violations(page) == []
     assert page.locator("#rates tbody tr").count() == 2  # nothing changed
+    page.get_by_role("link", name="Plans", exact=True).click()
+    page.get_by_role("link", name="talk-100").click()
+    camera.shoot(page, "a plan and who holds it")
+    assert "Alice" in page.locator("#subscribers").inner_text()
+    assert serious_violations(page) == []
 
 
 def test_an_organization_admin_makes_a_user_and_an_extension_and_sees_its_secret_once(
