@@ -580,3 +580,24 @@ def test_an_agent_batch_creates_customers_and_downloads_their_passwords_once(
     page.wait_for_load_state()
     camera.shoot(page, "a new customer's home")
     assert page.locator("#available").inner_text() == "$1.00"
+
+
+def test_an_agent_sees_its_commission_and_prints_its_statement(portal: str, browser_page: Any, camera: Camera) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "ana")
+    page.get_by_role("link", name="Commission", exact=True).click()
+    page.wait_for_load_state()
+    camera.shoot(page, "commission")
+    assert page.get_by_role("heading", level=1).inner_text() == "Commission"
+    assert serious_violations(page) == []
+    page.get_by_label("Amount (USD)").fill("1000")  # more than it has
+    page.get_by_role("button", name="Withdraw", exact=True).click()
+    page.wait_for_load_state()
+    camera.shoot(page, "a withdrawal over the balance")
+    assert page.get_by_role("alert").inner_text() == "This is more than your commission balance."
+    page.get_by_role("link", name="Statement", exact=True).click()
+    page.wait_for_load_state()
+    camera.shoot(page, "statement")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Statement for ")
+    assert page.get_by_role("button", name="Print").is_visible()
+    assert serious_violations(page) == []
