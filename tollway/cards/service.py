@@ -9,6 +9,8 @@ activation"), so a repeated activation moves nothing twice.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -89,8 +91,42 @@ Progress = Callable[[int], None]
 
 
 def pin_key(sealer: Sealer) -> bytes:
-    """The key of the installation's PIN digests."""
+    """A PIN digest key derived from ``sealer``'s current key: what ``installation_pin_key`` keeps, made once."""
     return sealer.digest_key(PIN_DIGEST_PURPOSE)
+
+
+def installation_pin_key(database: Database, sealer: Sealer) -> bytes:
+    """The key of the installation's PIN digests. Made once (``pin_key``: from the secret key in force then)
+    and kept in ``sealed_keys``, sealed with the secret key: after a rotation (the old key in
+    ``secret_keys_retired``) it still opens, ``rekey_pin_key`` re-seals it with the new key, and the PIN
+    digests never change."""
+    with database.reading() as connection:
+        sealed = store.sealed_key(connection, PIN_DIGEST_PURPOSE)
+    if sealed is None:
+        made = sealer.seal(base64.b64encode(pin_key(sealer)).decode())
+        with contextlib.suppress(IntegrityError):  # another process kept its own first: that one is the key
+            database.run(
+                lambda connection: store.insert_sealed_key(connection, PIN_DIGEST_PURPOSE, made, now=utc_now())
+            )
+        with database.reading() as connection:
+            sealed = present(store.sealed_key(connection, PIN_DIGEST_PURPOSE), "the PIN digest key")
+    return base64.b64decode(sealer.unseal(sealed))
+
+
+def rekey_pin_key(database: Database, sealer: Sealer) -> str:
+    """Re-seal the PIN digest key with the current secret key (after a rotation, the old key still among
+    ``secret_keys_retired``): "resealed", or "made" if it was not kept yet (made from the current key)."""
+
+    def use_case(connection: Connection) -> str:
+        sealed = store.sealed_key(connection, PIN_DIGEST_PURPOSE, lock=True)
+        if sealed is None:
+            made = sealer.seal(base64.b64encode(pin_key(sealer)).decode())
+            store.insert_sealed_key(connection, PIN_DIGEST_PURPOSE, made, now=utc_now())
+            return "made"
+        store.update_sealed_key(connection, PIN_DIGEST_PURPOSE, sealer.reseal(sealed), now=utc_now())
+        return "resealed"
+
+    return database.run(use_case)
 
 
 def progress_total(count: int) -> int:

@@ -21,6 +21,7 @@ from tollway.store.schema import (
     ledger_accounts,
     nodes,
     plans,
+    sealed_keys,
     tariffs,
 )
 
@@ -423,3 +424,21 @@ def take_download(connection: Connection, token_digest: str, user_id: int, *, no
         return None
     taken = connection.execute(delete(card_batch_downloads).where(mine)).rowcount
     return str(sealed) if taken else None
+
+
+def sealed_key(connection: Connection, purpose: str, *, lock: bool = False) -> str | None:
+    query = select(sealed_keys.c.sealed).where(sealed_keys.c.purpose == purpose)
+    if lock:
+        query = query.with_for_update()
+    found = connection.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def insert_sealed_key(connection: Connection, purpose: str, sealed: str, *, now: datetime) -> None:
+    connection.execute(insert(sealed_keys).values(purpose=purpose, sealed=sealed, created_at=now, updated_at=now))
+
+
+def update_sealed_key(connection: Connection, purpose: str, sealed: str, *, now: datetime) -> None:
+    connection.execute(
+        update(sealed_keys).where(sealed_keys.c.purpose == purpose).values(sealed=sealed, updated_at=now)
+    )

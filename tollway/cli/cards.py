@@ -53,7 +53,7 @@ def card_batch(
         pin_length=pin_length,
         serial_prefix=serial_prefix,
     )
-    key = cards.pin_key(Sealer.from_settings(Settings()))
+    key = cards.installation_pin_key(database(), Sealer.from_settings(Settings()))
     with progress_bar() as progress:
         task = progress.add_task(f"making {count} cards", total=cards.progress_total(count))
         made = cards.create_batch(
@@ -67,6 +67,15 @@ def card_batch(
     output.write_text(cards.to_csv(made))
     first, last = made.cards[0].serial, made.cards[-1].serial
     err.print(f"{len(made.cards)} cards of {owner} made, {first} to {last}; serials and PINs in {output}")
+
+
+@card_app.command("rekey")
+@one_line_errors
+def card_rekey() -> None:
+    """Re-seal the PIN digest key with the current secret_key: after a rotation (the new key as secret_key,
+    the old one still in secret_keys_retired), before the old key is dropped. The PINs' digests stay."""
+    done = cards.rekey_pin_key(database(), Sealer.from_settings(Settings()))
+    err.print("the PIN digest key is " + ("resealed with the current secret key" if done == "resealed" else "kept"))
 
 
 def _selection(first: str | None, last: str | None, batch: str | None) -> cards.Selection:

@@ -53,7 +53,8 @@ def radius_command(
         auth_port=settings.radius_auth_port if auth_port is None else auth_port,
         acct_port=settings.radius_acct_port if acct_port is None else acct_port,
         call_settings=call_settings,
-        pin_key=cards.pin_key(Sealer.from_settings(settings)),  # calling cards' PINs, as `tollway serve` digests them
+        # calling cards' PINs, as `tollway serve` digests them
+        pin_key=cards.installation_pin_key(db, Sealer.from_settings(settings)),
     )
     try:
         bound = server.start()

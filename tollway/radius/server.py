@@ -204,7 +204,7 @@ class RadiusServer(ServerAsync):  # type: ignore[misc]
     def _card_pin_key(self) -> bytes:
         """The installation's PIN digest key: as given, else from the settings' secret key, on first use."""
         if self._pin_key is None:
-            self._pin_key = cards.pin_key(Sealer.from_settings(Settings()))
+            self._pin_key = cards.installation_pin_key(self._database, Sealer.from_settings(Settings()))
         return self._pin_key
 
     def _accounting(self, nas: Nas, pkt: Any, switch: Principal) -> bytes | None:

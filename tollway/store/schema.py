@@ -848,6 +848,18 @@ cards = Table(
 )
 Index("ix_cards_batch_id", cards.c.batch_id)
 
+# Keys the installation made for itself, sealed with its secret_key (tollway/sealing.py): the key of the
+# calling cards' PIN digests lives here, so that rotating secret_key re-seals this key (`tollway card rekey`)
+# and every PIN digest stays as it is.
+sealed_keys = Table(
+    "sealed_keys",
+    metadata,
+    Column("purpose", String(40), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # A new batch's CSV (its serials and PINs) waiting for its one download from the portal: sealed with the
 # installation's key (tollway/sealing.py), found by the digest of a token only its maker's browser holds,
 # deleted when it is downloaded or once it is past its expiry.

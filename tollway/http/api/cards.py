@@ -77,7 +77,7 @@ def pin_key_of(request: Request) -> bytes:
         sealer = getattr(request.app.state, "sealer", None)
         if not isinstance(sealer, Sealer):
             sealer = Sealer.from_settings(AppSettings())
-        key = cards.pin_key(sealer)
+        key = cards.installation_pin_key(request.app.state.database, sealer)
         request.app.state.card_pin_key = key
     return key
 

@@ -201,7 +201,7 @@ def create_batch(
             visitor.database,
             owner_login=owner,
             terms=terms,
-            pin_key=cards.pin_key(sealer),
+            pin_key=cards.installation_pin_key(visitor.database, sealer),
             principal=visitor.principal,
         )
     except Refusal as refusal:
@@ -377,7 +377,7 @@ def holder_card(visitor: VisitorDep, serial: Short = "", pin: Short = "") -> Res
     try:
         found = holders.holder_card(
             visitor.database,
-            pin_key=cards.pin_key(_sealer(visitor)),
+            pin_key=cards.installation_pin_key(visitor.database, _sealer(visitor)),
             pin=pin,
             serial=serial,
             address=client_address(visitor.request),
