@@ -1,7 +1,7 @@
 """sealed keys: the calling cards' PIN digest key, sealed with the installation's secret key
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 21:45:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import tollway.store.types
 
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
