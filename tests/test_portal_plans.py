@@ -67,6 +67,7 @@ def test_bad_plan_forms_answer_a_form_error_and_create_nothing(world: Database) 
         ({"name": "p", "fee": "99999999999999999999999"}, "This amount is too large."),
         ({"name": "p", "fee": "1", "included_minutes": "99999999999"}, "Included minutes are a whole number"),
         ({"name": "p", "fee": "1", "period": "year"}, "Choose one of the periods offered."),
+        ({"name": "p", "fee": "1", "prefixes": "44 UK"}, "Each destination is a prefix of 1 to 20 digits"),
         ({"name": "talk-100", "fee": "1"}, "There is a plan with this name already"),
         ({"name": "", "fee": "1"}, "A name has 1 to 60 characters"),
     ):

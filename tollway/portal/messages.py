@@ -132,6 +132,7 @@ REFUSALS: dict[str, str] = {
     "feature_not_granted": N_("Your supplier has not given you this feature."),
     "minutes_invalid": N_("Included minutes are a whole number from 0 to 166,666."),
     "plan_prefixes_invalid": N_("A plan covers at most 1,000 prefixes."),
+    "plan_prefix_invalid": N_("Each destination is a prefix of 1 to 20 digits, such as 44."),
     "period_unknown": N_("Choose one of the periods offered."),
     "plan_unpaid": N_("The account cannot pay the plan's first fee: top it up first."),
     # batches of accounts; an agent's commission

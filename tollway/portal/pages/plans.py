@@ -23,6 +23,7 @@ from tollway.portal.pages.shop import PERIOD_WORDS
 from tollway.portal.web import ADMIN_ROLES, AdminDep, Visitor, redirect, render
 from tollway.rating import subscriptions
 from tollway.rating.plans import INCLUDED_SECONDS_MAX, PLAN_PREFIXES_MAX, Period
+from tollway.rating.rates import PREFIX_DIGITS_MAX
 
 router = APIRouter()
 NAVIGATION = (NavItem("/plans", N_("Plans"), ADMIN_ROLES, order=31),)
@@ -76,6 +77,9 @@ def _prefixes(text: str) -> tuple[str, ...]:
     found = tuple(part.lstrip("+") for part in text.replace(",", " ").split())
     if len(found) > PLAN_PREFIXES_MAX:
         raise Refusal("plan_prefixes_invalid", f"at most {PLAN_PREFIXES_MAX} prefixes")
+    for prefix in found:
+        if not (prefix.isascii() and prefix.isdigit() and len(prefix) <= PREFIX_DIGITS_MAX):
+            raise Refusal("plan_prefix_invalid", f"{prefix[: PREFIX_DIGITS_MAX + 1]!r} is not a prefix")
     return found
 
 
