@@ -29,7 +29,7 @@ from tollway.agents import service as agents
 from tollway.balances import statements
 from tollway.cards import holders
 from tollway.cards import service as cards
-from tollway.cards.model import BatchTerms, CardState
+from tollway.cards.model import RECHARGEABLE, BatchTerms, CardState
 from tollway.clock import utc_now
 from tollway.config import Settings
 from tollway.errors import NotFound, Refusal
@@ -63,6 +63,14 @@ ACTIONS = {
     "block": (cards.block, N_("Block")),
     "unblock": (cards.unblock, N_("Unblock")),
     "close": (cards.close, N_("Close for ever")),
+}
+CARD_ACTIONS = {  # what a card's page offers in each state
+    CardState.NEW: ("activate", "block", "close"),
+    CardState.ACTIVE: ("block", "close"),
+    CardState.DEPLETED: ("block", "close"),
+    CardState.EXPIRED: ("close",),
+    CardState.BLOCKED: ("unblock", "close"),
+    CardState.CLOSED: (),
 }
 SAVED = {
     "activate": N_("Cards activated: %(count)s."),
@@ -305,9 +313,9 @@ def card_page(
             "key": staff.idempotency_key(),
             "error": refusal_text(visitor, error) if error else None,
             "saved": saved,
-            "actions": {name: label for name, (_, label) in ACTIONS.items() if name != "activate"},
-            "may_act": admin and Action.NODE_UPDATE in principal.actions,
-            "may_recharge": admin and Action.MONEY_TOPUP in principal.actions,
+            "actions": {name: label for name, (_, label) in ACTIONS.items() if name in CARD_ACTIONS[view.card.state]},
+            "may_act": admin and Action.NODE_UPDATE in principal.actions and bool(CARD_ACTIONS[view.card.state]),
+            "may_recharge": admin and Action.MONEY_TOPUP in principal.actions and view.card.state in RECHARGEABLE,
             "sees_calls": admin,
         },
     )
