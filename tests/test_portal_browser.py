@@ -230,6 +230,11 @@ def test_a_customer_switches_to_polish(portal: str, browser_page: Any, camera: C
     camera.shoot(page, "home in polish")
     assert page.locator("html").get_attribute("lang") == "pl"
     assert page.locator("#available").inner_text() == "10,00\xa0USD"
+    page.get_by_role("link", name="Ustawienia", exact=True).click()  # back to English: bob's later tests read it
+    page.get_by_label("Język tego portalu").select_option("en")
+    page.get_by_role("button", name="Zapisz język").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
 
 
 def test_two_resellers_hosts_show_two_brands(portal: str, browser_page: Any, camera: Camera) -> None:
