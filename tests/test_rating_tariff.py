@@ -174,9 +174,19 @@ def test_a_tariff_is_known_by_its_owners_login_a_colon_and_its_name() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "x" * (TARIFF_NAME_LENGTH_MAX + 1), "gold:silver", "tab\there", "line\nbreak", " Gold", "Gold ", "\u00a0x"],
+    [
+        "",
+        "x" * (TARIFF_NAME_LENGTH_MAX + 1),
+        "gold:silver",
+        "gold/silver",
+        "tab\there",
+        "line\nbreak",
+        " Gold",
+        "Gold ",
+        "\u00a0x",
+    ],
 )
-def test_a_tariff_name_is_1_to_60_printable_characters_without_a_colon_or_outer_spaces(name: str) -> None:
+def test_a_tariff_name_is_1_to_60_printable_characters_without_a_colon_a_slash_or_outer_spaces(name: str) -> None:
     with refused("tariff_name_invalid"):
         tariff_name("acme", name)
 

@@ -224,9 +224,17 @@ TARIFF_NAME_LENGTH_MAX = 60
 
 
 def tariff_name(owner_login: str, short_name: str) -> str:
-    """The name a tariff is known by everywhere: its owner's login, a colon, the name it was given."""
-    if not (1 <= len(short_name) <= TARIFF_NAME_LENGTH_MAX and short_name.isprintable() and ":" not in short_name):
-        raise Refusal("tariff_name_invalid", f"a tariff name is 1 to {TARIFF_NAME_LENGTH_MAX} characters, no colon")
+    """The name a tariff (or a plan) is known by everywhere: its owner's login, a colon, the name it was given.
+    No slash: the name is a segment of the API's and the portal's paths (``/tariffs/{name}``)."""
+    if not (
+        1 <= len(short_name) <= TARIFF_NAME_LENGTH_MAX
+        and short_name.isprintable()
+        and ":" not in short_name
+        and "/" not in short_name
+    ):
+        raise Refusal(
+            "tariff_name_invalid", f"a tariff name is 1 to {TARIFF_NAME_LENGTH_MAX} characters, no colon or slash"
+        )
     if short_name != short_name.strip():
         raise Refusal("tariff_name_invalid", "a tariff name does not start or end with a space")
     return f"{owner_login}:{short_name}"
