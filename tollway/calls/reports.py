@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tollway.access.model import Action, Principal, authorize
 from tollway.calls import report_store
 from tollway.calls import service as calls
-from tollway.calls.model import Figures
+from tollway.calls.model import NO_FIGURES, Figures
 from tollway.calls.report_store import CUSTOMER_ORDERS, CustomerFigures, DestinationFigures, Seller
 from tollway.errors import Refusal
 from tollway.ledger import store as ledger_store
@@ -98,7 +97,6 @@ def call_report(
     if not 1 <= rows_max <= ROWS_MAX:
         raise Refusal("limit_invalid", f"a report lists 1 to {ROWS_MAX} destinations or customers")
     midnights = [_midnight(first_day + timedelta(days=n), time_zone) for n in range((last_day - first_day).days + 2)]
-    since, until = midnights[0], midnights[-1]
     with database.reading() as connection:
         node = require_node(connection, login)
         authorize(principal, Action.BALANCE_READ, node)
@@ -107,11 +105,15 @@ def call_report(
             raise Refusal("margin_for_sellers_only", "only resellers and the provider sell calls")
         revenue_ids = ledger_store.account_ids_by_currency(connection, node_id=node.id, purpose=AccountPurpose.REVENUE)
         seller = Seller(node.id, node.path, tuple(revenue_ids.values()), node.currency)
-        total, others = report_store.total(connection, seller, since=since, until=until)
-        days = report_store.per_day(connection, seller, days=list(pairwise(midnights)))
-        period: dict[str, Any] = {"since": since, "until": until}
-        destinations = report_store.per_destination(connection, seller, **period, limit=rows_max)
-        customers = report_store.per_customer(connection, seller, **period, order=customers_by, limit=rows_max)
+        span = report_store.span_of(connection, since=midnights[0], until=midnights[-1])
+        if span is None:  # no call at all in the period
+            total, others, days = NO_FIGURES, {}, [NO_FIGURES] * (len(midnights) - 1)
+            destinations, customers = [], []
+        else:
+            total, others = report_store.total(connection, seller, span)
+            days = report_store.per_day(connection, seller, span, midnights=midnights)
+            destinations = report_store.per_destination(connection, seller, span, limit=rows_max)
+            customers = report_store.per_customer(connection, seller, span, order=customers_by, limit=rows_max)
     return Report(
         login=node.login,
         name=node.name,
