@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -38,6 +38,7 @@ from tests.test_portal import csrf_of, user
 from tests.test_portal_accounts import staff_world  # noqa: F401 - the fixture
 from tests.test_portal_operations import Portal, call
 from tollway.access.model import Role
+from tollway.calls import reports
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest
 from tollway.clock import utc_now
@@ -254,3 +255,24 @@ def test_revenue_in_another_currency_is_shown_apart_and_left_out_of_the_margin(r
     assert (days[-1]["currency"], days[-1]["revenue"], days[-1]["calls_attempted"]) == ("USD", "0.085800", "7")
     page = plain(client.get("/reports", params=PERIOD).text)
     assert "Also sold in other currencies (not in the margin): €" in page
+
+
+def test_a_day_is_a_day_in_the_readers_time_zone_across_a_change_of_summer_time(report_world: Database) -> None:
+    """Madrid moves to summer time on 2027-03-28 (a day of 23 hours, 23:00Z to 22:00Z): a call at 23:30Z on
+    the 27th is on the 28th there, and one at 22:30Z on the 28th on the 29th."""
+    for call_id, at in (("dst-1", "2027-03-27T22:30Z"), ("dst-2", "2027-03-27T23:30Z"), ("dst-3", "2027-03-28T22:30Z")):
+        call(report_world, call_id, "bob", GERMANY, at=datetime.fromisoformat(at), seconds=60)
+    found = reports.call_report(
+        report_world,
+        None,
+        login="north-city",
+        first_day=date(2027, 3, 27),
+        last_day=date(2027, 3, 29),
+        time_zone="Europe/Madrid",
+    )
+    assert [(day.isoformat(), figures.calls_attempted) for day, figures in found.days] == [
+        ("2027-03-27", 1),
+        ("2027-03-28", 1),
+        ("2027-03-29", 1),
+    ]
+    assert found.total.revenue_micros == 3 * 29_200
