@@ -210,6 +210,10 @@ def test_a_bad_period_is_a_form_error_never_a_server_error(report_world: Databas
     assert client.get("/reports", params={"by": "luck"}).status_code == 422
     assert client.get("/reports/planets.csv").status_code == 404
     assert client.get("/reports", params={"since": "x" * 11}).status_code == 422
+    quiet = client.get("/reports", params={"since": "2020-01-01", "until": "2020-01-31"})  # no call at all
+    assert (
+        quiet.status_code == 200 and '<dd id="calls">0</dd>' in quiet.text and "No calls in this period." in quiet.text
+    )
 
 
 def test_the_margin_page_leads_to_the_reports(report_world: Database) -> None:

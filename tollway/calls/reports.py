@@ -106,10 +106,10 @@ def call_report(
         revenue_ids = ledger_store.account_ids_by_currency(connection, node_id=node.id, purpose=AccountPurpose.REVENUE)
         seller = Seller(node.id, node.path, tuple(revenue_ids.values()), node.currency)
         span = report_store.span_of(connection, since=midnights[0], until=midnights[-1])
-        if span is None:  # no call at all in the period
-            total, others, days = NO_FIGURES, {}, [NO_FIGURES] * (len(midnights) - 1)
-            destinations, customers = [], []
-        else:
+        total, others, days = NO_FIGURES, dict[str, int](), [NO_FIGURES] * (len(midnights) - 1)
+        destinations: list[DestinationFigures] = []
+        customers: list[CustomerFigures] = []
+        if span is not None:  # else no call at all started in the period
             total, others = report_store.total(connection, seller, span)
             days = report_store.per_day(connection, seller, span, midnights=midnights)
             destinations = report_store.per_destination(connection, seller, span, limit=rows_max)
