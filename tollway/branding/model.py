@@ -7,13 +7,17 @@ provider's on any other host. A brand never borrows from above its node: a resel
 its name, a reseller without a brand name shows its own node name, never its supplier's.
 
 Colours must keep text readable (WCAG 2.1 AA, contrast 4.5:1): white text on the primary colour, dark
-text on the accent colour. A logo is PNG, JPEG or WebP (never SVG, which can carry scripts), recognised
-by its first bytes, at most ``LOGO_BYTES_MAX``.
+text on the accent colour. A logo is PNG, JPEG, WebP or SVG, recognised by its first bytes, at most
+``LOGO_BYTES_MAX``. An SVG is a document that could carry scripts: one is refused unless it is plain
+drawing (no script, no event handler, no embedded page or foreign content, no link but to its own parts,
+no DOCTYPE and so no entities), and every logo is served as an image in a sandbox with a policy that runs
+nothing (tollway/portal/app.py) and shown only through ``<img>``, never inlined into a page.
 """
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
@@ -31,13 +35,26 @@ HOST_LENGTH_MAX = 253
 SUPPORT_PHONE_LENGTH_MAX = 40
 SUPPORT_URL_LENGTH_MAX = 300
 
-_COLOUR = re.compile(r"#[0-9a-f]{6}")
+COLOUR = re.compile(r"#[0-9a-f]{6}")
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _PHONE = re.compile(r"\+?[0-9 ()./-]{3,40}")
+SVG_NAMESPACE = "{http://www.w3.org/2000/svg}"
+# Elements that run or embed something: an SVG logo holding one is refused, whatever its namespace says.
+SVG_ACTIVE_ELEMENTS = frozenset({"script", "foreignobject", "iframe", "embed", "object", "handler", "listener"})
+SVG_MEDIA_TYPE = "image/svg+xml"
+_OUTSIDE_URL = re.compile(r"url\((?!['\"]?#)")
 LOGO_SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
 )
+
+
+class HostTaken(Refusal):
+    """A host name another brand has: host names are unique across the installation."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        super().__init__("host_taken", f"another brand already has {', '.join(hosts)}")
+        self.hosts = hosts
 
 
 class Keep(Enum):
@@ -117,7 +134,7 @@ def contrast(first: str, second: str) -> float:
 def check_colour(colour: str, *, against: str, what: str) -> str:
     """'#1F4E79' -> '#1f4e79', refused unless text in ``against`` stays readable on it."""
     normalized = colour.strip().lower()
-    if not _COLOUR.fullmatch(normalized):
+    if not COLOUR.fullmatch(normalized):
         raise Refusal("colour_invalid", f"{colour!r} is not a colour such as #1f4e79")
     if contrast(normalized, against) < CONTRAST_MIN:
         raise Refusal(
@@ -173,8 +190,47 @@ def check_support_url(url: str) -> str:
     return url.strip()
 
 
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1].lower()
+
+
+def _points_outside(value: str) -> bool:
+    """Whether an attribute's value or a style's text reaches beyond the logo: a script URL or ``url(...)``
+    of anything but the logo's own parts ('url(#gradient)')."""
+    squeezed = "".join(value.lower().split())
+    return "javascript:" in squeezed or _OUTSIDE_URL.search(squeezed) is not None
+
+
+def check_svg(content: bytes) -> None:
+    """Refuse an SVG that is not plain drawing: scripts, event handlers, embedded or foreign content, links
+    out of the logo, DOCTYPEs (and so entities, which could expand without end) are all refused."""
+    refused = Refusal("logo_svg_unsafe", "an SVG logo may hold drawing only: no script, handler, link or DOCTYPE")
+    if b"<!doctype" in content.lower() or b"<!entity" in content.lower():
+        raise refused
+    try:
+        root = ElementTree.fromstring(content)  # noqa: S314 - no DOCTYPE (refused above), so no entity to expand
+    except ElementTree.ParseError:
+        raise Refusal("logo_invalid", "the SVG logo is not well-formed XML") from None
+    if root.tag not in (f"{SVG_NAMESPACE}svg", "svg"):
+        raise Refusal("logo_invalid", "an SVG logo's root element is <svg>")
+    for element in root.iter():
+        if _local_name(element.tag) in SVG_ACTIVE_ELEMENTS or _points_outside(element.text or ""):
+            raise refused
+        for name, value in element.attrib.items():
+            local = _local_name(name)
+            if local.startswith("on") or _points_outside(value):
+                raise refused
+            if local == "href" and not value.strip().startswith("#"):
+                raise refused
+
+
+def _looks_like_svg(content: bytes) -> bool:
+    start = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:256].lower()
+    return start.startswith((b"<svg", b"<?xml", b"<!--")) and b"<svg" in content[:4096].lower()
+
+
 def logo_media_type(content: bytes) -> str:
-    """The image type a logo's first bytes say, or a refusal: PNG, JPEG or WebP only, never SVG."""
+    """The image type a logo's first bytes say, or a refusal: PNG, JPEG, WebP or a drawing-only SVG."""
     if not content:
         raise Refusal("logo_invalid", "the logo is empty")
     if len(content) > LOGO_BYTES_MAX:
@@ -184,4 +240,7 @@ def logo_media_type(content: bytes) -> str:
             return media_type
     if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
         return "image/webp"
-    raise Refusal("logo_invalid", "a logo is a PNG, JPEG or WebP image")
+    if _looks_like_svg(content):
+        check_svg(content)
+        return SVG_MEDIA_TYPE
+    raise Refusal("logo_invalid", "a logo is a PNG, JPEG, WebP or SVG image")

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tollway.branding.model import BrandRow, Logo
-from tollway.errors import Refusal
+from tollway.branding.model import BrandRow, HostTaken, Logo
 from tollway.store.schema import brand_hosts, brands, nodes
 
 
@@ -79,7 +78,7 @@ def replace_hosts(connection: Connection, node_id: int, hosts: Sequence[str], *,
         taken = connection.execute(
             select(brand_hosts.c.host).where(brand_hosts.c.host.in_(list(hosts))).order_by(brand_hosts.c.host)
         ).scalars()
-        raise Refusal("host_taken", f"another brand already has {', '.join(taken)}") from None
+        raise HostTaken(list(taken)) from None
 
 
 def find_logo(connection: Connection, digest: str) -> Logo | None:

@@ -32,6 +32,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tollway.branding.model import LOGO_BYTES_MAX
 from tollway.errors import NUL, Refusal, TextContainsNul
 from tollway.http.auth import SESSION_COOKIE
 from tollway.organizations.imports import IMPORT_BYTES_MAX
@@ -55,10 +56,13 @@ DEFAULT_BODY_LIMIT = BodyLimit(REQUEST_BODY_BYTES_MAX, "body_too_large", "a requ
 SHEET_BODY_LIMIT = BodyLimit(SHEET_BODY_BYTES_MAX, "sheet_too_large", "a rate sheet")
 # (method, path, limit): the routes that take more than the default, from a caller with credentials only.
 IMPORT_BODY_LIMIT = BodyLimit(IMPORT_BYTES_MAX, "import_too_large", "an import of extension accounts")
+# A logo upload from the portal: four times a logo, so one a little too large gets the form's own refusal.
+LOGO_UPLOAD_LIMIT = BodyLimit(4 * LOGO_BYTES_MAX, "logo_too_large", "a logo upload")
 LARGER_BODIES: tuple[tuple[str, re.Pattern[str], BodyLimit], ...] = (
     ("PUT", re.compile(r"^/api/v1/tariffs/[^/]+/sheet$"), SHEET_BODY_LIMIT),
     ("POST", re.compile(r"^/api/v1/organizations/[^/]+/imports$"), IMPORT_BODY_LIMIT),
     ("POST", re.compile(r"^/tariffs/.+/sheet$"), SHEET_BODY_LIMIT),  # the portal's upload (a form around it)
+    ("POST", re.compile(r"^/accounts/[^/]+/brand/logo$"), LOGO_UPLOAD_LIMIT),
 )
 
 

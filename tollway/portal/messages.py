@@ -142,6 +142,20 @@ REFUSALS: dict[str, str] = {
     "clients_limit_reached": N_("This would exceed the number of clients allowed."),
     "logins_exhausted": N_("No free logins are left with this profile's prefix."),
     "nothing_to_withdraw": N_("There is no commission to withdraw."),
+    # brands
+    "colour_invalid": N_("Enter a colour as # and six hexadecimal digits, such as #1f4e79."),
+    "colour_contrast_too_low": N_("This colour leaves the text on it hard to read: it needs a contrast of 4.5:1."),
+    "brand_name_invalid": N_("A brand name has 1 to 200 printable characters."),
+    "support_phone_invalid": N_("Enter a phone number such as +1 555 0100."),
+    "support_url_invalid": N_("A support page is an address starting with http:// or https://."),
+    "logo_invalid": N_("A logo is a PNG, JPEG, WebP or SVG image."),
+    "logo_too_large": N_("A logo is at most 256 KiB."),
+    "logo_svg_unsafe": N_("An SVG logo may hold drawing only: no scripts, event handlers, links or embedded content."),
+    "host_invalid": N_("Enter host names such as portal.example.com, one a line."),
+    "host_taken": N_("Another brand already has this host name: a host name belongs to one brand only."),
+    "too_many_hosts": N_("A brand has at most 20 host names."),
+    "brand_for_resellers_only": N_("Only resellers and the provider have a brand for their customers."),
+    "nothing_to_change": N_("Nothing was changed."),
 }
 NOT_FOUND = N_("There is nothing here, or you may not see it.")
 GENERAL = N_("The request was refused (%(reason)s).")

@@ -18,6 +18,7 @@ from tollway.portal.pages import (
     audit,
     auth,
     batches,
+    brand,
     calls,
     cards,
     exchange_rates,
@@ -42,6 +43,7 @@ PAGES += (organizations, lines)  # organizations, their users and extensions; ca
 PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
 PAGES += (reports,)  # a seller's reports on calls (and the Margin page's old address)
 PAGES += (cards,)  # calling cards: a seller's batches and cards, a holder's card with its PIN
+PAGES += (brand,)  # a seller's brand
 PAGES += (switches, exchange_rates, audit)  # the provider's: switches and RADIUS clients, rates, audit log
 
 ROUTERS: tuple[APIRouter, ...] = tuple(page.router for page in PAGES)
