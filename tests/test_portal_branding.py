@@ -132,7 +132,8 @@ def test_colours_that_leave_text_unreadable_and_other_bad_input_answer_a_form_er
         assert refused.status_code == 422 and message in refused.text, typed
     with_nul = admin.post("/accounts/north-city/brand", data=details(admin, "/brand", name="North\x00Voice"))
     assert with_nul.status_code == 422  # refused before any use case: PostgreSQL stores no NUL
-    without_token = {key: value for key, value in details(admin, "/brand", name="Sneaky").items() if key != "csrf_token"}
+    typed = details(admin, "/brand", name="Sneaky")
+    without_token = {key: value for key, value in typed.items() if key != "csrf_token"}
     assert admin.post("/accounts/north-city/brand", data=without_token).status_code == 403
     assert audited(staff_world, "node.brand") == []  # nothing half-applied, nothing saved
     assert branding.get_brand(staff_world, None, login="north-city").brand_name is None
@@ -202,9 +203,8 @@ def test_the_provider_sets_a_resellers_hosts_and_sender_and_a_host_taken_is_a_cl
         "portal.north.example",
         "voice.north.example",
     ]
-    taken = root.post(
-        "/accounts/bluewave-retail/brand/hosts", data={"csrf_token": token, "hosts": "my.blue.example, VOICE.north.example"}
-    )
+    typed = {"csrf_token": token, "hosts": "my.blue.example, VOICE.north.example"}
+    taken = root.post("/accounts/bluewave-retail/brand/hosts", data=typed)
     assert taken.status_code == 422
     assert "Another brand already has voice.north.example: a host name belongs to one brand only." in taken.text
     assert "my.blue.example, VOICE.north.example" in taken.text  # what was typed is kept
@@ -216,9 +216,10 @@ def test_the_provider_sets_a_resellers_hosts_and_sender_and_a_host_taken_is_a_cl
         "/accounts/north-city/brand/sender", data={"csrf_token": token, "sender": "billing@north.example"}
     )
     assert sender.status_code == 200 and "The email sender is saved." in sender.text
-    assert "Enter an email address" in root.post(
-        "/accounts/north-city/brand/sender", data={"csrf_token": token, "sender": "billing"}
-    ).text
+    assert (
+        "Enter an email address"
+        in root.post("/accounts/north-city/brand/sender", data={"csrf_token": token, "sender": "billing"}).text
+    )
     [(target, _, after)] = audited(staff_world, "node.brand_hosts")
     assert target == "north-city" and after == {"hosts": ["portal.north.example", "voice.north.example"]}
     assert [after["email_from"] for _, _, after in audited(staff_world, "node.notices")] == ["billing@north.example"]  # type: ignore[index]

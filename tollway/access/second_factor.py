@@ -19,9 +19,10 @@ from typing import Protocol
 import pyotp
 from sqlalchemy import Connection, select, update
 
+from tollway.access import store as access_store
 from tollway.access.audit import audit
 from tollway.access.model import Principal, Role
-from tollway.access.service import lockout_seconds, principal_of_user
+from tollway.access.service import lockout_seconds, principal_of_user, require_user_below
 from tollway.clock import utc_now
 from tollway.errors import Refusal, present
 from tollway.store.database import Database
@@ -199,6 +200,42 @@ def turn_off(database: Database, principal: Principal, *, sealer: Seal, code: st
 
     if not database.run(use_case):
         raise Refusal("code_wrong", "the code is wrong or was used already")
+
+
+def reset(database: Database, principal: Principal | None, *, login: str) -> int:
+    """An owner turns off the second factor of a user below it (a lost phone): its secret is forgotten and
+    every session of the user closed; the user logs in with its password alone and may set up a new one in
+    its settings. Who may: as for a password reset (``access.service.require_user_below``): a user above or
+    beside the principal is not found. Answers how many sessions were closed."""
+    now = utc_now()
+
+    def use_case(connection: Connection) -> int:
+        user, node = require_user_below(connection, principal, login, what="second_factor")
+        if not _read(connection, user.id, lock=True).on:
+            raise Refusal("second_factor_off", "the second factor of this user is not on")
+        _write(
+            connection,
+            user.id,
+            totp_secret_sealed=None,
+            totp_confirmed_at=None,
+            totp_last_step=None,
+            totp_failed=0,
+            totp_locked_until=None,
+        )
+        closed = access_store.revoke_sessions_of(connection, user.id, now=now)
+        audit(
+            connection,
+            principal,
+            action="user.second_factor_reset",
+            target_type="user",
+            target_id=user.login,
+            node=node,
+            before={"on": True},
+            after={"on": False, "sessions_closed": closed},
+        )
+        return closed
+
+    return database.run(use_case)
 
 
 def verify(database: Database, *, user_id: int, code: str, sealer: Seal, now: datetime | None = None) -> Principal:

@@ -426,23 +426,33 @@ def change_password(
     return database.run(use_case)
 
 
+def require_user_below(
+    connection: Connection, principal: Principal | None, login: str, *, what: str
+) -> tuple[User, Node]:
+    """A user an owner may reset (its password, its second factor), locked: on a node strictly below the
+    principal's (``user:manage`` there), and whose role holds nothing the principal does not (it could log
+    in as it). A user above or beside it, or out of sight, is not found, exactly as one that does not exist;
+    a user of its own node is refused (``<what>_reset_below_only``): each changes its own, knowing it."""
+    user, node = _require_user(connection, principal, login, lock=True)
+    authorize(principal, Action.USER_MANAGE, node)
+    if principal is not None and node.id == principal.place.node_id:
+        raise Forbidden(
+            Action.USER_MANAGE,
+            reason=f"{what}_reset_below_only",
+            message=f"an owner resets the {what.replace('_', ' ')} of users below it; change your own yourself",
+        )
+    check_mint(principal, {"role": ROLE_ACTIONS[user.role]})
+    return user, node
+
+
 def reset_password(database: Database, principal: Principal | None, *, login: str) -> str:
     """An owner gives a user below it a new password, generated and answered this once (stored hashed);
-    every session of the user is closed and its failed attempts forgotten. The owner needs ``user:manage``
-    on the user's node, strictly below its own, and every action of the user's role (it could log in as it)."""
+    every session of the user is closed and its failed attempts forgotten (``require_user_below``)."""
     password = credentials.generate_secret(RESET_PASSWORD_LENGTH)
     new_hash = credentials.hash_password(password)  # slow on purpose: outside the transaction
 
     def use_case(connection: Connection) -> str:
-        user, node = _require_user(connection, principal, login, lock=True)
-        authorize(principal, Action.USER_MANAGE, node)
-        if principal is not None and node.id == principal.place.node_id:
-            raise Forbidden(
-                Action.USER_MANAGE,
-                reason="password_reset_below_only",
-                message="an owner resets the passwords of users below it; change your own with the current one",
-            )
-        check_mint(principal, {"role": ROLE_ACTIONS[user.role]})
+        user, node = require_user_below(connection, principal, login, what="password")
         now = utc_now()
         access_store.update_user(connection, user.id, password_hash=new_hash)
         _forgive_attempt(connection, login=login, address=None, now=now)

@@ -27,6 +27,7 @@ class User:
     active: bool
     failed_logins: int
     locked_until: datetime | None
+    second_factor_on: bool = False  # its TOTP confirmed: its password alone opens no session
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ def _user(row: Row[Any]) -> User:
         row.status == "active",
         row.failed_logins,
         row.locked_until,
+        row.totp_secret_sealed is not None and row.totp_confirmed_at is not None,
     )
 
 

@@ -142,6 +142,10 @@ REFUSALS: dict[str, str] = {
     "clients_limit_reached": N_("This would exceed the number of clients allowed."),
     "logins_exhausted": N_("No free logins are left with this profile's prefix."),
     "nothing_to_withdraw": N_("There is no commission to withdraw."),
+    "password_reset_below_only": N_("You reset the logins of the accounts below yours; change your own in Settings."),
+    "second_factor_reset_below_only": N_(
+        "You reset the logins of the accounts below yours; change your own in Settings."
+    ),
     # brands
     "colour_invalid": N_("Enter a colour as # and six hexadecimal digits, such as #1f4e79."),
     "colour_contrast_too_low": N_("This colour leaves the text on it hard to read: it needs a contrast of 4.5:1."),

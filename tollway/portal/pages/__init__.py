@@ -25,6 +25,7 @@ from tollway.portal.pages import (
     home,
     lines,
     live_calls,
+    logins,
     money,
     organizations,
     plans,
@@ -37,7 +38,7 @@ from tollway.portal.pages import (
 )
 
 PAGES: tuple[ModuleType, ...] = (auth, home, live_calls, calls, money, settings, shop)  # /calls/live first
-PAGES += (accounts, batches, sales)  # the staff pages: accounts, batches of accounts, a seller's shop
+PAGES += (accounts, batches, logins, sales)  # the staff pages: accounts, batches of them, their logins; a shop
 PAGES += (agent,)  # an agent's commission and statement
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe
 PAGES += (tariffs, plans)  # a seller's tariffs, rate sheets and plans
