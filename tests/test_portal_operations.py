@@ -217,3 +217,49 @@ def test_the_provider_sees_the_radius_clients_configured_never_their_secrets(sta
     assert page.status_code == 200
     assert re.search(r"<td>192.0.2.7</td>\s*<td>cisco-1</td>\s*<td>No</td>", page.text)
     assert "shared-s3cret" not in page.text
+
+
+def test_the_provider_trusts_a_switch_with_its_durations_only_once_it_confirms_the_risk(
+    staff_world: Database,  # noqa: F811
+) -> None:
+    calls.create_switch(staff_world, name="kam-1", node_login="north-city")
+    portal = Portal(staff_world)
+    client = portal.signed_in("root")
+    listed = client.get("/switches")
+    assert "Capped at the grant" in listed.text and 'href="/switches/kam-1/trusted-durations"' in listed.text
+    page = client.get("/switches/kam-1/trusted-durations")
+    assert page.status_code == 200 and "below a prepaid balance's floor" in page.text
+    token = csrf_of(page)
+    unconfirmed = client.post("/switches/kam-1/trusted-durations", data={"csrf_token": token, "trusted": "yes"})
+    assert (
+        unconfirmed.status_code == 422 and "Tick the box to confirm that you understand the risk." in unconfirmed.text
+    )
+    assert not calls.list_switches(staff_world)[0].trusted_durations
+    assert (
+        client.post("/switches/kam-1/trusted-durations", data={"trusted": "yes", "understood": "yes"}).status_code
+        == 403
+    )
+
+    trusted = client.post(
+        "/switches/kam-1/trusted-durations", data={"csrf_token": token, "trusted": "yes", "understood": "yes"}
+    )
+    assert trusted.status_code == 200 and "they are charged as it reports them" in trusted.text
+    assert "Trusted: charged as reported" in trusted.text and calls.list_switches(staff_world)[0].trusted_durations
+    stopped = client.post("/switches/kam-1/trusted-durations", data={"csrf_token": token, "trusted": "no"})
+    assert "capped again at what each call was granted" in stopped.text
+    assert not calls.list_switches(staff_world)[0].trusted_durations
+    assert (
+        client.post("/switches/kam-9/trusted-durations", data={"csrf_token": token, "trusted": "no"}).status_code == 404
+    )
+    assert (
+        client.post("/switches/kam-1/trusted-durations", data={"csrf_token": token, "trusted": "x"}).status_code == 422
+    )
+    audit = client.get("/audit", params={"action": "switch.trusted_durations"}).text
+    assert audit.count("<td>switch.trusted_durations</td>") == 2 and "switch kam-1" in audit
+
+    reseller = access.login_with_password(staff_world, login="nc-admin", password="correct horse battery")
+    with pytest.raises(Refusal) as refused:  # its own switch: still the provider's call
+        calls.set_switch_trusted_durations(staff_world, name="kam-1", trusted=True, principal=reseller)
+    assert refused.value.reason == "node_not_found"
+    admin = portal.signed_in("nc-admin")
+    assert admin.get("/switches/kam-1/trusted-durations").status_code == 404

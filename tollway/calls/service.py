@@ -1437,6 +1437,42 @@ def list_switches(
     return found
 
 
+def set_switch_trusted_durations(
+    database: Database, *, name: str, trusted: bool, principal: Principal | None = None
+) -> bool:
+    """Trust a switch with the durations it reports, or stop: a trusted switch's calls are charged every second
+    it reports, past their grant and below a floor if so (docs/credit-control.md, "not trusted with money").
+
+    That risk falls on every balance up to the provider, so it is the provider's call: authorized on the
+    provider's node (``user:manage``), which nobody else sees. Audited as ``switch.trusted_durations``.
+    Answers whether the switch was trusted before.
+    """
+
+    def use_case(connection: Connection) -> bool:
+        before = store.switch_trusts_durations_named(connection, name, lock=True)
+        key_id = store.switch_key_id(connection, name)
+        key = access_store.find_api_key(connection, key_id) if key_id else None
+        node = tree_store.get_node(connection, key.node_id) if key else None
+        if before is None or node is None:
+            raise NotFound("switch", name)
+        authorize(principal, Action.USER_MANAGE, node)
+        authorize(principal, Action.USER_MANAGE, present(tree_store.find_provider(connection), "the provider"))
+        store.set_switch_trusted_durations(connection, name=name, trusted=trusted)
+        audit(
+            connection,
+            principal,
+            action="switch.trusted_durations",
+            target_type="switch",
+            target_id=name,
+            node=node,
+            before={"trusted_durations": before},
+            after={"trusted_durations": trusted},
+        )
+        return before
+
+    return database.run(use_case)
+
+
 def rotate_switch_key(database: Database, *, name: str, principal: Principal | None = None) -> str:
     """Give a switch a new API key with the old one's node and actions, and revoke the old one at once.
 

@@ -421,6 +421,17 @@ def set_switch_api_key(connection: Connection, *, name: str, api_key_id: int) ->
     connection.execute(update(switches).where(switches.c.name == name).values(api_key_id=api_key_id))
 
 
+def set_switch_trusted_durations(connection: Connection, *, name: str, trusted: bool) -> None:
+    connection.execute(update(switches).where(switches.c.name == name).values(trusted_durations=trusted))
+
+
+def switch_trusts_durations_named(connection: Connection, name: str, *, lock: bool = False) -> bool | None:
+    """Whether the switch ``name`` is trusted with its durations; None: no such switch."""
+    query = select(switches.c.trusted_durations).where(switches.c.name == name)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else bool(row.trusted_durations)
+
+
 def switch_trusts_durations(connection: Connection, switch_id: int | None) -> bool:
     """Whether the durations the switch reports are charged as they are, past the grant (a trusted switch)."""
     if switch_id is None:

@@ -146,6 +146,7 @@ REFUSALS: dict[str, str] = {
     "second_factor_reset_below_only": N_(
         "You reset the logins of the accounts below yours; change your own in Settings."
     ),
+    "confirmation_required": N_("Tick the box to confirm that you understand the risk."),
     # brands
     "colour_invalid": N_("Enter a colour as # and six hexadecimal digits, such as #1f4e79."),
     "colour_contrast_too_low": N_("This colour leaves the text on it hard to read: it needs a contrast of 4.5:1."),
