@@ -14,6 +14,7 @@ import io
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from fastapi.testclient import TestClient
@@ -263,3 +264,53 @@ def test_the_provider_trusts_a_switch_with_its_durations_only_once_it_confirms_t
     assert refused.value.reason == "node_not_found"
     admin = portal.signed_in("nc-admin")
     assert admin.get("/switches/kam-1/trusted-durations").status_code == 404
+
+
+def pages_links(html: str, path: str) -> dict[str, dict[str, list[str]]]:
+    """The pager's links of a list page: {'first': {filter: [value]}, 'next': {...}}."""
+    found = re.findall(rf'<a href="{re.escape(path)}\??([^"]*)" rel="(first|next)">', html)
+    return {rel: parse_qs(query.replace("&amp;", "&")) for query, rel in found}
+
+
+def test_the_calls_pagers_links_keep_every_filter_for_a_customer_and_an_admin(calls_world: Database) -> None:
+    """bob calls Berlin 51 times two days ago: with its four filters (and an admin's account), 50 and 1."""
+    at = utc_now().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    for number in range(51):
+        call(
+            calls_world, f"bob-berlin-{number:02d}@portal", "bob", GERMANY, at=at + timedelta(minutes=number), seconds=6
+        )
+    portal = Portal(calls_world)
+    customer = {"since": days_ago(3), "until": days_ago(0), "number": "+49 30", "state": "ended"}
+    for login, filters in (("bob", customer), ("nc-admin", customer | {"account": "bob"})):
+        client = portal.signed_in(login)
+        first = client.get("/calls", params=filters)
+        assert first.text.count('href="/calls/bob-berlin-') == 50, login
+        links = pages_links(first.text, "/calls")
+        assert set(links) == {"next"}, login  # no first-page link on the first page
+        following = links["next"]
+        assert {name: values for name, values in following.items() if name != "after_id"} == {
+            name: [value] for name, value in filters.items()
+        }, login
+        second = client.get("/calls", params={name: values[0] for name, values in following.items()})
+        assert second.text.count('href="/calls/bob-berlin-') == 1 and "bob-de%40portal" not in second.text, login
+        back = pages_links(second.text, "/calls")
+        assert set(back) == {"first"} and back["first"] == {name: [value] for name, value in filters.items()}, login
+        csv_link = re.search(r'href="/calls.csv\?([^"]*)" download', second.text)
+        assert csv_link and parse_qs(csv_link.group(1).replace("&amp;", "&")) == back["first"], login
+
+
+def test_the_audit_logs_pager_keeps_every_filter(staff_world: Database) -> None:  # noqa: F811
+    for cents in range(51):  # with the demo's EUR/USD (set the same way): 52 entries of the operator's
+        balances.set_exchange_rate(staff_world, base_currency="CHF", quote_currency="USD", rate=f"1.{cents:02d}")
+    client = Portal(staff_world).signed_in("root")
+    filters = {"actor": "cli", "action": "rates.set", "since": days_ago(1), "until": days_ago(0)}
+    first = client.get("/audit", params=filters)
+    assert first.text.count("<td>rates.set</td>") == 50
+    following = pages_links(first.text, "/audit")["next"]
+    assert {name: values for name, values in following.items() if name != "before_id"} == {
+        name: [value] for name, value in filters.items()
+    }
+    second = client.get("/audit", params={name: values[0] for name, values in following.items()})
+    assert second.text.count("<td>rates.set</td>") == 2 and "1.00" in second.text and "EUR/USD" in second.text
+    assert "<td>node.create</td>" not in second.text  # the demo's older entries of other actions stay filtered out
+    assert pages_links(second.text, "/audit") == {"first": {name: [value] for name, value in filters.items()}}

@@ -7,6 +7,8 @@ Words are marked with ``N_()`` here and translated where they are shown (``_()``
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
@@ -93,3 +95,23 @@ def day_of(text: str, default: date) -> date:
 def query(**values: object) -> str:
     """A query string of the values that are set, escaped: for links that keep a list's filters."""
     return urlencode({name: value for name, value in values.items() if value not in (None, "", 0)})
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Where a page of a filtered list stands, and the links to its first and next pages (every filter kept)."""
+
+    first_page: bool
+    filtered: bool
+    first_page_query: str  # the filters alone: the first page
+    next_page: str | None  # the filters and where the next page starts; None: this is the last
+
+
+def paging(filters: Mapping[str, str], *, first_page: bool, next_start: tuple[str, int] | None) -> Paging:
+    """``next_start``: the name and value of the parameter the next page starts from ('after_id', 1234)."""
+    return Paging(
+        first_page=first_page,
+        filtered=any(filters.values()),
+        first_page_query=query(**filters),
+        next_page=query(**filters, **dict([next_start])) if next_start else None,
+    )

@@ -90,9 +90,9 @@ def account_list(
         values={
             "accounts": found,
             "filters": filters,
-            "next_page": staff.query(**filters, after_id=next_after_id) if next_after_id else None,
-            "first_page": after_id == 0,
-            "first_page_query": staff.query(**filters),
+            "paging": staff.paging(
+                filters, first_page=after_id == 0, next_start=("after_id", next_after_id) if next_after_id else None
+            ),
             "kinds": staff.KINDS,
             "listed_kinds": LISTED_KINDS if visitor.role is not Role.AGENT else (),
             "statuses": staff.STATUSES,

@@ -58,9 +58,8 @@ def audit_log(
         values={
             "entries": [(entry, _shown(entry.before), _shown(entry.after)) for entry in entries],
             "filters": filters,
-            "filtered": any(filters.values()),
-            "first_page": before_id == 0,
-            "first_page_query": staff.query(**filters),
-            "next_page": staff.query(**filters, before_id=next_before_id) if next_before_id else None,
+            "paging": staff.paging(
+                filters, first_page=before_id == 0, next_start=("before_id", next_before_id) if next_before_id else None
+            ),
         },
     )

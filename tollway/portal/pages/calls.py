@@ -106,11 +106,10 @@ def call_list(
         values={
             "calls": rows,
             "filters": filters,
-            "filtered": any(filters.values()),
             "staff_view": visitor.role not in CUSTOMER_ROLES,
-            "next_page": staff.query(**filters, after_id=next_after_id) if next_after_id else None,
-            "first_page": after_id == 0,
-            "first_page_query": staff.query(**filters),
+            "paging": staff.paging(
+                filters, first_page=after_id == 0, next_start=("after_id", next_after_id) if next_after_id else None
+            ),
             "states": STATES,
         },
     )
