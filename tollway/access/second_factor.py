@@ -5,7 +5,8 @@ Provider admins, reseller admins and agents may turn it on; once on, their passw
 code) and keeps it sealed (tollway/sealing.py: a copy of the database alone gives no secret away); the
 first right code (``confirm``) turns it on. Every code works once (the last step used is kept), and wrong
 codes are throttled like wrong passwords, on their own count, which a right password does not reset:
-knowing the password does not buy more guesses at the code.
+knowing the password does not buy more guesses at the code. A lost phone: an admin above the login turns
+it off (``reset``), as it would reset the login's password.
 """
 
 from __future__ import annotations

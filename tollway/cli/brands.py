@@ -54,7 +54,7 @@ def brand_set(
         str | None, typer.Option(help=f"Header and buttons, e.g. #1f4e79 (white text on it). {CLEARS}")
     ] = None,
     accent: Annotated[str | None, typer.Option(help=f"Highlights, e.g. #e8f0f8 (dark text on it). {CLEARS}")] = None,
-    logo: Annotated[str | None, typer.Option(help=f"A PNG, JPEG or WebP file, at most 256 KiB. {CLEARS}")] = None,
+    logo: Annotated[str | None, typer.Option(help=f"A PNG, JPEG, WebP or plain SVG, at most 256 KiB. {CLEARS}")] = None,
     support_email: Annotated[str | None, typer.Option(help=CLEARS)] = None,
     support_phone: Annotated[str | None, typer.Option(help=CLEARS)] = None,
     support_url: Annotated[str | None, typer.Option(help=CLEARS)] = None,
