@@ -606,3 +606,39 @@ def test_an_agent_sees_its_commission_and_prints_its_statement(portal: str, brow
     assert page.get_by_role("heading", level=1).inner_text().startswith("Statement for ")
     assert page.get_by_role("button", name="Print").is_visible()
     assert serious_violations(page) == []
+
+
+def test_a_reseller_makes_calling_cards_and_a_holder_sees_one_with_its_pin(
+    portal: str, browser_page: Any, camera: Camera
+) -> None:
+    page = browser_page
+    log_in(page, camera, portal, "nc-admin")
+    page.get_by_role("link", name="Calling cards").click()
+    page.get_by_label("Name of the batch").fill("browser-cards")
+    page.get_by_label("Number of cards").fill("2")
+    page.get_by_label("Face value of each card").fill("5.00")
+    camera.shoot(page, "the batch form")
+    page.get_by_role("button", name="Make the cards").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the cards are made")
+    download_button = page.get_by_role("button", name="Download the serials and PINs (CSV)")
+    with page.expect_download() as downloading:
+        download_button.click()
+    rows = list(csv.DictReader(io.StringIO(Path(downloading.value.path()).read_text())))
+    assert len(rows) == 2 and rows[0]["face_value"] == "5.000000"
+    page.goto(f"{portal}/cards/{rows[0]['serial']}")
+    page.get_by_label("Action").select_option("activate")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "a card sold")
+    # The holder, on north-city's own host: its card's balance with its serial and PIN.
+    port = portal.rsplit(":", 1)[1]
+    page.goto(f"http://north.localhost:{port}/card")
+    assert serious_violations(page) == []
+    page.get_by_label("Serial (optional)").fill(rows[0]["serial"])
+    page.get_by_label("PIN").fill(rows[0]["pin"])
+    page.get_by_role("button", name="Show my card").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "the holder's card")
+    assert "$5.00" in page.locator("main").inner_text() and rows[0]["pin"] not in page.content()
+    assert serious_violations(page) == []
