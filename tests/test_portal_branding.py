@@ -86,7 +86,12 @@ def test_a_resellers_admin_rebrands_and_its_customer_sees_it_on_the_next_page_on
     )
     saved = admin.post("/accounts/north-city/brand", data=typed, follow_redirects=False)
     assert (saved.status_code, saved.headers["location"]) == (303, "/brand?saved=brand")
-    assert "Customers see it on their next page." in admin.get(saved.headers["location"]).text
+    own_page = admin.get(saved.headers["location"]).text
+    assert "Customers see it on their next page." in own_page
+    assert '<link rel="stylesheet" href="/brand/preview/0b5d1e-e8f0f8.css">' in own_page  # the preview's colours
+    preview = browser(staff_world).get("/brand/preview/0b5d1e-e8f0f8.css")
+    assert preview.text == "main .brand-preview{background:#0b5d1e;--accent:#e8f0f8}\n"
+    assert browser(staff_world).get("/brand/preview/red-blue.css").status_code == 404
 
     home = alice.get("/").text  # the same session, the next page
     assert "North Voice" in home and "North City VoIP (L1)" not in home

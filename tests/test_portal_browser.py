@@ -252,6 +252,43 @@ def test_two_resellers_hosts_show_two_brands(portal: str, browser_page: Any, cam
 
 
 _background = "element => getComputedStyle(element).backgroundColor"
+LOGO_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" viewBox="0 0 120 40">'
+    b'<rect width="120" height="40" rx="6" fill="#5b2a86"/><circle cx="20" cy="20" r="12" fill="#ffffff"/></svg>'
+)
+
+
+def test_the_provider_rebrands_a_reseller_and_its_host_shows_it_on_the_next_load(
+    portal: str, browser_page: Any, camera: Camera
+) -> None:
+    page = browser_page
+    port = portal.rsplit(":", 1)[1]
+    log_in(page, camera, portal, "root")
+    page.goto(f"{portal}/accounts/bluewave-retail/brand")
+    page.get_by_label("Primary colour").fill("#5b2a86")
+    page.get_by_role("button", name="Save the brand").click()
+    page.wait_for_load_state()
+    page.get_by_label("Logo file").set_input_files(
+        files=[{"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": LOGO_SVG}]
+    )
+    page.get_by_role("button", name="Upload the logo").click()
+    page.wait_for_load_state()
+    camera.shoot(page, "brand saved")
+    assert page.get_by_role("status").inner_text() == "The logo is saved."
+    page.goto(f"http://blue.localhost:{port}/login")
+    camera.shoot(page, "login at blue.localhost, rebranded")
+    assert page.locator("header.top").evaluate(_background) == "rgb(91, 42, 134)"
+    logo = page.get_by_role("img", name="Blue Retail")
+    assert logo.evaluate("image => image.complete && image.naturalWidth") == 120  # the SVG, drawn as an image
+    page.goto(f"http://north.localhost:{port}/login")
+    assert page.locator("header.top").evaluate(_background) == "rgb(11, 93, 30)"  # the other brand unchanged
+    page.goto(f"{portal}/accounts/bluewave-retail/brand")  # as it was, whatever order the tests run in
+    page.get_by_role("button", name="Remove the logo").click()
+    page.wait_for_load_state()
+    page.get_by_label("Primary colour").fill("")
+    page.get_by_role("button", name="Save the brand").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("status").inner_text() == "The brand is saved. Customers see it on their next page."
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(portal: str, browser_page: Any, camera: Camera) -> None:

@@ -130,6 +130,16 @@ def _install_brand_routes(app: FastAPI, settings: PortalSettings) -> None:
         css = f":root{{--brand:#{primary};--accent:#{accent}}}\n"
         return PlainTextResponse(css, media_type="text/css", headers={"cache-control": CACHED_FOR_EVER.decode()})
 
+    @app.get("/brand/preview/{pair}.css", include_in_schema=False)
+    def preview(pair: str) -> Response:
+        """A brand's colours on its Brand page's preview only (the page itself keeps the visitor's brand)."""
+        found = _COLOUR_PAIR.fullmatch(pair)
+        if found is None:
+            raise NotFound("page", pair)
+        primary, accent = found.groups()
+        css = f"main .brand-preview{{background:#{primary};--accent:#{accent}}}\n"
+        return PlainTextResponse(css, media_type="text/css", headers={"cache-control": CACHED_FOR_EVER.decode()})
+
     @app.get("/brand/logo/{digest}", include_in_schema=False)
     def logo(digest: str) -> Response:
         found = branding.logo(settings.database, digest=digest)
