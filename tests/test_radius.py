@@ -184,9 +184,11 @@ class Reply:
 
 
 def send(
-    port: int, kind: str, attributes: dict[str, str | int], *, secret: str = SECRET, tmp: Path, wait: float = 2.0
+    port: int, kind: str, attributes: dict[str, str | int], *, secret: str = SECRET, tmp: Path, wait: float = 10.0
 ) -> Reply:
-    """One request from radclient, as a gateway sends it; what came back, as radclient read it."""
+    """One request from radclient, as a gateway sends it; what came back, as radclient read it. It waits
+    ``wait`` seconds for the answer: long enough for a machine busy with other tests (a test that expects
+    no answer waits ``NO_ANSWER_SECONDS``)."""
     lines = []
     for name, value in attributes.items():
         bare = isinstance(value, int) or value.startswith("0x") or name == "Packet-Src-IP-Address"
