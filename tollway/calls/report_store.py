@@ -8,7 +8,7 @@ line is read: a seller never sees what its owners pay. Figures come back as plai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Integer, Select, and_, case, func, literal, s
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from tollway.calls.model import NO_FIGURES, Figures
+from tollway.calls.model import Figures
 from tollway.store.schema import call_charges, calls, nodes
 from tollway.store.types import UtcDateTime
 
@@ -111,20 +111,10 @@ def _calls_of(query: Select[Any], seller: Seller, span: Span) -> Select[Any]:
     )
 
 
-def total(connection: Connection, seller: Seller, span: Span) -> tuple[Figures, dict[str, int]]:
-    """The period's figures, and the revenue its customers paid in other currencies than its own, by currency
-    (in no margin): one query, grouped by the currency its customers paid in."""
-    amount = func.coalesce(func.sum(revenue_line.c.amount_micros), 0).label("amount")
-    query = _calls_of(select(revenue_line.c.currency, amount, *_sums(seller)), seller, span)
-    found = [
-        (row.currency, int(row.amount), _of(row)) for row in connection.execute(query.group_by(revenue_line.c.currency))
-    ]
-    figures = Figures(*(sum(getattr(f, name) for _, _, f in found) for name in Figures.__dataclass_fields__))
-    return figures, {
-        currency: paid
-        for currency, paid, _ in sorted(found, key=lambda row: row[0])
-        if currency != seller.currency and paid
-    }
+def added(figures: Iterable[Figures]) -> Figures:
+    """The figures of several sets of calls as one."""
+    found = list(figures)
+    return Figures(*(sum(getattr(f, name) for f in found) for name in Figures.__dataclass_fields__))
 
 
 def _day_of(midnights: Sequence[datetime], first: int, last: int) -> ColumnElement[int]:
@@ -140,15 +130,25 @@ def _day_of(midnights: Sequence[datetime], first: int, last: int) -> ColumnEleme
     )
 
 
-def per_day(connection: Connection, seller: Seller, span: Span, *, midnights: Sequence[datetime]) -> list[Figures]:
+def per_day(
+    connection: Connection, seller: Seller, span: Span, *, midnights: Sequence[datetime]
+) -> tuple[list[Figures], dict[str, int]]:
     """Each day's figures, the days running from one midnight to the next (``midnights``: the period's first
-    midnight, then each day's end; at most ``DAYS_MAX`` days), whatever their length in UTC."""
+    midnight, then each day's end; at most ``DAYS_MAX`` days), whatever their length in UTC; and the revenue
+    its customers paid in other currencies than its own, by currency (in no margin). One query, grouped by
+    day and by the currency its customers paid in; the period's total is the days' sum."""
     if not 2 <= len(midnights) <= DAYS_MAX + 1:
         raise ValueError(f"1 to {DAYS_MAX} days, not {len(midnights) - 1}")
     day = _day_of(midnights, 0, len(midnights) - 2).label("day")
-    query = _calls_of(select(day, *_sums(seller)), seller, span).group_by(day)
-    found = {row.day: _of(row) for row in connection.execute(query)}
-    return [found.get(number, NO_FIGURES) for number in range(len(midnights) - 1)]
+    amount = func.coalesce(func.sum(revenue_line.c.amount_micros), 0).label("amount")
+    query = _calls_of(select(day, revenue_line.c.currency, amount, *_sums(seller)), seller, span)
+    days: dict[int, list[Figures]] = {}
+    others: dict[str, int] = {}
+    for row in connection.execute(query.group_by(day, revenue_line.c.currency)):
+        days.setdefault(row.day, []).append(_of(row))
+        if row.currency != seller.currency and row.amount:
+            others[row.currency] = others.get(row.currency, 0) + int(row.amount)
+    return [added(days.get(number, ())) for number in range(len(midnights) - 1)], dict(sorted(others.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,8 +110,8 @@ def call_report(
         destinations: list[DestinationFigures] = []
         customers: list[CustomerFigures] = []
         if span is not None:  # else no call at all started in the period
-            total, others = report_store.total(connection, seller, span)
-            days = report_store.per_day(connection, seller, span, midnights=midnights)
+            days, others = report_store.per_day(connection, seller, span, midnights=midnights)
+            total = report_store.added(days)
             destinations = report_store.per_destination(connection, seller, span, limit=rows_max)
             customers = report_store.per_customer(connection, seller, span, order=customers_by, limit=rows_max)
     return Report(
