@@ -27,7 +27,7 @@ from tollway.agents.model import CustomerProfile
 from tollway.agents.service import put_profile
 from tollway.clock import utc_now
 from tollway.store.database import Database
-from tollway.store.schema import audit_log, batch_downloads, nodes
+from tollway.store.schema import audit_log, held_files, nodes
 from tollway.tree import service as tree
 
 
@@ -118,7 +118,7 @@ def test_the_passwords_are_never_stored_in_clear_nor_audited(world: Database) ->
     client = signed_in(world, "ana")
     made = confirm(client, preview(client, profile="prepaid", count="10"))
     with world.reading() as connection:
-        held = connection.execute(batch_downloads.select()).one()
+        held = connection.execute(held_files.select()).one()
         audited = [str(row.after) for row in connection.execute(audit_log.select())]
     file = client.post("/batches/file", data={"csrf_token": csrf_of(made), "token": token_of(made)})
     passwords = [row["password"] for row in rows_of(file)]
@@ -126,7 +126,7 @@ def test_the_passwords_are_never_stored_in_clear_nor_audited(world: Database) ->
     assert token_of(made) not in str(held) and not any(p in held.sealed for p in passwords)
     assert not any(p in entry for p in passwords for entry in audited)
     with world.reading() as connection:
-        assert connection.execute(batch_downloads.select()).all() == []  # the download removed it
+        assert connection.execute(held_files.select()).all() == []  # the download removed it
 
 
 def test_the_same_confirmation_sent_twice_makes_one_batch(world: Database) -> None:
@@ -255,7 +255,7 @@ def test_a_held_file_waits_only_so_long(world: Database) -> None:
     made = confirm(client, preview(client, profile="prepaid", count="10"))
 
     def expire(connection: Connection) -> None:
-        connection.execute(batch_downloads.update().values(expires_at=utc_now()))
+        connection.execute(held_files.update().values(expires_at=utc_now()))
 
     world.run(expire)
     late = client.post("/batches/file", data={"csrf_token": csrf_of(made), "token": token_of(made)})

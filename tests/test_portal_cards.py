@@ -25,7 +25,7 @@ from tollway.balances import service as balances
 from tollway.branding import service as branding
 from tollway.demo import DEMO_AGENT_TERMS, DEMO_PROFILE
 from tollway.store.database import Database
-from tollway.store.schema import card_batch_downloads
+from tollway.store.schema import held_files
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_a_reseller_makes_a_batch_and_downloads_its_pins_once(cards_world: Datab
     page = make_batch(nc, serial_prefix="NC")
     assert "Cards made: 3, NC000000001 to NC000000003." in page
     with cards_world.reading() as connection:
-        sealed = connection.execute(select(card_batch_downloads.c.sealed_csv)).scalar_one()
+        sealed = connection.execute(select(held_files.c.sealed)).scalar_one()
     rows = download(nc, page)
     assert rows[0] == ["serial", "pin", "currency", "face_value", "expires"]
     pins = [row[1] for row in rows[1:]]
@@ -89,7 +89,7 @@ def test_a_reseller_makes_a_batch_and_downloads_its_pins_once(cards_world: Datab
     again = nc.post("/cards/download", data={"token": token_of(page), "csrf_token": csrf_of(nc.get("/cards"))})
     assert again.status_code == 404
     with cards_world.reading() as connection:
-        assert connection.execute(select(func.count()).select_from(card_batch_downloads)).scalar_one() == 0
+        assert connection.execute(select(func.count()).select_from(held_files)).scalar_one() == 0
     # Another login cannot take someone's download either.
     other = make_batch(nc, name="summer", count="1")
     root = signed_in(cards_world, "bw-admin")

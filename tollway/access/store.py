@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.access.model import Action, Role
 from tollway.errors import present
-from tollway.store.schema import api_keys, audit_log, login_throttles, sessions, users
+from tollway.store.schema import api_keys, audit_log, held_files, login_throttles, sessions, users
 
 AUDIT_PAGE_SIZE_MAX = 500
 
@@ -318,3 +318,46 @@ def user_language(connection: Connection, user_id: int) -> str | None:
     """The portal language a login chose (None: its node's)."""
     language: str | None = connection.execute(select(users.c.language).where(users.c.id == user_id)).scalar()
     return language
+
+
+# -- files held for one download (tollway.access.held_files) ------------------------------------------------
+
+
+def hold_file(
+    connection: Connection,
+    *,
+    digest: str,
+    kind: str,
+    name: str,
+    user_id: int,
+    sealed: str,
+    expires_at: datetime,
+    now: datetime,
+) -> None:
+    connection.execute(delete(held_files).where(held_files.c.expires_at <= now))  # the forgotten ones
+    connection.execute(
+        insert(held_files).values(
+            digest=digest,
+            kind=kind,
+            name=name,
+            user_id=user_id,
+            sealed=sealed,
+            expires_at=expires_at,
+            created_at=now,
+        )
+    )
+
+
+def take_file(connection: Connection, *, digest: str, kind: str, user_id: int, now: datetime) -> tuple[str, str] | None:
+    """The held file's name and sealed content, deleted as it is read: of two readers, one gets it."""
+    row = connection.execute(
+        delete(held_files)
+        .where(
+            held_files.c.digest == digest,
+            held_files.c.kind == kind,
+            held_files.c.user_id == user_id,
+            held_files.c.expires_at > now,
+        )
+        .returning(held_files.c.name, held_files.c.sealed)
+    ).first()
+    return None if row is None else (str(row.name), str(row.sealed))

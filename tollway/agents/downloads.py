@@ -1,26 +1,19 @@
 """A batch made for a person at a screen: its CSV of logins and passwords is downloaded once, then gone.
 
-The API answers a batch with its CSV at once; a web page cannot (a person must first see the batch is
-made, then save the file), so the file is held for one download by the login that made the batch, for
-``HOLD_SECONDS`` at most. It is sealed (Fernet) with a key derived from a random token that only that
-login's browser receives: the database holds the token's digest and a sealed file it cannot open, so a
-copy of it gives no password away. The download deletes the row as it reads it: a second one finds
-nothing. Passwords are never logged nor audited (the audit log records the batch and its logins).
+The file is held for one download by the login that made the batch, for ``HOLD_SECONDS`` at most
+(tollway/access/held_files.py: sealed with a key only its maker's browser holds, deleted by the download).
+Passwords are never logged nor audited (the audit log records the batch and its logins).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection
 
+from tollway.access import held_files
 from tollway.access.model import Principal, Role
-from tollway.agents import store
 from tollway.agents.batch import BatchResult, create_batch_in, to_csv
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
@@ -28,8 +21,8 @@ from tollway.store.database import Database
 from tollway.tree import store as tree_store
 
 HOLD_SECONDS = 30 * 60  # a batch's CSV waits this long for its one download
-TOKEN_BYTES = 32
-TOKEN_LENGTH_MAX = 64  # a token as sent back (43 characters of URL-safe base64)
+TOKEN_LENGTH_MAX = held_files.TOKEN_LENGTH_MAX
+KIND = "accounts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +44,6 @@ class HeldBatch:
 class BatchFile:
     filename: str
     content: str
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(b"tollway batch download id:" + token.encode()).hexdigest()
-
-
-def _fernet(token: str) -> Fernet:
-    key = hashlib.sha256(b"tollway batch download key:" + token.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def _user_of(principal: Principal | None) -> int:
@@ -95,19 +79,16 @@ def create_batch_for_download(
             agent_login=agent_login,
             principal=principal,
         )
-        now = utc_now()
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        expires_at = now + timedelta(seconds=HOLD_SECONDS)
-        store.hold_download(
+        held = held_files.hold(
             connection,
-            digest=_digest(token),
-            batch_id=made.batch_id,
+            kind=KIND,
+            name=made.batch_id,
+            content=to_csv(made),
             user_id=user_id,
-            sealed=_fernet(token).encrypt(to_csv(made).encode()).decode(),
-            expires_at=expires_at,
-            now=now,
+            seconds=HOLD_SECONDS,
+            now=utc_now(),
         )
-        return _held(made, token, expires_at)
+        return _held(made, held.token, held.expires_at)
 
     return database.run(use_case)
 
@@ -138,18 +119,12 @@ def take_batch_file(database: Database, *, token: str, principal: Principal | No
     """The held CSV, once, to the login that made the batch; to anyone else, a second time, or after
     ``HOLD_SECONDS``: not found."""
     user_id = _user_of(principal)
-    if not 0 < len(token) <= TOKEN_LENGTH_MAX:
-        raise NotFound("download", "batch file")
 
     def use_case(connection: Connection) -> BatchFile:
-        found = store.take_download(connection, digest=_digest(token), user_id=user_id, now=utc_now())
+        found = held_files.take(connection, kind=KIND, token=token, user_id=user_id, now=utc_now())
         if found is None:
             raise NotFound("download", "batch file")
-        batch_id, sealed = found
-        try:
-            content = _fernet(token).decrypt(sealed.encode()).decode()
-        except InvalidToken:  # the digest matched, so the token is right: the row was altered
-            raise RuntimeError(f"the held file of batch {batch_id} does not open with its token") from None
+        batch_id, content = found
         return BatchFile(filename=f"{batch_id}.csv", content=content)
 
     return database.run(use_case)

@@ -15,7 +15,6 @@ from tollway.store.schema import (
     agent_profiles,
     agent_terms,
     audit_log,
-    batch_downloads,
     customer_profiles,
     ledger_accounts,
     nodes,
@@ -211,35 +210,3 @@ def withdrawn(connection: Connection, commission_account_id: int, *, since: date
         )
     ).scalar_one()
     return int(total)
-
-
-def hold_download(
-    connection: Connection,
-    *,
-    digest: str,
-    batch_id: str,
-    user_id: int,
-    sealed: str,
-    expires_at: datetime,
-    now: datetime,
-) -> None:
-    connection.execute(delete(batch_downloads).where(batch_downloads.c.expires_at <= now))  # the forgotten ones
-    connection.execute(
-        insert(batch_downloads).values(
-            digest=digest, batch_id=batch_id, user_id=user_id, sealed=sealed, expires_at=expires_at, created_at=now
-        )
-    )
-
-
-def take_download(connection: Connection, *, digest: str, user_id: int, now: datetime) -> tuple[str, str] | None:
-    """The held file's batch id and sealed content, deleted as it is read: of two readers, one gets it."""
-    row = connection.execute(
-        delete(batch_downloads)
-        .where(
-            batch_downloads.c.digest == digest,
-            batch_downloads.c.user_id == user_id,
-            batch_downloads.c.expires_at > now,
-        )
-        .returning(batch_downloads.c.batch_id, batch_downloads.c.sealed)
-    ).first()
-    return None if row is None else (row.batch_id, row.sealed)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
-import hashlib
 import io
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tollway.access import held_files
 from tollway.access.audit import audit
 from tollway.access.model import (
     Action,
@@ -520,49 +519,45 @@ def list_cards(
 
 
 DOWNLOAD_SECONDS = 15 * 60  # a new batch's CSV waits this long for its one download
+DOWNLOAD_KIND = "cards"
 
 
-def download_token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def stash_csv(
-    database: Database, *, result: BatchResult, sealed_csv: str, principal: Principal, now: datetime | None = None
-) -> str:
-    """Keep a new batch's CSV (sealed by the caller) for one download by the principal's user; the token
-    that downloads it, which only the answer to its maker holds (only its digest is stored)."""
+def hold_csv(database: Database, *, result: BatchResult, principal: Principal, now: datetime | None = None) -> str:
+    """Hold a new batch's CSV for one download by the principal's user (tollway/access/held_files.py): the
+    token that downloads it, which only the answer to its maker holds."""
     if principal.user_id is None:
         raise Refusal("user_required", "a batch's CSV is kept for a person's download only")
-    token = secrets.token_urlsafe(32)
-    instant = now or utc_now()
+    user_id, instant = principal.user_id, now or utc_now()
 
-    def use_case(connection: Connection) -> None:
+    def use_case(connection: Connection) -> str:
         owner = require_node(connection, result.owner)
-        found = store.batch_of(connection, owner.id, result.batch)
-        if found is None:
+        if store.batch_of(connection, owner.id, result.batch) is None:
             raise NotFound("card_batch", result.batch)
-        store.put_download(
+        content = to_csv(result)
+        held = held_files.hold(
             connection,
-            {
-                "token_digest": download_token_digest(token),
-                "batch_id": found.id,
-                "user_id": principal.user_id,
-                "sealed_csv": sealed_csv,
-                "expires_at": instant + timedelta(seconds=DOWNLOAD_SECONDS),
-            },
+            kind=DOWNLOAD_KIND,
+            name=result.batch,
+            content=content,
+            user_id=user_id,
+            seconds=DOWNLOAD_SECONDS,
+            now=instant,
         )
+        return held.token
 
-    database.run(use_case)
-    return token
+    return database.run(use_case)
 
 
 def take_csv(database: Database, *, token: str, principal: Principal, now: datetime | None = None) -> str | None:
-    """The sealed CSV kept under ``token`` for the principal's user, once: None if it was taken already,
-    expired, or is another's."""
-    if principal.user_id is None or not 0 < len(token) <= 100:
+    """The CSV held under ``token`` for the principal's user, once: None if it was taken already, expired, or
+    is another's."""
+    if principal.user_id is None:
         return None
-    user_id, digest, instant = principal.user_id, download_token_digest(token), now or utc_now()
-    return database.run(lambda connection: store.take_download(connection, digest, user_id, now=instant))
+    user_id, instant = principal.user_id, now or utc_now()
+    found = database.run(
+        lambda connection: held_files.take(connection, kind=DOWNLOAD_KIND, token=token, user_id=user_id, now=instant)
+    )
+    return None if found is None else found[1]
 
 
 def _view(connection: Connection, owner: Node, card: Card) -> CardView:

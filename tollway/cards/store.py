@@ -14,7 +14,6 @@ from tollway.ledger.model import AccountPurpose
 from tollway.store.bulk import copy_rows
 from tollway.store.schema import (
     access_numbers,
-    card_batch_downloads,
     card_batches,
     card_callers,
     cards,
@@ -408,22 +407,6 @@ def cards_page(
         .limit(limit)
     )
     return [(_card(row), int(row.balance)) for row in connection.execute(query)]
-
-
-def put_download(connection: Connection, row: dict[str, Any]) -> None:
-    connection.execute(insert(card_batch_downloads).values(**row))
-
-
-def take_download(connection: Connection, token_digest: str, user_id: int, *, now: datetime) -> str | None:
-    """The sealed CSV waiting under ``token_digest`` for ``user_id``, deleted as it is taken (once); the
-    downloads past their expiry are deleted too."""
-    connection.execute(delete(card_batch_downloads).where(card_batch_downloads.c.expires_at <= now))
-    mine = and_(card_batch_downloads.c.token_digest == token_digest, card_batch_downloads.c.user_id == user_id)
-    sealed = connection.execute(select(card_batch_downloads.c.sealed_csv).where(mine).with_for_update()).scalar()
-    if sealed is None:
-        return None
-    taken = connection.execute(delete(card_batch_downloads).where(mine)).rowcount
-    return str(sealed) if taken else None
 
 
 def sealed_key(connection: Connection, purpose: str, *, lock: bool = False) -> str | None:

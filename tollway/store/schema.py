@@ -860,20 +860,6 @@ sealed_keys = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# A new batch's CSV (its serials and PINs) waiting for its one download from the portal: sealed with the
-# installation's key (tollway/sealing.py), found by the digest of a token only its maker's browser holds,
-# deleted when it is downloaded or once it is past its expiry.
-card_batch_downloads = Table(
-    "card_batch_downloads",
-    metadata,
-    Column("token_digest", String(64), primary_key=True),
-    Column("batch_id", Id, ForeignKey("card_batches.id"), nullable=False),
-    Column("user_id", Id, ForeignKey("users.id"), nullable=False),  # only its maker downloads it
-    Column("sealed_csv", Text, nullable=False),
-    Column("expires_at", UtcDateTime, nullable=False),
-)
-Index("ix_card_batch_downloads_batch_id", card_batch_downloads.c.batch_id)
-
 # The numbers card holders dial (DIDs), each owned by the provider or a reseller. An exclusive number serves
 # only the cards of its owner's subtree; a card of anyone else is refused access_number_exclusive.
 access_numbers = Table(
@@ -898,17 +884,19 @@ card_callers = Table(
 )
 Index("ix_card_callers_card_id", card_callers.c.card_id)
 
-# A batch's CSV of logins and passwords, held for one download by the login that made the batch. Sealed with a
-# key derived from the download's token, which only that login's browser has: the database holds neither the
-# token (only its digest) nor anything that opens the file. The row is deleted by the download or at expiry.
-batch_downloads = Table(
-    "batch_downloads",
+# A secret file (a batch's passwords or PINs) held for one download by the login that made it
+# (tollway/access/held_files.py): sealed with a key only the token its maker's browser holds opens; the
+# token's digest finds it; the download deletes it.
+held_files = Table(
+    "held_files",
     metadata,
     Column("digest", String(64), primary_key=True),  # SHA-256 of the token, hex
-    Column("batch_id", String(40), nullable=False),
-    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # accounts, cards
+    Column("name", String(64), nullable=False),  # the batch's
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),  # only its maker downloads it
     Column("sealed", Text, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
-Index("ix_batch_downloads_expires_at", batch_downloads.c.expires_at)
+Index("ix_held_files_expires_at", held_files.c.expires_at)
+Index("ix_held_files_user_id", held_files.c.user_id)

@@ -6,8 +6,8 @@
   wallet: tollway/cards/service.py); the form that activates (sells), blocks, unblocks or closes one card,
   a range of serials or a whole batch.
 - **A new batch's CSV** (its serials and PINs) is never on a page: the answer to the form holds a one-time
-  token (``no-store``), and the CSV, sealed with the installation's key, waits for one download by its
-  maker (``POST /cards/download``), at most 15 minutes; then it is deleted.
+  token (``no-store``), and the CSV waits for one download by its maker (``POST /cards/download``), at most
+  15 minutes, sealed with a key only that token opens (tollway/access/held_files.py); then it is deleted.
 - **A batch** (``/cards/batches/<name>``): its cards by serial, 50 a page, each with its state and balance.
 - **A card** (``/cards/<serial>``): state, balance, face value, activation, expiry; to admins the forms that
   block, unblock or close it and recharge it (with an idempotency key, as every form that moves money);
@@ -85,7 +85,7 @@ Short = Annotated[str, Form(max_length=40)]
 
 
 def _sealer(visitor: Visitor) -> Sealer:
-    """The installation's sealer: its key seals a batch's CSV and keys the PINs' digests (as the API's)."""
+    """The installation's sealer: it keeps the key of the PINs' digests (as the API's)."""
     sealer = visitor.settings.sealer
     return sealer if isinstance(sealer, Sealer) else Sealer.from_settings(Settings())
 
@@ -214,9 +214,7 @@ def create_batch(
         )
     except Refusal as refusal:
         return cards_page(visitor, owner, error=refusal, typed=typed)
-    token = cards.stash_csv(
-        visitor.database, result=made, sealed_csv=sealer.seal(cards.to_csv(made)), principal=visitor.principal
-    )
+    token = cards.hold_csv(visitor.database, result=made, principal=visitor.principal)
     values = {"made": made, "token": token, "minutes": cards.DOWNLOAD_SECONDS // 60, "owner": owner}
     return render(visitor, "card_batch_made.html", values=values)
 
@@ -224,11 +222,11 @@ def create_batch(
 @router.post("/cards/download")
 def download(visitor: StaffDep, token: Annotated[str, Form(max_length=100)] = "") -> Response:
     """A new batch's CSV, once, to its maker; after that (or 15 minutes) it is gone."""
-    sealed = cards.take_csv(visitor.database, token=token, principal=visitor.principal)
-    if sealed is None:
+    content = cards.take_csv(visitor.database, token=token, principal=visitor.principal)
+    if content is None:
         raise NotFound("card_batch_csv", "download")
     return Response(
-        _sealer(visitor).unseal(sealed),
+        content,
         media_type="text/csv",
         headers={"content-disposition": 'attachment; filename="cards.csv"', "cache-control": "no-store"},
     )
