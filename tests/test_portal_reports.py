@@ -184,7 +184,7 @@ def test_another_resellers_calls_never_appear_and_other_roles_find_no_reports(re
     assert north_city.get("/reports", params={"account": "atlas-north"}).status_code == 404  # its owner
     for login in ("bob", "ana"):  # a client, an agent
         client = portal.signed_in(login)
-        for path in ("/reports", "/reports/days.csv", "/calls/live", "/margin"):
+        for path in ("/reports", "/reports/days.csv", "/live-calls", "/margin"):
             assert client.get(path).status_code == 404, (login, path)
     provider = portal.signed_in("root")
     everything = rows_of(provider.get("/reports/days.csv", params=PERIOD).text)[-1]
@@ -233,20 +233,29 @@ def test_the_reports_speak_polish(report_world: Database) -> None:
 def test_live_calls_show_a_call_in_progress_and_lose_it_when_it_ends(report_world: Database) -> None:
     portal = Portal(report_world)
     client = portal.signed_in("nc-admin")
-    empty = plain(client.get("/calls/live").text)
+    empty = plain(client.get("/live-calls").text)
     assert '<strong id="live-count">0</strong>' in empty and 'id="no-live-calls"' in empty
     now = utc_now()
     answer = calls.authorize_call(report_world, CallRequest("bob-live", "bob", "", GERMANY, answered=True), now=now)
     assert answer["status"] == "authorized"
-    page = plain(client.get("/calls/live").text)
+    page = plain(client.get("/live-calls").text)
     assert '<strong id="live-count">1</strong>' in page and '<strong id="live-talking">1</strong>' in page
     assert "<td>bob</td>" in page and "<td>Germany</td>" in page and 'hx-trigger="every 3s"' in page
     reserved = re.findall(r'<td class="number">(\$[0-9.]+)</td>', page)
     assert len(reserved) == 2  # what bob holds for it, what north-city holds for atlas-north
-    assert "bob" not in plain(portal.signed_in("nm-admin").get("/calls/live").text).split("<main")[1]
+    assert "bob" not in plain(portal.signed_in("nm-admin").get("/live-calls").text).split("<main")[1]
     calls.end_call(report_world, "bob-live", duration_seconds=10, now=now + timedelta(seconds=10))
-    after = plain(client.get("/calls/live").text)
+    after = plain(client.get("/live-calls").text)
     assert '<strong id="live-count">0</strong>' in after and "<td>bob</td>" not in after
+
+
+def test_a_call_whose_id_is_live_opens_as_any_other(report_world: Database) -> None:
+    """Live calls are at /live-calls, not under /calls/: a switch's call id can be any word."""
+    now = utc_now()
+    calls.authorize_call(report_world, CallRequest("live", "bob", "", GERMANY, answered=True), now=now)
+    calls.end_call(report_world, "live", duration_seconds=10, now=now + timedelta(seconds=10))
+    page = Portal(report_world).signed_in("nc-admin").get("/calls/live")
+    assert page.status_code == 200 and "<td>bob</td>" not in page.text and "Call to" in page.text
 
 
 def test_revenue_in_another_currency_is_shown_apart_and_left_out_of_the_margin(report_world: Database) -> None:

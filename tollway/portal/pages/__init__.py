@@ -37,7 +37,7 @@ from tollway.portal.pages import (
     tariffs,
 )
 
-PAGES: tuple[ModuleType, ...] = (auth, home, live_calls, calls, money, settings, shop)  # /calls/live first
+PAGES: tuple[ModuleType, ...] = (auth, home, live_calls, calls, money, settings, shop)
 PAGES += (accounts, batches, logins, sales)  # the staff pages: accounts, batches of them, their logins; a shop
 PAGES += (agent,)  # an agent's commission and statement
 PAGES += (organizations, lines)  # organizations, their users and extensions; caller ids and FollowMe

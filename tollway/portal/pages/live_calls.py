@@ -18,7 +18,7 @@ from tollway.portal.navigation import NavItem
 from tollway.portal.web import ADMIN_ROLES, AdminDep, Visitor, render
 
 router = APIRouter()
-NAVIGATION = (NavItem("/calls/live", N_("Live calls"), ADMIN_ROLES, order=21),)
+NAVIGATION = (NavItem("/live-calls", N_("Live calls"), ADMIN_ROLES, order=21),)
 POLL_SECONDS = 3
 LIVE_CALLS_SHOWN = 100
 
@@ -40,7 +40,7 @@ def _row(visitor: Visitor, view: dict[str, Any], now: datetime) -> dict[str, Any
     }
 
 
-@router.get("/calls/live")
+@router.get("/live-calls")
 def live_calls(visitor: AdminDep) -> Response:
     found = reports.live_calls(visitor.database, visitor.principal, limit=LIVE_CALLS_SHOWN)
     now = utc_now()
