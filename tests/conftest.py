@@ -102,6 +102,7 @@ class BackendTemplate:
                 "SET LOCAL synchronous_commit = off",
                 *(f'DELETE FROM "{table.name}"' for table in reversed(metadata.sorted_tables)),
                 *(f"SELECT setval('\"{name}\"', 1, false)" for name in self._sequences),
+                "INSERT INTO static_versions (id, version) VALUES (1, 1)",  # the one row the migration made
             ]
             connection.exec_driver_sql(";\n".join(statements))
         return database

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +32,7 @@ from tollway.access.store import ApiKey, AuditEntry, User
 from tollway.clock import utc_now
 from tollway.errors import NotFound, Refusal, present
 from tollway.store.database import Database
+from tollway.store.static import static_version
 from tollway.tree import model as tree_model
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, Status
@@ -243,23 +247,79 @@ def revoke_api_key(database: Database, principal: Principal | None, *, key_id: s
     database.run(use_case)
 
 
+# A key that logged in is remembered with the static version it was checked at; while that version holds
+# (every change to a key or a node bumps it, tollway.store.static), its next logins cost one small query.
+# A revoked key, or one whose node was suspended, is refused at its very next request, in every process.
+API_KEYS_REMEMBERED_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownKey:
+    principal: Principal
+    version: int  # the static version it was checked at
+
+
+class _KnownKeys:
+    """Principals of API keys that logged in, by database and by a digest of the whole key (a wrong secret
+    never matches one): a switch's key on every call costs one small query, not three."""
+
+    def __init__(self) -> None:
+        self._keys: weakref.WeakKeyDictionary[Database, dict[bytes, _KnownKey]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, database: Database, digest: bytes) -> _KnownKey | None:
+        with self._lock:
+            return self._keys.get(database, {}).get(digest)
+
+    def put(self, database: Database, digest: bytes, known: _KnownKey) -> None:
+        with self._lock:
+            keys = self._keys.setdefault(database, {})
+            if len(keys) >= API_KEYS_REMEMBERED_MAX:
+                keys.clear()
+            keys[digest] = known
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+KNOWN_KEYS = _KnownKeys()
+
+
 def login_with_api_key(database: Database, *, plaintext: str) -> Principal:
-    parts = credentials.split_api_key(plaintext)
-    with database.reading() as connection:
+    def check(connection: Connection) -> Principal:
+        parts = credentials.split_api_key(plaintext)
         key = access_store.find_api_key(connection, parts[0]) if parts else None
         if key is None or parts is None or key.revoked or not credentials.secret_matches(parts[1], key.secret_hash):
             raise Refusal("api_key_invalid", "the API key is unknown, revoked or wrong")
         return _principal(connection, key.node_id, key.role, key.actions, api_key_id=key.id)
 
+    return _remembered(database, b"key:" + hashlib.sha256(plaintext.encode()).digest(), check)
+
 
 def principal_of_api_key(database: Database, *, key_id: str) -> Principal:
     """The principal of a key the caller already trusts (a registered switch's), by its public id: the same
     checks as a login with it but the secret's (revoked, its node or one above it blocked)."""
-    with database.reading() as connection:
+
+    def check(connection: Connection) -> Principal:
         key = access_store.find_api_key(connection, key_id)
         if key is None or key.revoked:
             raise Refusal("api_key_invalid", "the API key is unknown or revoked")
         return _principal(connection, key.node_id, key.role, key.actions, api_key_id=key.id)
+
+    return _remembered(database, b"id:" + key_id.encode(), check)
+
+
+def _remembered(database: Database, digest: bytes, check: Callable[[Connection], Principal]) -> Principal:
+    """The principal ``check`` finds, unless it was found already at the static version that is current."""
+    known = KNOWN_KEYS.get(database, digest)
+    with database.reading() as connection:
+        version = static_version(connection)
+        if known is not None and known.version == version:
+            return known.principal
+        principal = check(connection)
+    KNOWN_KEYS.put(database, digest, _KnownKey(principal, version))
+    return principal
 
 
 def read_audit(

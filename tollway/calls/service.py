@@ -48,7 +48,7 @@ from tollway.access.model import (
     sees_charge,
 )
 from tollway.balances.service import account_id
-from tollway.calls import store
+from tollway.calls import cached, store
 from tollway.calls.model import (
     CALL_SECONDS_MAX,
     ChargedDuration,
@@ -75,7 +75,7 @@ from tollway.money import to_decimal
 from tollway.organizations import payers
 from tollway.rating.chain import NoRate
 from tollway.rating.cost import billed_seconds
-from tollway.rating.loading import TABLES, LevelCache, NoTariff, TableCache, chain_of
+from tollway.rating.loading import TABLES, NoTariff, TableCache
 from tollway.rating.plans import split_cost
 from tollway.store.database import Database, identity
 from tollway.tree import store as tree_store
@@ -239,7 +239,7 @@ def seen_lines(connection: Connection, principal: Principal | None, lines: Seque
     through here (or through ``_seen`` with the payers of a whole page)."""
     if principal is None:
         return list(lines)
-    return _seen(principal, lines, tree_store.nodes_by_id(connection, (line.node_id for line in lines)))
+    return _seen(principal, lines, cached.nodes_by_id(connection, (line.node_id for line in lines)))
 
 
 def _seen(principal: Principal | None, lines: Sequence[ChargeLine], payers: dict[int, Node]) -> list[ChargeLine]:
@@ -282,7 +282,7 @@ def _line_view(line: ChargeLine, *, ended: bool) -> dict[str, Any]:
 
 # -- what authorization reads on every call, cached per process ----------------------------------
 
-LEVELS = LevelCache()  # tariffs, re-checked every 2 s: a tariff change reaches credit control that fast
+LEVELS = cached.LEVELS  # tariffs, valid while the static version holds (tollway.store.static)
 ACCOUNT_IDS_MAX = 100_000
 
 
@@ -351,7 +351,8 @@ def authorize_call(
             )
         )
     except IntegrityError:
-        # The same call id authorized at the same moment by another process (a switch retry): answer its answer.
+        # The call id is taken in this tenant: a repeat (a switch's retry), or the same call authorized at the
+        # same moment by another process. Answer the first answer.
         with database.reading() as connection:
             return _replay(connection, request, principal, tenant_of(connection, principal))
 
@@ -438,12 +439,12 @@ def _authorize(
     *,
     card_refusal: str | None = None,
 ) -> dict[str, Any]:
+    # A repeat (a switch's retry) is not looked up first: it is rare, and the call's insert finds it (unique
+    # per tenant), which rolls this attempt back and answers the first answer (``authorize_call``).
     tenant_id = tenant_of(connection, principal)
-    if store.find_call(connection, request.call_id, tenant_id=tenant_id) is not None:
-        return _replay(connection, request, principal, tenant_id)
     switch_id = None
     if principal is not None and principal.api_key_id is not None:
-        switch = store.switch_for_key(connection, principal.api_key_id)
+        switch = cached.switch_for_key(connection, principal.api_key_id)
         switch_id = switch[0] if switch else None
     base: dict[str, Any] = {
         "call_id": request.call_id,
@@ -467,7 +468,7 @@ def _authorize(
 
 
 def _visible_account(connection: Connection, login: str, principal: Principal | None) -> Node | None:
-    node = tree_store.find_node(connection, login) if "\x00" not in login else None
+    node = cached.account(connection, login)
     if node is None:
         return None
     try:
@@ -497,12 +498,12 @@ def _authorize_known(
 ) -> dict[str, Any]:
     if node.position.kind is not NodeKind.CLIENT:
         raise _Refused("account_not_rated", node.login)  # resellers, agents and the provider make no calls
-    nodes = tree_store.chain(connection, node)  # the account, then its owners up to the provider
+    nodes = cached.chain(connection, node)  # the account, then its owners up to the provider
     for member in nodes:
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = chain_of(connection, node, tables=tables, nodes=nodes, levels=LEVELS)
+        chain = cached.rated(connection, node, nodes, tables)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
     try:
@@ -693,7 +694,7 @@ def _locked_call(connection: Connection, call_id: str, principal: Principal | No
     if call is None or call.node_id is None:
         raise CallUnknown(call_id)
     if principal is not None:
-        node = tree_store.get_node(connection, call.node_id)
+        node = cached.node(connection, call.node_id)
         try:
             authorize(principal, Action.CALLS_CONTROL, node)
         except NotFound:
@@ -768,7 +769,7 @@ def _flag_elapsed(
     connection: Connection, call: CallRecord, elapsed_seconds: int, settings: CallSettings, now: datetime
 ) -> CallRecord:
     """An update that says the call has run longer than it can have is recorded on the call, and counted."""
-    if call.overshoot_reason is not None or store.switch_trusts_durations(connection, call.switch_id):
+    if call.overshoot_reason is not None or cached.trusts_durations(connection, call.switch_id):
         return call
     overshoot = believable_elapsed(
         elapsed_seconds,
@@ -875,7 +876,7 @@ def end_call(
                 granted_seconds=call.grant_seconds,
                 elapsed_seconds=_elapsed_seconds(call, instant),
                 margin_seconds=settings.duration_margin_seconds,
-                trusted=store.switch_trusts_durations(connection, call.switch_id),
+                trusted=cached.trusts_durations(connection, call.switch_id),
             )
             if charged.overshoot is not None:
                 _count_overshoot(call, duration_seconds, charged.overshoot)

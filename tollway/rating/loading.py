@@ -8,7 +8,6 @@ query that checks the revisions.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from tollway.rating.rates import RateTable
 from tollway.rating.service import effective_rows
 from tollway.rating.tariff import DERIVATION_DEPTH_MAX, Tariff
 from tollway.store.database import identity
+from tollway.store.static import StaticCache
 from tollway.tree import store as tree_store
 from tollway.tree.model import Node, NodeKind
 
@@ -88,40 +88,25 @@ def _revision_key(connection: Connection, tariff: Tariff) -> tuple[tuple[int, in
     return tuple((i, revisions[i]) for i in ids)
 
 
-LEVEL_TTL_SECONDS = 2.0  # with a LevelCache, a tariff change is seen within this long
-LEVEL_CACHE_SIZE_MAX = 100_000
-
-
 class LevelCache:
-    """What each tariff prices at (name, currency, table), by tariff id, reused for a couple of seconds.
+    """What each tariff prices at (name, currency, table), by tariff id, while the static version holds.
 
     Every client of a reseller pays at one of a few tariffs, and every reseller above it at one more:
     a tariff is shared by thousands of accounts. Checking its revisions (and its bases') costs a few
-    queries, so with this cache it happens once per tariff every ``LEVEL_TTL_SECONDS``, not per call.
+    queries, so with this cache it happens once per tariff after each change of the static version
+    (``tollway.store.static``: any change to a tariff or its rates bumps it), not per call.
     Credit control uses it; quotes and batch rating read the tariffs fresh.
     """
 
-    def __init__(self, ttl_seconds: float = LEVEL_TTL_SECONDS) -> None:
-        self._ttl = ttl_seconds
-        self._tariffs: dict[tuple[str, int], tuple[float, str, str, RateTable]] = {}
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self._tariffs: StaticCache[int, tuple[str, str, RateTable]] = StaticCache("tariffs rated")
 
     def level(self, connection: Connection, login: str, tariff_id: int, tables: TableCache) -> Level:
-        key = (identity(connection), tariff_id)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._tariffs.get(key)
-        if cached is None or now - cached[0] >= self._ttl:
-            cached = (now, *_loaded(connection, tariff_id, login, tables))
-            with self._lock:
-                if len(self._tariffs) > LEVEL_CACHE_SIZE_MAX:
-                    self._tariffs.clear()
-                self._tariffs[key] = cached
-        return Level(login, cached[1], cached[2], cached[3])
+        name, currency, table = self._tariffs.get(connection, tariff_id, lambda c, key: _loaded(c, key, login, tables))
+        return Level(login, name, currency, table)
 
     def clear(self) -> None:
-        with self._lock:
-            self._tariffs.clear()
+        self._tariffs.clear()
 
 
 def _loaded(connection: Connection, tariff_id: int, login: str, tables: TableCache) -> tuple[str, str, RateTable]:
