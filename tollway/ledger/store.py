@@ -200,6 +200,30 @@ def _pending_views(connection: Connection, pendings: dict[str, Transfer]) -> dic
     return {pid: PendingView(transfer, states.get(pid, PendingState.OPEN)) for pid, transfer in pendings.items()}
 
 
+def _pendings_and_resolutions(
+    connection: Connection, pending_ids: set[str]
+) -> tuple[dict[str, Transfer], dict[str, PendingView]]:
+    """The pending transfers of ``pending_ids`` and whether each was posted or voided, in one statement."""
+    if not pending_ids:
+        return {}, {}
+    resolution = transfers.alias("resolution")
+    rows = connection.execute(
+        select(transfers, resolution.c.phase.label("resolution_phase"))
+        .outerjoin(resolution, resolution.c.pending_id == transfers.c.id)
+        .where(transfers.c.id.in_(sorted(pending_ids)))
+    )
+    pendings: dict[str, Transfer] = {}
+    views: dict[str, PendingView] = {}
+    for row in rows:
+        pending = _transfer(row)
+        state = {None: PendingState.OPEN, str(Phase.POST): PendingState.POSTED}.get(
+            row.resolution_phase, PendingState.VOIDED
+        )
+        pendings[pending.id] = pending
+        views[pending.id] = PendingView(pending, state)
+    return pendings, views
+
+
 def execute(
     connection: Connection,
     requests: Sequence[TransferRequest],
@@ -217,7 +241,11 @@ def execute(
     read and the batch decided again, where a repeat answers before any other check.
     """
     pending_ids = {r.pending_id for r in requests if r.pending_id is not None}
-    pendings = get_transfers(connection, pending_ids)  # immutable rows: safe to read before locking
+    # Pending transfers are immutable rows, safe to read before locking; their resolutions are current only
+    # under the locks. With accounts locked already (``locked``), both come in one statement.
+    pendings, views = _pendings_and_resolutions(connection, pending_ids) if locked is not None else ({}, None)
+    if locked is None:
+        pendings = get_transfers(connection, pending_ids)
     account_ids: set[int] = set()
     for request in requests:
         account_ids.update(i for i in (request.debit_account_id, request.credit_account_id) if i is not None)
@@ -227,8 +255,10 @@ def execute(
         accounts = {i: locked[i] for i in account_ids}  # locked earlier in this transaction: still current
     else:
         accounts = lock_accounts(connection, account_ids)
+        views = None  # read before these locks: read again
     # Only now, under the locks, are resolutions and earlier attempts with these ids current.
-    views = _pending_views(connection, pendings)
+    if views is None:
+        views = _pending_views(connection, pendings)
     outcome = apply_batch(requests, accounts=accounts, pendings=views, existing={}, now=now)
     inserted: set[str] = set()
     if isinstance(outcome, Applied):
