@@ -303,20 +303,20 @@ def in_process(
         def loop(index: int) -> None:
             traffic = Traffic(bench.callers[variant], bench.world.sheet, random.Random(f"{SEED}-{variant}-{index}"))
             number = 0
+            if profile is not None:  # cProfile sees the thread that enables it only
+                profile.enable()
             while time.monotonic() < deadline:
                 number += 1
                 engine_setup(database, principal, traffic, f"{tag}.{index}.{number}", result, lock)
+            if profile is not None:
+                profile.disable()
 
         cpu_before, began = time.process_time(), time.monotonic()
-        if profile is not None:
-            profile.enable()
         workers = [threading.Thread(target=loop, args=(index,)) for index in range(threads)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
-        if profile is not None:
-            profile.disable()
         result.seconds = time.monotonic() - began
         result.cpu_seconds = time.process_time() - cpu_before
         result.statements = counter.count - statements_before
@@ -978,6 +978,7 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--radius-seconds", type=float, default=RADIUS_SECONDS, help="0: no RADIUS run")
     parser.add_argument("--pgbench-seconds", type=int, default=PGBENCH_SECONDS, help="0: no pgbench")
     parser.add_argument("--profile", action="store_true", help="cProfile the in-process engine (one thread)")
+    parser.add_argument("--in-process-only", action="store_true", help="the engine alone: no HTTP, RADIUS, pgbench")
     parser.add_argument("--chart", type=Path, default=DEFAULT_CHART)
     parser.add_argument("--log-level", default="warning", help="the servers' (info logs every request)")
     options = parser.parse_args(argv)
@@ -1010,6 +1011,7 @@ def run_in_process(url: str, bench: Bench, options: argparse.Namespace, results:
     if profile is not None:
         stream = io.StringIO()
         pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(30)
         results.profile = stream.getvalue()
 
 
@@ -1046,8 +1048,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with phase("VACUUM ANALYZE, CHECKPOINT"):
                 settle(url)
             run_in_process(url, bench, options, results)
-            run_http(url, database, bench, options, Path(scratch), results)
-            if options.radius_seconds > 0:
+            if not options.in_process_only:
+                run_http(url, database, bench, options, Path(scratch), results)
+            if options.radius_seconds > 0 and not options.in_process_only:
                 with phase(f"RADIUS: {options.radius_seconds:g} s"):
                     results.radius = radius_run(url, bench, options.radius_seconds, Path(scratch))
             check = ledger.check(database)
@@ -1059,7 +1062,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print(f"[red]ledger: {problem}", markup=True, highlight=False)
         finally:
             database.dispose()
-    if options.pgbench_seconds > 0:
+    if options.pgbench_seconds > 0 and not options.in_process_only:
         results.pgbench = run_pgbench(options.url, PGBENCH_SCALE, options.pgbench_seconds)
     markdown = report(results)
     if results.profile:
