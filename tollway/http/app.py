@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hmac
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -13,11 +11,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway import __version__, metrics
-from tollway.access.audit import current_request_id
 from tollway.access.second_factor import Seal
 from tollway.calls.keeper import Keeper
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.config import RadiusClient
+from tollway.http.access_log import AccessLog
 from tollway.http.api import (
     access,
     agents,
@@ -123,23 +121,7 @@ def create_app(
 
     app.add_middleware(RequestBodyLimits)  # before the access log, which stays outside it: refusals are logged
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        request.state.request_id = request_id
-        current_request_id.set(request_id)
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        log.info(
-            "http_request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            request_id=request_id,
-        )
-        return response
+    app.add_middleware(AccessLog)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
     def health() -> dict[str, str]:

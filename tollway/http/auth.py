@@ -21,7 +21,7 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def database_of(request: Request) -> Database:
+async def database_of(request: Request) -> Database:  # no I/O: async, so no trip through the thread pool
     database: Database = request.app.state.database
     return database
 

@@ -146,7 +146,7 @@ class CallPage(Reply):
     next_after_id: int | None
 
 
-def settings_of(request: Request) -> CallSettings:
+async def settings_of(request: Request) -> CallSettings:  # no I/O: async, so no trip through the thread pool
     settings: CallSettings = request.app.state.call_settings
     return settings
 
