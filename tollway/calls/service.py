@@ -287,7 +287,7 @@ ACCOUNT_IDS_MAX = 100_000
 
 
 class AccountIds:
-    """Ledger account ids by (database, node, purpose, currency): they never change once opened."""
+    """Ledger account ids by (database, node, purpose, currency): they never change once opened (and committed)."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, int, str, str], int] = {}
@@ -297,12 +297,16 @@ class AccountIds:
         key = (identity(connection), node.id, str(purpose), currency)
         with self._lock:
             found = self._ids.get(key)
+        if found is not None:
+            return found
+        found = ledger_store.find_account_id(connection, node_id=node.id, purpose=purpose, currency=currency)
         if found is None:
-            found = account_id(connection, node, purpose, currency)
-            with self._lock:
-                if len(self._ids) > ACCOUNT_IDS_MAX:
-                    self._ids.clear()
-                self._ids[key] = found
+            # Opened now, in this transaction: not remembered, since a rollback (a repeat's, a retry's) undoes it.
+            return account_id(connection, node, purpose, currency)
+        with self._lock:
+            if len(self._ids) > ACCOUNT_IDS_MAX:
+                self._ids.clear()
+            self._ids[key] = found
         return found
 
 
