@@ -12,7 +12,7 @@ A value loaded at version V may already hold a change committed after V was read
 then newer than its label, never older, and the next transaction that reads V+1 reloads it anyway.
 
 Migrations that rebuild one of the watched tables on SQLite (``batch_alter_table``) drop its triggers with
-it: such a migration must create them again (see migration 0019).
+it: such a migration must create them again (see migration 0020).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """the static version: one counter every change to the tree, tariffs, dial plans, plans, API keys or
 switches bumps in its own transaction, so each process knows when its cached copies are stale
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07 21:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 import tollway.store.types
 
 
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
