@@ -901,8 +901,6 @@ held_files = Table(
 Index("ix_held_files_expires_at", held_files.c.expires_at)
 Index("ix_held_files_user_id", held_files.c.user_id)
 
-Index("ix_batch_downloads_expires_at", batch_downloads.c.expires_at)
-
 # One row: a counter bumped (by triggers, in the same transaction) by every change to what credit control
 # caches per process: nodes, tariffs and their rates, tariff assignments, dial plans, plans, subscriptions'
 # status, API keys and switches. A process compares it with the version of its cached rows (tollway.store.static).
