@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Row, bindparam, case, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, text, update
 
 from tollway.display import Rounding, plain_amount
 from tollway.errors import Refusal, require
@@ -33,7 +33,7 @@ from tollway.ledger.model import (
     apply_batch,
     shortfall_of,
 )
-from tollway.store.bulk import insert_rows, unnest_of
+from tollway.store.bulk import insert_rows
 from tollway.store.schema import ledger_accounts, transfers
 
 ACCOUNTS_UPDATED_ONE_BY_ONE_MAX = 16  # more in one batch: one set-based UPDATE on PostgreSQL
@@ -318,60 +318,57 @@ def _posted_at_once(connection: Connection, outcome: Applied) -> bool:
     return connection.dialect.name == "postgresql" and len(outcome.accounts) <= ACCOUNTS_UPDATED_ONE_BY_ONE_MAX
 
 
+# One statement, written once: built per batch with SQLAlchemy's constructs it cost more CPU than the rest of
+# a call's statements together (its columns, CTEs and cache key made anew each time).
+_INSERT_AND_UPDATE = text(
+    "WITH inserted AS ("
+    " INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_micros, currency, kind, reference,"
+    " phase, pending_id, expires_at, overshoot_micros, exchange_rate, created_at)"
+    " SELECT * FROM unnest(CAST(:id AS VARCHAR[]), CAST(:debit AS BIGINT[]), CAST(:credit AS BIGINT[]),"
+    " CAST(:amount AS BIGINT[]), CAST(:currency AS VARCHAR[]), CAST(:kind AS VARCHAR[]), CAST(:reference AS VARCHAR[]),"
+    " CAST(:phase AS VARCHAR[]), CAST(:pending_id AS VARCHAR[]), CAST(:expires_at AS TIMESTAMPTZ[]),"
+    " CAST(:overshoot AS BIGINT[]), CAST(:exchange_rate AS VARCHAR[]), CAST(:created_at AS TIMESTAMPTZ[]))"
+    " ON CONFLICT (id) DO NOTHING RETURNING id),"
+    " written AS ("
+    " UPDATE ledger_accounts SET debits_posted = v.dp, credits_posted = v.cp, debits_pending = v.dq,"
+    " credits_pending = v.cq"
+    " FROM unnest(CAST(:account AS BIGINT[]), CAST(:dp AS BIGINT[]), CAST(:cp AS BIGINT[]), CAST(:dq AS BIGINT[]),"
+    " CAST(:cq AS BIGINT[])) AS v(id, dp, cp, dq, cq)"
+    " WHERE ledger_accounts.id = v.id RETURNING ledger_accounts.id)"
+    " SELECT (SELECT array_agg(id) FROM inserted), (SELECT count(*) FROM written)"
+)
+
+
 def _insert_and_update(connection: Connection, outcome: Applied) -> set[str]:
     """Insert the transfers whose id is free and write every touched account, in one statement (PostgreSQL):
     one round trip where a hot account's lock is held, not two. Answers the ids inserted: if one was taken
     the accounts are written all the same, and the caller writes them back."""
-    columns: list[tuple[str, list[Any]]] = [
-        ("id", [t.id for t in outcome.transfers]),
-        ("debit_account_id", [t.debit_account_id for t in outcome.transfers]),
-        ("credit_account_id", [t.credit_account_id for t in outcome.transfers]),
-        ("amount_micros", [t.amount_micros for t in outcome.transfers]),
-        ("currency", [t.currency for t in outcome.transfers]),
-        ("kind", [str(t.kind) for t in outcome.transfers]),
-        ("reference", [t.reference for t in outcome.transfers]),
-        ("phase", [str(t.phase) for t in outcome.transfers]),
-        ("pending_id", [t.pending_id for t in outcome.transfers]),
-        ("expires_at", [t.expires_at for t in outcome.transfers]),
-        ("overshoot_micros", [t.overshoot_micros for t in outcome.transfers]),
-        ("exchange_rate", [t.exchange_rate for t in outcome.transfers]),
-        ("created_at", [t.created_at for t in outcome.transfers]),
-    ]
-    new = postgresql.insert(transfers).from_select(
-        [name for name, _ in columns],
-        select(*(unnest_of(connection, transfers.c[name], values) for name, values in columns)),
-    )
-    inserted = new.on_conflict_do_nothing(index_elements=[transfers.c.id]).returning(transfers.c.id).cte("inserted")
-    touched = list(outcome.accounts.values())
-    totals = (
-        func.unnest(
-            *(
-                bindparam(
-                    f"account_{name}", value=[getattr(a, name) for a in touched], type_=postgresql.ARRAY(BigInteger)
-                )
-                for name in ("id", "debits_posted", "credits_posted", "debits_pending", "credits_pending")
-            )
-        )
-        .table_valued("id", "debits_posted", "credits_posted", "debits_pending", "credits_pending")
-        .render_derived("totals")
-    )
-    written = (
-        update(ledger_accounts)
-        .where(ledger_accounts.c.id == totals.c.id)
-        .values(
-            debits_posted=totals.c.debits_posted,
-            credits_posted=totals.c.credits_posted,
-            debits_pending=totals.c.debits_pending,
-            credits_pending=totals.c.credits_pending,
-        )
-        .returning(ledger_accounts.c.id)
-        .cte("written")
-    )
+    new, touched = outcome.transfers, list(outcome.accounts.values())
+    for transfer in new:  # what UtcDateTime checks on the way in: aware datetimes only
+        if transfer.created_at.tzinfo is None or (transfer.expires_at and transfer.expires_at.tzinfo is None):
+            raise ValueError("naive datetime given to a UTC column")
     row = connection.execute(
-        select(
-            select(func.array_agg(inserted.c.id)).scalar_subquery(),
-            select(func.count()).select_from(written).scalar_subquery(),
-        )
+        _INSERT_AND_UPDATE,
+        {
+            "id": [t.id for t in new],
+            "debit": [t.debit_account_id for t in new],
+            "credit": [t.credit_account_id for t in new],
+            "amount": [t.amount_micros for t in new],
+            "currency": [t.currency for t in new],
+            "kind": [str(t.kind) for t in new],
+            "reference": [t.reference for t in new],
+            "phase": [str(t.phase) for t in new],
+            "pending_id": [t.pending_id for t in new],
+            "expires_at": [t.expires_at for t in new],
+            "overshoot": [t.overshoot_micros for t in new],
+            "exchange_rate": [None if t.exchange_rate is None else str(Decimal(t.exchange_rate)) for t in new],
+            "created_at": [t.created_at for t in new],
+            "account": [a.id for a in touched],
+            "dp": [a.debits_posted for a in touched],
+            "cp": [a.credits_posted for a in touched],
+            "dq": [a.debits_pending for a in touched],
+            "cq": [a.credits_pending for a in touched],
+        },
     ).one()
     require(row[1] == len(touched), "a ledger account vanished while locked")
     return set(row[0] or ())

@@ -24,11 +24,6 @@ def _array_type(column: Column[Any]) -> TypeEngine[Any]:
     return postgresql.ARRAY(column_type)
 
 
-def unnest_of(connection: Connection, column: Column[Any], values: list[Any]) -> Any:
-    """``unnest(:array)`` of ``values`` for ``column`` (PostgreSQL), to insert rows as one array per column."""
-    return _bound(column, values, connection.dialect)
-
-
 def _bound(column: Column[Any], values: list[Any], dialect: Any) -> Any:
     """The column's values as one array parameter, each value processed as the column would bind it."""
     column_type = column.type
