@@ -344,11 +344,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         expect(201, 201, 404, 201, 404, 404),
         setup=basic_profile_for_ana,
     ),
-    # Calling cards: north-city's own; an agent makes none (its fee per card is not there yet).
+    # Calling cards: north-city's own. Its agent makes cards only from a profile (without one: 422,
+    # tests/test_cards_agents.py makes them) and sees only its own batches' cards; it never blocks, sells or
+    # changes a card (403, whatever the serial: its reseller does).
     ("POST", "/api/v1/nodes/{login}/card-batches"): Row(
         "/api/v1/nodes/north-city/card-batches",
         {"id": "cb-1", "count": 2, "face_value": "5"},
-        expect(201, 201, 404, 403, 404, 404),
+        expect(201, 201, 404, 422, 404, 404),
     ),
     ("GET", "/api/v1/nodes/{login}/cards/{serial}"): Row(
         "/api/v1/nodes/north-city/cards/000000001", None, expect(200, 200, 404, 404, 404, 404), setup=north_city_cards
@@ -356,7 +358,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/nodes/{login}/card-ranges/{action}"): Row(
         "/api/v1/nodes/north-city/card-ranges/block",
         {"first": "000000001", "last": "000000002"},
-        expect(200, 200, 404, 404, 404, 404),
+        expect(200, 200, 404, 403, 404, 404),
         setup=north_city_cards,
     ),
     ("POST", "/api/v1/nodes/{login}/cards/{serial}/recharges"): Row(
@@ -368,13 +370,13 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/nodes/{login}/cards/{serial}/callers/{number}"): Row(
         "/api/v1/nodes/north-city/cards/000000001/callers/+12125550123",
         None,
-        expect(200, 200, 404, 404, 404, 404),
+        expect(200, 200, 404, 403, 404, 404),
         setup=north_city_cards,
     ),
     ("DELETE", "/api/v1/nodes/{login}/cards/{serial}/callers/{number}"): Row(
         "/api/v1/nodes/north-city/cards/000000001/callers/+12125550123",
         None,
-        expect(200, 200, 404, 404, 404, 404),
+        expect(200, 200, 404, 403, 404, 404),
         setup=north_city_card_with_a_caller,
     ),
     ("PUT", "/api/v1/nodes/{login}/access-numbers/{number}"): Row(
