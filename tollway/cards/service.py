@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -87,6 +88,8 @@ PIN_DRAWS_MAX = 20  # rounds of drawing PINs before giving up (never reached wit
 PIN_DIGEST_PURPOSE = "calling card PIN"
 ACTIVE, SUSPENDED = str(Status.ACTIVE), str(Status.SUSPENDED)  # a card's account's node status
 Progress = Callable[[int], None]
+
+T = TypeVar("T")
 
 
 def pin_key(sealer: Sealer) -> bytes:
@@ -170,96 +173,41 @@ def create_batch(
     its fee per new account, and the face value as a deposit into the card (with its fee per deposit and
     the commission it earns); the whole batch is refused if its wallet cannot pay for all of it."""
     model.check_terms(terms)
+    return _run_batch(
+        database,
+        terms,
+        lambda connection: _create_batch_in(connection, owner_login, terms, pin_key, principal, progress),
+    )
 
-    def use_case(connection: Connection) -> BatchResult:
-        now = utc_now()
-        model.check_expiry_ahead(terms, now)
-        owner = require_node(connection, owner_login, lock=True)  # one batch at a time: its serials follow
-        authorize(principal, Action.NODE_CREATE, owner)
-        agent = acting_agent(connection, None, principal) if principal and principal.role is Role.AGENT else None
-        if agent is not None and agent.parent_id != owner.id:
-            raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
-        check_feature_granted(owner.grants, Feature.CALLING_CARDS)
-        if store.batch_exists(connection, terms.name):
-            raise Refusal("batch_exists", f"batch {terms.name} was created already; its PINs were shown then")
-        profile, tariff_id = _profile_of(connection, owner, agent, terms, principal)
-        if agent is None:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
-            check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
-        plan_id = _plan_of(connection, owner, agent, terms, principal)
-        check_owner_can_take(connection, owner, profile, terms.count)
-        if agent is not None:
-            _check_agent_can_pay(connection, agent, owner, terms)
-        first = store.last_serial_number(connection, owner.id) + 1
-        if first + terms.count - 1 > model.SERIAL_NUMBER_MAX:
-            raise Refusal("serials_exhausted", f"{owner.login} has no serial numbers left for {terms.count} cards")
-        numbers = range(first, first + terms.count)
-        logins = [f"card.{owner.id}.{number}" for number in numbers]
-        _check_logins_free(connection, logins)
-        pins = _draw_pins(connection, pin_key, terms)
-        node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], agent, now, progress)
-        # A card's wallet only: it never issues credit, nor earns (those accounts open on first use).
-        wallets = open_accounts(connection, owner, profile, node_ids, now, progress, wallets_only=True)
-        if tariff_id is not None:
-            rows = [{"node_id": i} for i in node_ids]
-            copy_rows(connection, tariff_assignments, rows, same={"tariff_id": tariff_id, "assigned_at": now})
-        batch_id = store.insert_batch(
-            connection,
-            {
-                "name": terms.name,
-                "owner_id": owner.id,
-                "count": terms.count,
-                "face_value_micros": terms.face_value_micros,
-                "currency": owner.currency,
-                "tariff_id": tariff_id,
-                "plan_id": plan_id,
-                "agent_id": None if agent is None else agent.id,
-                "expires_at": terms.expires_at,
-                "expiry_days": terms.expiry_days,
-                "pin_length": terms.pin_length,
-                "serial_prefix": terms.serial_prefix,
-                "created_at": now,
-            },
-        )
-        same = {"batch_id": batch_id, "owner_id": owner.id, "state": str(CardState.NEW), "updated_at": now}
-        for start in range(0, terms.count, CHUNK_COPY):
-            chunk = range(start, min(start + CHUNK_COPY, terms.count))
-            card_rows = [{"node_id": node_ids[i], "serial_number": numbers[i], "pin_digest": pins[i][1]} for i in chunk]
-            store.insert_cards(connection, card_rows, same=same)
-            if progress is not None:
-                progress(len(chunk))
-        serials = [model.serial(terms.serial_prefix, n) for n in numbers]
-        if agent is not None:
-            requests = _agent_pays(connection, agent, terms, serials, wallets)
-            for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
-                ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
-        audit(
-            connection,
-            principal,
-            action="card.batch_create",
-            target_type="card_batch",
-            target_id=terms.name,
-            node=owner,
-            after={
-                "count": terms.count,
-                "face_value_micros": terms.face_value_micros,
-                "currency": owner.currency,
-                "tariff": profile.tariff,
-                "plan": terms.plan,
-                "agent": None if agent is None else agent.login,
-                "first_serial": serials[0],
-                "last_serial": serials[-1],
-            },
-        )
-        return BatchResult(
-            terms.name,
-            owner.login,
-            owner.currency,
-            terms.face_value_micros,
-            terms.expires_at,
-            terms.expiry_days,
-            tuple(NewCard(s, pin) for s, (pin, _) in zip(serials, pins, strict=True)),
-        )
 
+def create_batch_for_download(
+    database: Database, *, owner_login: str, terms: BatchTerms, pin_key: bytes, principal: Principal
+) -> tuple[BatchResult, str]:
+    """``create_batch`` for a person at a screen: the batch, and the token that downloads its CSV once
+    (tollway/access/held_files.py), held in the batch's own transaction: no batch is made whose PINs could
+    not be fetched."""
+    model.check_terms(terms)
+    if principal.user_id is None:
+        raise Refusal("user_required", "a batch's CSV is kept for a person's download only")
+    user_id = principal.user_id
+
+    def use_case(connection: Connection) -> tuple[BatchResult, str]:
+        made = _create_batch_in(connection, owner_login, terms, pin_key, principal, None)
+        held = held_files.hold(
+            connection,
+            kind=DOWNLOAD_KIND,
+            name=made.batch,
+            content=to_csv(made),
+            user_id=user_id,
+            seconds=DOWNLOAD_SECONDS,
+            now=utc_now(),
+        )
+        return made, held.token
+
+    return _run_batch(database, terms, use_case)
+
+
+def _run_batch(database: Database, terms: BatchTerms, use_case: Callable[[Connection], T]) -> T:
     try:
         return database.run(use_case)
     except IntegrityError:  # another owner's batch of that name committed while this one was made
@@ -267,6 +215,103 @@ def create_batch(
             if store.batch_exists(connection, terms.name):
                 raise Refusal("batch_exists", f"batch {terms.name} exists already") from None
         raise
+
+
+def _create_batch_in(
+    connection: Connection,
+    owner_login: str,
+    terms: BatchTerms,
+    pin_key: bytes,
+    principal: Principal | None,
+    progress: Progress | None,
+) -> BatchResult:
+    now = utc_now()
+    model.check_expiry_ahead(terms, now)
+    owner = require_node(connection, owner_login, lock=True)  # one batch at a time: its serials follow
+    authorize(principal, Action.NODE_CREATE, owner)
+    agent = acting_agent(connection, None, principal) if principal and principal.role is Role.AGENT else None
+    if agent is not None and agent.parent_id != owner.id:
+        raise Refusal("agent_not_of_owner", f"{agent.login} is not an agent of {owner.login}")
+    check_feature_granted(owner.grants, Feature.CALLING_CARDS)
+    if store.batch_exists(connection, terms.name):
+        raise Refusal("batch_exists", f"batch {terms.name} was created already; its PINs were shown then")
+    profile, tariff_id = _profile_of(connection, owner, agent, terms, principal)
+    if agent is None:  # an agent uses the profiles its reseller allowed it, with the reseller's settings
+        check_mint(principal, node_creation_needs(profile_fields(owner, profile, tariff_id)))
+    plan_id = _plan_of(connection, owner, agent, terms, principal)
+    check_owner_can_take(connection, owner, profile, terms.count)
+    if agent is not None:
+        _check_agent_can_pay(connection, agent, owner, terms)
+    first = store.last_serial_number(connection, owner.id) + 1
+    if first + terms.count - 1 > model.SERIAL_NUMBER_MAX:
+        raise Refusal("serials_exhausted", f"{owner.login} has no serial numbers left for {terms.count} cards")
+    numbers = range(first, first + terms.count)
+    logins = [f"card.{owner.id}.{number}" for number in numbers]
+    _check_logins_free(connection, logins)
+    pins = _draw_pins(connection, pin_key, terms)
+    node_ids = insert_nodes(connection, owner, profile, [NewAccount(x, "") for x in logins], agent, now, progress)
+    # A card's wallet only: it never issues credit, nor earns (those accounts open on first use).
+    wallets = open_accounts(connection, owner, profile, node_ids, now, progress, wallets_only=True)
+    if tariff_id is not None:
+        rows = [{"node_id": i} for i in node_ids]
+        copy_rows(connection, tariff_assignments, rows, same={"tariff_id": tariff_id, "assigned_at": now})
+    batch_id = store.insert_batch(
+        connection,
+        {
+            "name": terms.name,
+            "owner_id": owner.id,
+            "count": terms.count,
+            "face_value_micros": terms.face_value_micros,
+            "currency": owner.currency,
+            "tariff_id": tariff_id,
+            "plan_id": plan_id,
+            "agent_id": None if agent is None else agent.id,
+            "expires_at": terms.expires_at,
+            "expiry_days": terms.expiry_days,
+            "pin_length": terms.pin_length,
+            "serial_prefix": terms.serial_prefix,
+            "created_at": now,
+        },
+    )
+    same = {"batch_id": batch_id, "owner_id": owner.id, "state": str(CardState.NEW), "updated_at": now}
+    for start in range(0, terms.count, CHUNK_COPY):
+        chunk = range(start, min(start + CHUNK_COPY, terms.count))
+        card_rows = [{"node_id": node_ids[i], "serial_number": numbers[i], "pin_digest": pins[i][1]} for i in chunk]
+        store.insert_cards(connection, card_rows, same=same)
+        if progress is not None:
+            progress(len(chunk))
+    serials = [model.serial(terms.serial_prefix, n) for n in numbers]
+    if agent is not None:
+        requests = _agent_pays(connection, agent, terms, serials, wallets)
+        for start in range(0, len(requests), BATCH_TRANSFERS_MAX):
+            ledger_store.execute(connection, requests[start : start + BATCH_TRANSFERS_MAX], now=now)
+    audit(
+        connection,
+        principal,
+        action="card.batch_create",
+        target_type="card_batch",
+        target_id=terms.name,
+        node=owner,
+        after={
+            "count": terms.count,
+            "face_value_micros": terms.face_value_micros,
+            "currency": owner.currency,
+            "tariff": profile.tariff,
+            "plan": terms.plan,
+            "agent": None if agent is None else agent.login,
+            "first_serial": serials[0],
+            "last_serial": serials[-1],
+        },
+    )
+    return BatchResult(
+        terms.name,
+        owner.login,
+        owner.currency,
+        terms.face_value_micros,
+        terms.expires_at,
+        terms.expiry_days,
+        tuple(NewCard(s, pin) for s, (pin, _) in zip(serials, pins, strict=True)),
+    )
 
 
 def _profile_of(
@@ -520,32 +565,6 @@ def list_cards(
 
 DOWNLOAD_SECONDS = 15 * 60  # a new batch's CSV waits this long for its one download
 DOWNLOAD_KIND = "cards"
-
-
-def hold_csv(database: Database, *, result: BatchResult, principal: Principal, now: datetime | None = None) -> str:
-    """Hold a new batch's CSV for one download by the principal's user (tollway/access/held_files.py): the
-    token that downloads it, which only the answer to its maker holds."""
-    if principal.user_id is None:
-        raise Refusal("user_required", "a batch's CSV is kept for a person's download only")
-    user_id, instant = principal.user_id, now or utc_now()
-
-    def use_case(connection: Connection) -> str:
-        owner = require_node(connection, result.owner)
-        if store.batch_of(connection, owner.id, result.batch) is None:
-            raise NotFound("card_batch", result.batch)
-        content = to_csv(result)
-        held = held_files.hold(
-            connection,
-            kind=DOWNLOAD_KIND,
-            name=result.batch,
-            content=content,
-            user_id=user_id,
-            seconds=DOWNLOAD_SECONDS,
-            now=instant,
-        )
-        return held.token
-
-    return database.run(use_case)
 
 
 def take_csv(database: Database, *, token: str, principal: Principal, now: datetime | None = None) -> str | None:

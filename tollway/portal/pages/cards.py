@@ -205,7 +205,7 @@ def create_batch(
             pin_length=_number(pin_length, "pin_length_invalid") or 12,
             serial_prefix=serial_prefix.strip().upper(),
         )
-        made = cards.create_batch(
+        made, token = cards.create_batch_for_download(
             visitor.database,
             owner_login=owner,
             terms=terms,
@@ -214,7 +214,6 @@ def create_batch(
         )
     except Refusal as refusal:
         return cards_page(visitor, owner, error=refusal, typed=typed)
-    token = cards.hold_csv(visitor.database, result=made, principal=visitor.principal)
     values = {"made": made, "token": token, "minutes": cards.DOWNLOAD_SECONDS // 60, "owner": owner}
     return render(visitor, "card_batch_made.html", values=values)
 
