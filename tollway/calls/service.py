@@ -21,9 +21,11 @@ import math
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -49,6 +51,7 @@ from tollway.access.model import (
 )
 from tollway.balances.service import account_id
 from tollway.calls import cached, store
+from tollway.calls.batching import GroupCommit
 from tollway.calls.model import (
     CALL_SECONDS_MAX,
     ChargedDuration,
@@ -67,9 +70,17 @@ from tollway.cards.payers import CardCall
 from tollway.clock import utc_now
 from tollway.config import Settings
 from tollway.csvsafe import safe_row
-from tollway.errors import NUL, NotFound, Refusal, present
+from tollway.errors import NUL, NotFound, Refusal, TollwayError, present, require
 from tollway.ledger import store as ledger_store
-from tollway.ledger.model import Account, AccountPurpose, Phase, TransferKind, TransferRequest
+from tollway.ledger.model import (
+    Account,
+    AccountPurpose,
+    Applied,
+    Phase,
+    TransferKind,
+    TransferRequest,
+    apply_batch,
+)
 from tollway.logs import get_logger
 from tollway.money import to_decimal
 from tollway.organizations import payers
@@ -327,7 +338,11 @@ def authorize_call(
     now: datetime | None = None,
     tables: TableCache = TABLES,
 ) -> dict[str, Any]:
-    """Authorize a call and reserve its first grant at every level, or refuse it naming why and where."""
+    """Authorize a call and reserve its first grant at every level, or refuse it naming why and where.
+
+    Decided in a batch with the other authorizations this process receives meanwhile (``_decide_batch``):
+    one transaction, the accounts of all of them locked once.
+    """
     check_call_id(request.call_id)
     instant = now or utc_now()
     floors: tuple[Floor, ...] = ()
@@ -348,17 +363,9 @@ def authorize_call(
             card_refusal = card_payer.reason
         else:
             request = replace(request, account=card_payer.account)
-    try:
-        return database.run(
-            lambda connection: _authorize(
-                connection, request, principal, settings, instant, tables, floors, card_refusal=card_refusal
-            )
-        )
-    except IntegrityError:
-        # The call id is taken in this tenant: a repeat (a switch's retry), or the same call authorized at the
-        # same moment by another process. Answer the first answer.
-        with database.reading() as connection:
-            return _replay(connection, request, principal, tenant_of(connection, principal))
+    return _batches(database).submit(
+        Authorization(request, principal, settings, now, tables, floors, card_refusal=card_refusal)
+    )
 
 
 def record_card_refusal(
@@ -373,16 +380,9 @@ def record_card_refusal(
     ``authorize_call`` records one: for a switch that resolved the card itself (RADIUS's second stage,
     tollway/radius/service.py). A call id seen before answers its first answer."""
     check_call_id(request.call_id)
-    instant = now or utc_now()
-    try:
-        return database.run(
-            lambda connection: _authorize(
-                connection, request, principal, DEFAULT_SETTINGS, instant, TABLES, card_refusal=reason
-            )
-        )
-    except IntegrityError:
-        with database.reading() as connection:
-            return _replay(connection, request, principal, tenant_of(connection, principal))
+    return _batches(database).submit(
+        Authorization(request, principal, DEFAULT_SETTINGS, now, TABLES, card_refusal=reason)
+    )
 
 
 def internal_answer(call_id: str) -> dict[str, Any]:
@@ -432,19 +432,157 @@ def _replay(
     return answer
 
 
-def _authorize(
-    connection: Connection,
-    request: CallRequest,
-    principal: Principal | None,
-    settings: CallSettings,
-    now: datetime,
-    tables: TableCache,
-    floors: Sequence[Floor] = (),
-    *,
-    card_refusal: str | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """One authorize request on its way into a batch, with what its own thread resolved before it."""
+
+    request: CallRequest
+    principal: Principal | None
+    settings: CallSettings
+    now: datetime | None  # None: the moment its batch is decided
+    tables: TableCache
+    floors: tuple[Floor, ...] = ()
+    card_refusal: str | None = None  # a card call refused before any account (its number, PIN or card)
+
+
+_BATCHES: weakref.WeakKeyDictionary[Database, GroupCommit[Authorization, dict[str, Any]]] = weakref.WeakKeyDictionary()
+_BATCHES_LOCK = threading.Lock()
+
+
+def _batches(database: Database) -> GroupCommit[Authorization, dict[str, Any]]:
+    """This process's group commit of authorizations into ``database``."""
+    with _BATCHES_LOCK:
+        batches = _BATCHES.get(database)
+        if batches is None:
+            batches = _BATCHES[database] = GroupCommit(partial(_decide_batch, database))
+        return batches
+
+
+def authorization_batches(database: Database) -> tuple[int, int]:
+    """(batches, authorizations) this process has decided into ``database``: their ratio is the mean batch."""
+    batches = _batches(database)
+    return batches.batches, batches.items
+
+
+def _decide_batch(database: Database, items: Sequence[Authorization]) -> list[dict[str, Any] | BaseException]:
+    """Decide a batch in one transaction; if it fails as a whole (a call id already taken, a deadlock
+    retried too often), decide each of its authorizations alone, so that one cannot fail the others."""
+    if len(items) > 1:
+        try:
+            return list(database.run(lambda connection: _authorize_batch(connection, items)))
+        except Exception as error:  # decided again one by one, where each gets its own outcome
+            log.info("authorization_batch_split", authorizations=len(items), error=type(error).__name__)
+    return [_decide_alone(database, item) for item in items]
+
+
+def _decide_alone(database: Database, item: Authorization) -> dict[str, Any] | BaseException:
+    try:
+        (outcome,) = database.run(lambda connection: _authorize_batch(connection, [item]))
+        return outcome
+    except IntegrityError:
+        # The call id is taken in this tenant: a repeat (a switch's retry), or the same call authorized at the
+        # same moment by another process. Answer the first answer.
+        try:
+            with database.reading() as connection:
+                return _replay(connection, item.request, item.principal, tenant_of(connection, item.principal))
+        except Exception as error:  # raised in the request's own thread
+            return error
+    except Exception as error:  # raised in the request's own thread
+        return error
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One authorization of a batch once decided: its call's row, and if authorized its reservations."""
+
+    item: Authorization
+    answer: dict[str, Any]
+    call: dict[str, Any]  # the calls row, but its id
+    lines: list[ChargeLine] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)  # each line's reservation, in micro-units (0: none)
+
+
+def _authorize_batch(connection: Connection, items: Sequence[Authorization]) -> list[dict[str, Any] | BaseException]:
+    """Decide authorizations in one transaction, in order, as if one after the other.
+
+    The accounts of all of them are locked at once, in the ledger's one order; each is then decided
+    against the balances the ones before it left (``state``); their calls, reservations and charge lines
+    are written with one statement each. A repeated call id fails the insert, and the whole batch with it.
+    """
+    moment = utc_now()
+    outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(items)
+    planned: list[tuple[int, _Plan]] = []
+    decided: list[_Decided] = []
+    for index, item in enumerate(items):
+        try:
+            plan = _plan(connection, item, item.now or moment)
+        except _Refusing as refusing:
+            decided.append(refusing.decided)
+            continue
+        except TollwayError as error:  # this request's own error (a principal not allowed): its thread raises it
+            outcomes[index] = error
+            continue
+        planned.append((index, plan))
+    accounts = ledger_store.lock_accounts(
+        connection, {account for _, plan in planned for account in _account_ids(plan.lines)}
+    )
+    state = dict(accounts)
+    active: list[Node] = []  # the accounts of the calls authorized so far in this batch, not yet written
+    for _, plan in planned:
+        try:
+            decided.append(_decide(connection, plan, state, active))
+        except _Refused as refused:
+            decided.append(_refusal(plan.item, plan.base, refused.reason, refused.level))
+    order = {id(item): index for index, item in enumerate(items)}
+    decided.sort(key=lambda one: order[id(one.item)])
+    pks = store.insert_calls(connection, [one.call for one in decided])
+    requests: list[tuple[datetime, list[TransferRequest]]] = []
+    for pk, one in zip(pks, decided, strict=True):
+        if one.lines:
+            at = one.item.now or moment
+            reservations = _reservation_requests(pk, one.lines, one.amounts)
+            if requests and requests[-1][0] == at:
+                requests[-1][1].extend(reservations)
+            else:
+                requests.append((at, reservations))
+    locked = accounts
+    for at, batch in requests:  # one ledger batch in all, unless a caller gave its own moment (tests)
+        applied = ledger_store.execute(connection, batch, now=at, locked=locked)
+        locked = locked | applied.accounts
+    store.insert_lines_of(connection, [(pk, one.lines) for pk, one in zip(pks, decided, strict=True) if one.lines])
+    for one in decided:
+        outcomes[order[id(one.item)]] = one.answer
+    answered = [outcome for outcome in outcomes if outcome is not None]
+    require(len(answered) == len(items), "an authorization of a batch was left without an outcome")
+    return answered
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What an authorization needs before any lock: its account, the chain, the number, a line per level."""
+
+    item: Authorization
+    base: dict[str, Any]  # the calls row's columns known before the decision
+    node: Node
+    nodes: Sequence[Node]
+    number: str
+    allowance_plan: bool  # whether the client's plan (if it has one) covers the number
+    lines: list[ChargeLine]
+
+
+class _Refusing(Exception):
+    """A refusal found while planning, with the call's row already made."""
+
+    def __init__(self, decided: _Decided) -> None:
+        super().__init__(decided.answer.get("reason"))
+        self.decided = decided
+
+
+def _plan(connection: Connection, item: Authorization, now: datetime) -> _Plan:
+    """Everything an authorization reads that needs no lock: from the per-process caches, once warm."""
+    request, principal = item.request, item.principal
     # A repeat (a switch's retry) is not looked up first: it is rare, and the call's insert finds it (unique
-    # per tenant), which rolls this attempt back and answers the first answer (``authorize_call``).
+    # per tenant), which rolls the batch back and answers the first answer (``_decide_alone``).
     tenant_id = tenant_of(connection, principal)
     switch_id = None
     if principal is not None and principal.api_key_id is not None:
@@ -458,17 +596,39 @@ def _authorize(
         "caller": request.caller[:64],
         "callee": request.callee[:64],
         "created_at": now,
+        "node_id": None,
+        "path": None,
     }
-    if card_refusal is not None:  # before any account: a card call's access number, PIN or card
-        return _record_refusal(connection, base, request, card_refusal, None)
+    if item.card_refusal is not None:  # before any account: a card call's access number, PIN or card
+        raise _Refusing(_refusal(item, base, item.card_refusal, None))
     node = _visible_account(connection, request.account, principal)
     if node is None:
-        return _record_refusal(connection, base, request, "account_unknown", None)
+        raise _Refusing(_refusal(item, base, "account_unknown", None))
     base |= {"node_id": node.id, "path": node.path}
     try:
-        return _authorize_known(connection, request, node, base, settings, now, tables, floors)
+        return _plan_known(connection, item, node, base, now)
     except _Refused as refused:
-        return _record_refusal(connection, base, request, refused.reason, refused.level)
+        raise _Refusing(_refusal(item, base, refused.reason, refused.level)) from None
+
+
+def _refusal(item: Authorization, base: dict[str, Any], reason: str, level: str | None) -> _Decided:
+    answer = refusal_answer(item.request.call_id, reason, level, item.request)
+    call = base | _CALL_DEFAULTS | {"state": "refused", "reason": reason, "level": level}
+    return _Decided(item, answer, call | {"authorize_answer": _dumps(answer)})
+
+
+# Every calls row an authorization writes has the same columns, so that a batch's rows go in one statement.
+_CALL_DEFAULTS: dict[str, Any] = {
+    "number": None,
+    "reason": None,
+    "level": None,
+    "limited_by": None,
+    "max_seconds": 0,
+    "grant_seconds": 0,
+    "final": False,
+    "answered_at": None,
+    "grant_expires_at": None,
+}
 
 
 def _visible_account(connection: Connection, login: str, principal: Principal | None) -> Node | None:
@@ -482,24 +642,7 @@ def _visible_account(connection: Connection, login: str, principal: Principal | 
     return node
 
 
-def _record_refusal(
-    connection: Connection, base: dict[str, Any], request: CallRequest, reason: str, level: str | None
-) -> dict[str, Any]:
-    answer = refusal_answer(request.call_id, reason, level, request)
-    store.insert_call(connection, **base, state="refused", reason=reason, level=level, authorize_answer=_dumps(answer))
-    return answer
-
-
-def _authorize_known(
-    connection: Connection,
-    request: CallRequest,
-    node: Node,
-    base: dict[str, Any],
-    settings: CallSettings,
-    now: datetime,
-    tables: TableCache,
-    floors: Sequence[Floor] = (),
-) -> dict[str, Any]:
+def _plan_known(connection: Connection, item: Authorization, node: Node, base: dict[str, Any], now: datetime) -> _Plan:
     if node.position.kind is not NodeKind.CLIENT:
         raise _Refused("account_not_rated", node.login)  # resellers, agents and the provider make no calls
     nodes = cached.chain(connection, node)  # the account, then its owners up to the provider
@@ -507,11 +650,11 @@ def _authorize_known(
         if member.status is not Status.ACTIVE:
             raise _Refused(f"account_{member.status}", member.login)
     try:
-        chain = cached.rated(connection, node, nodes, tables)
+        chain = cached.rated(connection, node, nodes, item.tables)
     except NoTariff as missing:
         raise _Refused("no_tariff", missing.account) from None
     try:
-        number = chain.dial_plan.normalize(request.callee)
+        number = chain.dial_plan.normalize(item.request.callee)
     except Refusal:
         raise _Refused("number_invalid", None) from None
     lines: list[ChargeLine] = []
@@ -539,49 +682,99 @@ def _authorize_known(
                 reservation=0,
             )
         )
-    lines += _floor_lines(lines[0], floors)
-    # Only now lock: the wallets of every level, then the plan. Everything below is decided under the locks.
-    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
-    for member in nodes:
-        _check_concurrency(connection, member)
+    lines += _floor_lines(lines[0], item.floors)
+    covered = chain.allowance is not None and chain.allowance.plan.covers(number)
+    return _Plan(item, base | {"number": number}, node, nodes, number, covered, lines)
+
+
+def _decide(connection: Connection, plan: _Plan, state: dict[int, Account], active: list[Node]) -> _Decided:
+    """Decide one authorization under the batch's locks, against ``state``, the balances the authorizations
+    before it in the batch left, which it updates with its own reservations."""
+    item, node, lines = plan.item, plan.node, list(plan.lines)
+    for member in plan.nodes:
+        _check_concurrency(connection, member, active)
     allowance = 0
-    if chain.allowance is not None and chain.allowance.plan.covers(number):
+    if plan.allowance_plan:
         subscription = store.active_subscription(connection, node.id)
         if subscription is not None:
             lines[0] = replace(lines[0], subscription_id=subscription[0])
             allowance = subscription[1]
-    funds = [_funds(line, accounts[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
-    cap = min(node.max_call_seconds or CALL_SECONDS_MAX, settings.max_call_seconds)
+    funds = [_funds(line, state[line.wallet_account_id], allowance if line.position == 0 else 0) for line in lines]
+    cap = min(node.max_call_seconds or CALL_SECONDS_MAX, item.settings.max_call_seconds)
     try:
         longest = longest_call(funds, cap=cap)
     except InsufficientFunds as short:
         raise _Refused(_shortfall(lines, short.account), short.account) from None
-    grant = next_grant(funds, granted=0, quota=settings.grant_seconds, hard_max=longest.seconds)
+    grant = next_grant(funds, granted=0, quota=item.settings.grant_seconds, hard_max=longest.seconds)
     answer = {
-        "call_id": request.call_id,
+        "call_id": item.request.call_id,
         "status": "authorized",
         "max_seconds": longest.seconds,
         "grant_seconds": grant.total_seconds,
         "final": grant.final,
         "limited_by": longest.limited_by,
     }
-    pk = store.insert_call(
-        connection,
-        **base,
-        number=number,
-        state="answered" if request.answered else "authorized",
-        limited_by=longest.limited_by,
-        max_seconds=longest.seconds,
-        grant_seconds=grant.total_seconds,
-        final=grant.final,
-        answered_at=now if request.answered else None,
-        grant_expires_at=now
-        + timedelta(seconds=grant.total_seconds if request.answered else settings.ring_timeout_seconds),
-        authorize_answer=_dumps(answer),
+    now = plan.base["created_at"]
+    answered = item.request.answered
+    call = (
+        plan.base
+        | _CALL_DEFAULTS
+        | {
+            "state": "answered" if answered else "authorized",
+            "number": plan.number,
+            "limited_by": longest.limited_by,
+            "max_seconds": longest.seconds,
+            "grant_seconds": grant.total_seconds,
+            "final": grant.final,
+            "answered_at": now if answered else None,
+            "grant_expires_at": now
+            + timedelta(seconds=grant.total_seconds if answered else item.settings.ring_timeout_seconds),
+            "authorize_answer": _dumps(answer),
+        }
     )
-    reserved = _reserve(connection, pk, lines, grant.total_seconds, allowance, now, accounts)
-    store.insert_lines(connection, pk, reserved)
-    return answer
+    reserved, amounts = _first_reservations(connection, lines, grant.total_seconds, allowance)
+    applied = apply_batch(
+        _reservation_requests(0, reserved, amounts), accounts=state, pendings={}, existing={}, now=now
+    )
+    require(isinstance(applied, Applied), f"call {item.request.call_id}: its reservations refused once decided")
+    assert isinstance(applied, Applied)  # for the type checker
+    state.update(applied.accounts)
+    active.append(node)
+    return _Decided(item, answer, call, reserved, amounts)
+
+
+def _first_reservations(
+    connection: Connection, lines: Sequence[ChargeLine], total_seconds: int, allowance: int
+) -> tuple[list[ChargeLine], list[int]]:
+    """Each level's first reservation for ``total_seconds`` (its plan seconds first), and the lines that
+    record them; the plan's seconds are taken at once (under the subscription's lock)."""
+    reserved: list[ChargeLine] = []
+    amounts: list[int] = []
+    for line in lines:
+        plan_seconds, amount = split_cost(line.pricing, total_seconds, allowance if line.subscription_id else 0)
+        if line.subscription_id is not None:
+            store.add_subscription_seconds(connection, line.subscription_id, -plan_seconds)
+        reserved.append(
+            replace(line, plan_seconds_reserved=plan_seconds, reserved_micros=amount, reservation=1 if amount else 0)
+        )
+        amounts.append(amount)
+    return reserved, amounts
+
+
+def _reservation_requests(pk: int, lines: Sequence[ChargeLine], amounts: Sequence[int]) -> list[TransferRequest]:
+    return [
+        TransferRequest(
+            id=_pending_id(pk, line.position, line.reservation),
+            amount_micros=amount,
+            debit_account_id=line.wallet_account_id,
+            credit_account_id=line.revenue_account_id,
+            kind=TransferKind.CALL_CHARGE,
+            reference=f"call:{pk}",
+            phase=Phase.PENDING,
+        )
+        for line, amount in zip(lines, amounts, strict=True)
+        if amount
+    ]
 
 
 FLOOR_POSITION_FIRST = 100  # charge lines from this position on are floors, not levels of the chain
@@ -609,15 +802,18 @@ def _shortfall(lines: Sequence[ChargeLine], account: str | None) -> str:
     return "spending_cap_reached" if floor else "insufficient_funds"
 
 
-def _check_concurrency(connection: Connection, member: Node) -> None:
+def _check_concurrency(connection: Connection, member: Node, unwritten: Sequence[Node] = ()) -> None:
+    """Refuse a call over a level's limit of calls at once; ``unwritten``: the accounts of calls authorized
+    earlier in the same batch, not yet in the calls table."""
     limit = member.concurrent_calls_limit
     if limit is None:
         return
     # An organization (a pbx client) counts the calls of its users' accounts too, as a reseller does.
     if member.position.kind is NodeKind.CLIENT and member.position.client_type is not ClientType.PBX:
-        active = store.count_active_of_node(connection, member.id)
+        active = store.count_active_of_node(connection, member.id) + sum(1 for n in unwritten if n.id == member.id)
     else:
         active = store.count_active_below(connection, member.path)
+        active += sum(1 for n in unwritten if n.path.startswith(member.path))
     if active >= limit:
         raise _Refused("concurrent_calls_limit", member.login)
 

@@ -128,6 +128,14 @@ def insert_call(connection: Connection, **values: Any) -> int:
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert calls (every row with the same columns) in one statement; their ids, in the rows' order."""
+    if not rows:
+        return []
+    result = connection.execute(insert(calls).returning(calls.c.id, sort_by_parameter_order=True), list(rows))
+    return [int(pk) for (pk,) in result]
+
+
 def find_call(connection: Connection, call_id: str, *, tenant_id: int, lock: bool = False) -> CallRecord | None:
     """The call ``call_id`` of one tenant (call ids are unique per tenant only)."""
     query = select(calls).where(calls.c.call_id == call_id, calls.c.tenant_id == tenant_id)
@@ -166,35 +174,36 @@ def update_call(connection: Connection, pk: int, **values: Any) -> None:
     connection.execute(update(calls).where(calls.c.id == pk).values(**values))
 
 
-def insert_lines(connection: Connection, pk: int, lines: Sequence[ChargeLine]) -> None:
-    connection.execute(
-        insert(call_charges),
-        [
-            {
-                "call_id": pk,
-                "position": line.position,
-                "node_id": line.node_id,
-                "account": line.account,
-                "wallet_account_id": line.wallet_account_id,
-                "revenue_account_id": line.revenue_account_id,
-                "tariff": line.tariff,
-                "currency": line.currency,
-                "prefix": line.prefix,
-                "description": line.description,
-                "price_micros": line.pricing.price_micros,
-                "connect_fee_micros": line.pricing.connect_fee_micros,
-                "minimal_time": line.pricing.minimal_time,
-                "resolution": line.pricing.resolution,
-                "grace_period": line.pricing.grace_period,
-                "free_seconds": line.pricing.free_seconds,
-                "subscription_id": line.subscription_id,
-                "plan_seconds_reserved": line.plan_seconds_reserved,
-                "reserved_micros": line.reserved_micros,
-                "reservation": line.reservation,
-            }
-            for line in lines
-        ],
-    )
+def insert_lines_of(connection: Connection, calls_lines: Sequence[tuple[int, Sequence[ChargeLine]]]) -> None:
+    """The charge lines of several calls, in one statement."""
+    rows = [
+        {
+            "call_id": pk,
+            "position": line.position,
+            "node_id": line.node_id,
+            "account": line.account,
+            "wallet_account_id": line.wallet_account_id,
+            "revenue_account_id": line.revenue_account_id,
+            "tariff": line.tariff,
+            "currency": line.currency,
+            "prefix": line.prefix,
+            "description": line.description,
+            "price_micros": line.pricing.price_micros,
+            "connect_fee_micros": line.pricing.connect_fee_micros,
+            "minimal_time": line.pricing.minimal_time,
+            "resolution": line.pricing.resolution,
+            "grace_period": line.pricing.grace_period,
+            "free_seconds": line.pricing.free_seconds,
+            "subscription_id": line.subscription_id,
+            "plan_seconds_reserved": line.plan_seconds_reserved,
+            "reserved_micros": line.reserved_micros,
+            "reservation": line.reservation,
+        }
+        for pk, lines in calls_lines
+        for line in lines
+    ]
+    if rows:
+        connection.execute(insert(call_charges), rows)
 
 
 def lines_of(connection: Connection, pk: int) -> list[ChargeLine]:
