@@ -340,7 +340,7 @@ def authorize_call(
 ) -> dict[str, Any]:
     """Authorize a call and reserve its first grant at every level, or refuse it naming why and where.
 
-    Decided in a batch with the other authorizations this process receives meanwhile (``_decide_batch``):
+    Decided in a batch with the other authorizations this process receives meanwhile (``decide_batch``):
     one transaction, the accounts of all of them locked once.
     """
     check_call_id(request.call_id)
@@ -454,7 +454,7 @@ def _batches(database: Database) -> GroupCommit[Authorization, dict[str, Any]]:
     with _BATCHES_LOCK:
         batches = _BATCHES.get(database)
         if batches is None:
-            batches = _BATCHES[database] = GroupCommit(partial(_decide_batch, database))
+            batches = _BATCHES[database] = GroupCommit(partial(decide_batch, database))
         return batches
 
 
@@ -464,7 +464,7 @@ def authorization_batches(database: Database) -> tuple[int, int]:
     return batches.batches, batches.items
 
 
-def _decide_batch(database: Database, items: Sequence[Authorization]) -> list[dict[str, Any] | BaseException]:
+def decide_batch(database: Database, items: Sequence[Authorization]) -> list[dict[str, Any] | BaseException]:
     """Decide a batch in one transaction; if it fails as a whole (a call id already taken, a deadlock
     retried too often), decide each of its authorizations alone, so that one cannot fail the others."""
     if len(items) > 1:
@@ -1062,33 +1062,113 @@ def end_call(
 
     A duration the switch cannot have measured (longer than the grant, or than the time since the answer,
     by more than the margin) is charged at most what was granted and flagged, unless the switch is trusted
-    with durations (``tollway.calls.model.charged_duration``).
+    with durations (``tollway.calls.model.charged_duration``). Decided in a batch with the other ends this
+    process receives meanwhile (``decide_ends``): one transaction, the accounts of all of them locked once.
     """
-    instant = now or utc_now()
     if duration_seconds < 0 or duration_seconds > 10 * CALL_SECONDS_MAX:
         raise Refusal("duration_invalid", "a duration is a whole number of seconds, 0 to 40 hours")
+    return _end_batches(database).submit(Ending(call_id, duration_seconds, reason, principal, settings, now))
 
-    def use_case(connection: Connection) -> dict[str, Any]:
-        call = _locked_call(connection, call_id, principal)
-        if call.active:
-            charged = charged_duration(
-                duration_seconds,
-                granted_seconds=call.grant_seconds,
-                elapsed_seconds=_elapsed_seconds(call, instant),
-                margin_seconds=settings.duration_margin_seconds,
-                trusted=cached.trusts_durations(connection, call.switch_id),
-            )
-            if charged.overshoot is not None:
-                _count_overshoot(call, duration_seconds, charged.overshoot)
-            closed, lines = _close(connection, call, charged, reason[:48], instant, reported=duration_seconds)
-            return shown_call(connection, principal, closed, lines)
-        if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
-            changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
-            store.update_call(connection, call.id, **changed)
-            call = replace(call, **changed)
-        return shown_call(connection, principal, call, store.lines_of(connection, call.id))
 
-    return database.run(use_case)
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """One end request on its way into a batch."""
+
+    call_id: str
+    duration_seconds: int
+    reason: str
+    principal: Principal | None
+    settings: CallSettings
+    now: datetime | None  # None: the moment its batch is decided
+
+
+_END_BATCHES: weakref.WeakKeyDictionary[Database, GroupCommit[Ending, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _end_batches(database: Database) -> GroupCommit[Ending, dict[str, Any]]:
+    """This process's group commit of ends into ``database``."""
+    with _BATCHES_LOCK:
+        batches = _END_BATCHES.get(database)
+        if batches is None:
+            batches = _END_BATCHES[database] = GroupCommit(partial(decide_ends, database))
+        return batches
+
+
+def decide_ends(database: Database, items: Sequence[Ending]) -> list[dict[str, Any] | BaseException]:
+    """Decide a batch of ends in one transaction; if it fails as a whole, each end alone. Two ends of one
+    call id in a batch are decided alone, one after the other (the second answers what the first did)."""
+    if len(items) > 1 and len({item.call_id for item in items}) == len(items):
+        try:
+            return list(database.run(lambda connection: _end_batch(connection, items)))
+        except Exception as error:  # decided again one by one, where each gets its own outcome
+            log.info("end_batch_split", ends=len(items), error=type(error).__name__)
+    outcomes: list[dict[str, Any] | BaseException] = []
+    for item in items:
+        try:
+            (outcome,) = database.run(lambda connection, item=item: _end_batch(connection, [item]))  # type: ignore[misc]
+        except Exception as error:  # raised in the request's own thread
+            outcome = error
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _end_batch(connection: Connection, items: Sequence[Ending]) -> list[dict[str, Any] | BaseException]:
+    """End calls in one transaction, in order: each call's row locked, then the accounts of all of them at
+    once (the order every writer takes them in: calls, then accounts, then plans), each closed in turn."""
+    moment = utc_now()
+    outcomes: list[dict[str, Any] | BaseException] = []
+    found: list[CallRecord | None] = []
+    for item in items:
+        try:
+            found.append(_locked_call(connection, item.call_id, item.principal))
+        except TollwayError as error:  # this request's own: its thread raises it
+            found.append(None)
+            outcomes.append(error)
+        else:
+            outcomes.append({})
+    active = [call for call in found if call is not None and call.active]
+    lines = store.lines_of_calls(connection, [call.id for call in active])
+    locked = ledger_store.lock_accounts(connection, {a for call in active for a in _account_ids(lines[call.id])})
+    for index, (item, call) in enumerate(zip(items, found, strict=True)):
+        if call is not None:
+            outcomes[index] = _end_one(connection, item, call, item.now or moment, lines.get(call.id), locked)
+    return outcomes
+
+
+def _end_one(
+    connection: Connection,
+    item: Ending,
+    call: CallRecord,
+    now: datetime,
+    lines: list[ChargeLine] | None,
+    locked: dict[int, Account],
+) -> dict[str, Any]:
+    if call.active:
+        charged = charged_duration(
+            item.duration_seconds,
+            granted_seconds=call.grant_seconds,
+            elapsed_seconds=_elapsed_seconds(call, now),
+            margin_seconds=item.settings.duration_margin_seconds,
+            trusted=cached.trusts_durations(connection, call.switch_id),
+        )
+        if charged.overshoot is not None:
+            _count_overshoot(call, item.duration_seconds, charged.overshoot)
+        closed, ended = _close(
+            connection,
+            call,
+            charged,
+            item.reason[:48],
+            now,
+            reported=item.duration_seconds,
+            lines=lines,
+            locked=locked,
+        )
+        return shown_call(connection, item.principal, closed, ended)
+    if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
+        changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
+        store.update_call(connection, call.id, **changed)
+        call = replace(call, **changed)
+    return shown_call(connection, item.principal, call, store.lines_of(connection, call.id))
 
 
 def _elapsed_seconds(call: CallRecord, now: datetime) -> int:
@@ -1116,17 +1196,21 @@ def _close(
     now: datetime,
     *,
     reported: int | None,
+    lines: list[ChargeLine] | None = None,
+    locked: dict[int, Account] | None = None,
 ) -> tuple[CallRecord, list[ChargeLine]]:
     """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch.
 
     ``charged``: the seconds to charge and why they differ from the ``reported`` ones, if they do (None:
-    the engine itself closed the call, charging what it had granted).
+    the engine itself closed the call, charging what it had granted). ``lines``: the call's charge lines,
+    if read already; ``locked``: its accounts, locked already in this transaction (a batch of ends), kept
+    current here.
     """
     duration = charged.seconds
-    lines = store.lines_of(connection, call.id)
+    lines = store.lines_of(connection, call.id) if lines is None else lines
     client = lines[0]
     # Accounts first, then the plan: the order authorize and extensions take them in (no deadlock).
-    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
+    accounts = ledger_store.lock_accounts(connection, _account_ids(lines)) if locked is None else locked
     allowance = store.lock_subscription(connection, client.subscription_id) if client.subscription_id else 0
     requests: list[TransferRequest] = []
     changes: list[dict[str, Any]] = []
@@ -1165,7 +1249,8 @@ def _close(
         )
     store.update_lines(connection, call.id, changes)
     if requests:
-        ledger_store.execute(connection, requests, now=now, locked=accounts)
+        applied = ledger_store.execute(connection, requests, now=now, locked=accounts)
+        accounts.update(applied.accounts)  # what the next call of a batch finds locked
     answered = call.answered_at is not None or duration > 0
     values: dict[str, Any] = dict(
         state="ended",
