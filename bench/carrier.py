@@ -4,6 +4,7 @@
     .venv/bin/python bench/carrier.py                             # the full run, about 10 minutes
     .venv/bin/python bench/carrier.py --quick --json figures.json # the headline figures as one JSON object
     .venv/bin/python bench/carrier.py --profile                   # and where the in-process engine spends its CPU
+    .venv/bin/python bench/carrier.py --quick --scale-out 1,2,4   # and the HTTP peak with 1, 2 and 4 processes
 
 It makes its own PostgreSQL database next to the one the admin URL names (``--url`` or
 ``TOLLWAY_BENCH_POSTGRESQL_URL``; default ``postgresql://postgres@127.0.0.1:5432/postgres``), builds the tree
@@ -30,6 +31,12 @@ derived at every level from a 400-row sheet), registers two switches, and measur
 * **pgbench** against the same server in scratch databases: ``-N`` (simple update) and the default TPC-B-like
   script; the setups per second are printed as a share of each, the yardstick of what this machine and
   server do in C with no Python and no HTTP.
+* **scale-out** (``--scale-out 1,2,4``): the HTTP peak of each variant again with 1, 2 and 4 server
+  processes, laid out two ways (``--scale-out-layouts``): ``workers``, one ``tollway serve --workers N`` (uvicorn's
+  workers share one port), and ``ports``, N ``tollway serve`` processes each on a port of its own, the links
+  spread over them as a load balancer in front of N hosts would. Each process has its own static cache,
+  pool and keeper, so the second layout is what several application hosts do. ``--scale-out-only`` skips
+  everything but the tree, the sweep and the ledger check.
 * ``tollway ledger check`` at the end: the run fails if the ledger does not balance.
 
 Durations are drawn as ``bench/calls.py`` draws them (exponential, 90 s on average) and reported at once:
@@ -43,7 +50,12 @@ stable figures. It prints the tables, a Markdown copy for ``docs/benchmarks.md``
                              "authorize_p99_ms_at_80_percent": ..., "server_cpu_ms_per_setup": ...},
                   "hot": {...the same...}}}
 
-The exit status is 1 if a request failed, a figure is missing or the ledger check failed.
+With ``--scale-out`` the JSON object has one more key, ``"scale_out"``: a list of
+``{"layout", "processes", "variant", "setups_per_second", "authorize_p50_ms", "authorize_p99_ms",
+"server_cpu_ms_per_setup", "machine_busy"}``; without it the object is exactly the one above.
+
+The exit status is 1 if a request failed, a figure is missing (not asked for with ``--scale-out-only``) or
+the ledger check failed.
 """
 
 from __future__ import annotations
@@ -72,12 +84,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from calls import (
     PROVIDER_LOGIN,
     SEED,
+    CpuSnapshot,
     HttpError,
     Server,
     Sheet,
@@ -91,9 +105,9 @@ from calls import (
     calls_api_present,
     client_plan,
     cpu_of,
-    cpu_snapshot,
     cpu_use,
     end,
+    machine_cpu,
     merge,
     new_progress,
     percentile_milliseconds,
@@ -119,6 +133,8 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_URL_VARIABLE = "TOLLWAY_BENCH_POSTGRESQL_URL"
 REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_CHART = REPOSITORY / "docs" / "benchmarks-carrier.png"
+DEFAULT_SCALE_OUT_CHART = REPOSITORY / "docs" / "benchmarks-scale-out.png"
+SCALE_OUT_LAYOUTS = ("workers", "ports")
 VARIANTS = ("spread", "hot")
 HTTP_SWITCH, RADIUS_SWITCH = "bench-sbc", "bench-radius"
 
@@ -353,6 +369,32 @@ def count_round_trips(url: str, bench: Bench, variant: str, warmup_seconds: floa
 # --- HTTP: the peak, then 80 % of it --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """The server processes one HTTP run drives: one ``tollway serve --workers N`` (layout "workers"), or N
+    ``tollway serve`` each on a port of its own (layout "ports"), as N hosts behind a load balancer."""
+
+    servers: tuple[Server, ...]
+    layout: str
+    processes: int
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def port_of(self, link: int) -> int:
+        """Link ``link``'s server: links are dealt out over the ports in turn, as a balancer's round robin."""
+        return self.servers[link % len(self.servers)].port
+
+    def pids(self) -> list[int]:
+        return [pid for server in self.servers for pid in server.pids()]
+
+
+def fleet_snapshot(fleet: Fleet, database: Database) -> CpuSnapshot:
+    busy, total = machine_cpu()
+    return CpuSnapshot(time.process_time(), cpu_of(fleet.pids()), cpu_of(backend_pids(database)), busy, total)
+
+
 @dataclass
 class DatabaseStats:
     transactions: int
@@ -386,6 +428,8 @@ class HttpRun:
     load: str  # the machine's load average after the run
     target_per_second: float = 0.0  # the open loop's arrival rate
     queued_seconds: array[float] = field(default_factory=lambda: array("d"))  # waits for a free link
+    layout: str = "workers"  # the fleet's (Fleet)
+    processes: int = 0  # server processes that served it
 
     @property
     def per_second(self) -> float:
@@ -402,15 +446,15 @@ class HttpRun:
 
 
 async def measured(
-    server: Server, database: Database, work: Callable[[], Any], variant: str, mode: str, links: int
+    fleet: Fleet, database: Database, work: Callable[[], Any], variant: str, mode: str, links: int
 ) -> HttpRun:
-    """Run ``work`` and say what it cost: CPU of the server and of PostgreSQL, transactions, rows."""
+    """Run ``work`` and say what it cost: CPU of the servers and of PostgreSQL, transactions, rows."""
     stats_before = await asyncio.to_thread(database_stats, database)
-    before = await asyncio.to_thread(cpu_snapshot, server, database)
+    before = await asyncio.to_thread(fleet_snapshot, fleet, database)
     began = time.monotonic()
     tally, extra = await work()
     seconds = time.monotonic() - began
-    after = await asyncio.to_thread(cpu_snapshot, server, database)
+    after = await asyncio.to_thread(fleet_snapshot, fleet, database)
     await asyncio.sleep(STATS_FLUSH_SECONDS)
     stats_after = await asyncio.to_thread(database_stats, database)
     used = cpu_use(before, after)
@@ -423,11 +467,12 @@ async def measured(
     )  # fmt: skip
     if extra is not None:
         run.target_per_second, run.queued_seconds = extra
+    run.layout, run.processes = fleet.layout, fleet.processes
     return run
 
 
-async def closed_loop(server: Server, bench: Bench, variant: str, links: int, seconds: float) -> tuple[Tally, None]:
-    connections = [SwitchLink("127.0.0.1", server.port, bench.http_key) for _ in range(links)]
+async def closed_loop(fleet: Fleet, bench: Bench, variant: str, links: int, seconds: float) -> tuple[Tally, None]:
+    connections = [SwitchLink("127.0.0.1", fleet.port_of(n), bench.http_key) for n in range(links)]
     traffics = [
         Traffic(bench.callers[variant], bench.world.sheet, random.Random(f"{SEED}-{variant}-{links}-{n}"))
         for n in range(links)
@@ -445,13 +490,13 @@ async def closed_loop(server: Server, bench: Bench, variant: str, links: int, se
 
 
 async def open_loop(
-    server: Server, bench: Bench, variant: str, rate: float, seconds: float
+    fleet: Fleet, bench: Bench, variant: str, rate: float, seconds: float
 ) -> tuple[Tally, tuple[float, array[float]]]:
     """Setups arriving at random at ``rate`` a second, each on the next free link of a pool."""
     size = max(16, min(STEADY_LINKS_MAX, int(rate * 0.25)))  # a quarter of a second of arrivals
     free: asyncio.Queue[SwitchLink] = asyncio.Queue()
-    for _ in range(size):
-        free.put_nowait(SwitchLink("127.0.0.1", server.port, bench.http_key))
+    for n in range(size):
+        free.put_nowait(SwitchLink("127.0.0.1", fleet.port_of(n), bench.http_key))
     traffic = Traffic(bench.callers[variant], bench.world.sheet, random.Random(f"{SEED}-{variant}-open"))
     tally, waits = Tally(), array("d")
     tag = f"o{uuid.uuid4().hex[:6]}.{variant}"
@@ -490,34 +535,50 @@ async def open_loop(
     return tally, (rate, waits)
 
 
-async def drive_variant(
-    server: Server, database: Database, bench: Bench, variant: str, options: argparse.Namespace, progress: Progress
+WARM_LINKS_MIN = 4  # links of the warm-up; at least two a server process, so every process warms its caches
+
+
+async def drive_peaks(
+    fleet: Fleet, database: Database, bench: Bench, variant: str, options: argparse.Namespace, progress: Any
 ) -> list[HttpRun]:
+    """Warm every process up, then a closed loop for each link count: the best of them is the peak."""
     task = progress.add_task(f"HTTP {variant}: warming up", total=0)
     warm_tally = Tally()
-    warm = SwitchLink("127.0.0.1", server.port, bench.http_key)
     warm_traffic = Traffic(bench.warm[variant], bench.world.sheet, random.Random(f"{SEED}-warm-http"))
     tag = f"w{uuid.uuid4().hex[:6]}.{variant}"
+    links = [SwitchLink("127.0.0.1", fleet.port_of(n), bench.http_key)
+             for n in range(max(WARM_LINKS_MIN, 2 * fleet.processes))]  # fmt: skip
     await asyncio.gather(
-        *(setup_loop(SwitchLink("127.0.0.1", server.port, bench.http_key), warm_traffic, f"{tag}.{n}",
-                     time.monotonic() + options.warmup_seconds, warm_tally) for n in range(4))
+        *(setup_loop(link, warm_traffic, f"{tag}.{n}", time.monotonic() + options.warmup_seconds, warm_tally)
+          for n, link in enumerate(links))
     )  # fmt: skip
-    await warm.close()
+    for link in links:
+        await link.close()
     runs: list[HttpRun] = []
-    for links in options.peak_links:
-        progress.update(task, description=f"HTTP {variant}: peak, {links} links, {options.seconds:g} s")
+    link_counts: list[int] = options.peak_links
+    for count in link_counts:
+        progress.update(task, description=f"HTTP {variant}: peak, {count} links, {options.seconds:g} s")
         runs.append(
             await measured(
-                server, database, lambda links=links: closed_loop(server, bench, variant, links, options.seconds),
-                variant, "peak", links,
+                fleet, database, partial(closed_loop, fleet, bench, variant, count, options.seconds),
+                variant, "peak", count,
             )
         )  # fmt: skip
+    progress.remove_task(task)
+    return runs
+
+
+async def drive_variant(
+    fleet: Fleet, database: Database, bench: Bench, variant: str, options: argparse.Namespace, progress: Progress
+) -> list[HttpRun]:
+    runs = await drive_peaks(fleet, database, bench, variant, options, progress)
+    task = progress.add_task(f"HTTP {variant}: 80 %", total=0)
     peak = max(runs, key=lambda run: run.per_second)
     rate = max(1.0, STEADY_SHARE * peak.per_second)
     progress.update(task, description=f"HTTP {variant}: {rate:,.0f} setups/s arriving at random, {options.seconds:g} s")
     runs.append(
         await measured(
-            server, database, lambda: open_loop(server, bench, variant, rate, options.seconds), variant, "80 %",
+            fleet, database, lambda: open_loop(fleet, bench, variant, rate, options.seconds), variant, "80 %",
             max(16, min(STEADY_LINKS_MAX, int(rate * 0.25))),
         )
     )  # fmt: skip
@@ -784,6 +845,7 @@ class Results:
     http: list[HttpRun] = field(default_factory=list)
     radius: RadiusRun | None = None
     pgbench: list[Pgbench] = field(default_factory=list)
+    scale_out: list[HttpRun] = field(default_factory=list)  # the peak of each (layout, processes, variant)
     check_ok: bool = False
     check_summary: str = ""
     profile: str = ""
@@ -810,11 +872,26 @@ class Results:
                 "server_cpu_ms_per_setup": round(peak.per_setup(peak.server_cpu_seconds) * 1000, 3) if peak else None,
             }
         simple, tpcb = self.pgbench_tps("simple-update"), self.pgbench_tps("tpcb-like")
-        return {
+        figures: dict[str, Any] = {
             "pgbench_simple_tps": round(simple, 1) if simple is not None else None,
             "pgbench_tpcb_tps": round(tpcb, 1) if tpcb is not None else None,
             "variants": variants,
         }
+        if self.scale_out:  # an extra key, only when the sweep was asked for
+            figures["scale_out"] = [
+                {
+                    "layout": run.layout,
+                    "processes": run.processes,
+                    "variant": run.variant,
+                    "setups_per_second": round(run.per_second, 1),
+                    "authorize_p50_ms": round(run.authorize_ms(50), 2),
+                    "authorize_p99_ms": round(run.authorize_ms(99), 2),
+                    "server_cpu_ms_per_setup": round(run.per_setup(run.server_cpu_seconds) * 1000, 3),
+                    "machine_busy": round(run.machine_busy, 3),
+                }
+                for run in self.scale_out
+            ]
+        return figures
 
 
 def _ms(run: HttpRun, what: Callable[[int], float]) -> str:
@@ -857,9 +934,26 @@ def report(results: Results) -> list[str]:
           f"{r.per_setup(r.transactions):.2f}", f"{r.per_setup(r.rows_written):.1f}", f"{r.machine_busy:.0%}",
           f"{r.tally.refusals.total():,}", f"{r.tally.errors.total():,}", r.load) for r in results.http],
     )  # fmt: skip
-    for run in results.http:
-        for sample in run.tally.samples[:3]:
-            console.print(f"[red]{run.variant} {run.mode}: {sample}", markup=True, highlight=False)
+    if results.scale_out:
+        single = {(run.layout, run.variant): run.per_second for run in results.scale_out if run.processes == 1}
+        emit(
+            "Scale-out: the HTTP peak (authorize answered + end) by server processes, PostgreSQL",
+            ("layout", "processes", "variant", "links", "setups/s", "vs 1 process", "authorize ms p50 / p99",
+             "server CPU ms a setup", "PostgreSQL CPU ms a setup", "transactions a setup", "rows written a setup",
+             "machine busy", "errors", "load average"),
+            [(point.layout, str(point.processes), point.variant, str(point.links), f"{point.per_second:,.0f}",
+              f"{point.per_second / single[(point.layout, point.variant)]:.2f}"
+              if single.get((point.layout, point.variant)) else "",
+              f"{point.authorize_ms(50):.1f} / {point.authorize_ms(99):.1f}",
+              f"{point.per_setup(point.server_cpu_seconds) * 1000:.2f}",
+              f"{point.per_setup(point.database_cpu_seconds) * 1000:.2f}",
+              f"{point.per_setup(point.transactions):.2f}", f"{point.per_setup(point.rows_written):.1f}",
+              f"{point.machine_busy:.0%}", f"{point.tally.errors.total():,}", point.load)
+             for point in results.scale_out],
+        )  # fmt: skip
+    for http_run in [*results.http, *results.scale_out]:
+        for sample in http_run.tally.samples[:3]:
+            console.print(f"[red]{http_run.variant} {http_run.mode}: {sample}", markup=True, highlight=False)
     if results.radius is not None:
         radius = results.radius
         access_ms = " / ".join(f"{percentile_milliseconds(radius.tally.access_seconds, p):.1f}" for p in (50, 95, 99))
@@ -931,10 +1025,10 @@ def chart(results: Results, path: Path, title: str) -> None:
             labels.append(f"HTTP\n{variant}")
             values.append(peak.per_second)
             colour_list.append(colours[variant])
-    for run in results.in_process:
-        if run.threads > 1:
-            labels.append(f"in-process\n{run.variant}, {run.threads} thr.")
-            values.append(run.per_second)
+    for engine_run in results.in_process:
+        if engine_run.threads > 1:
+            labels.append(f"in-process\n{engine_run.variant}, {engine_run.threads} thr.")
+            values.append(engine_run.per_second)
             colour_list.append("tab:grey")
     if results.radius is not None:
         labels.append("RADIUS\nauthorizations")
@@ -950,6 +1044,47 @@ def chart(results: Results, path: Path, title: str) -> None:
     throughput.set_ylim(0, max([*values, 1000]) * 1.25)
     throughput.tick_params(axis="x", labelsize=7)
     throughput.grid(True, axis="y", alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    console.print(f"chart written to {path}")
+
+
+def scale_out_chart(results: Results, path: Path, title: str) -> None:
+    """Setups per second and server CPU per setup against the count of server processes, per layout and variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (throughput, cost) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colours = {"spread": "tab:blue", "hot": "tab:red"}
+    styles = {"workers": "-o", "ports": "--s"}
+    counts = sorted({run.processes for run in results.scale_out})
+    for layout in SCALE_OUT_LAYOUTS:
+        for variant in VARIANTS:
+            runs = sorted((r for r in results.scale_out if r.layout == layout and r.variant == variant),
+                          key=lambda r: r.processes)  # fmt: skip
+            if not runs:
+                continue
+            label = f"{variant}, {'--workers N' if layout == 'workers' else 'N processes on N ports'}"
+            xs = [run.processes for run in runs]
+            throughput.plot(xs, [run.per_second for run in runs], styles[layout], color=colours[variant], label=label)
+            cost.plot(xs, [run.per_setup(run.server_cpu_seconds) * 1000 for run in runs], styles[layout],
+                      color=colours[variant], label=label)  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    for axes in (throughput, cost):
+        axes.set_xticks(counts)
+        axes.axvline(cores, color="grey", linestyle=":", linewidth=1)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+        axes.set_ylim(bottom=0)
+    at_cores = throughput.get_xaxis_transform()
+    throughput.text(cores, 0.02, f" {cores} cores", color="grey", fontsize=8, transform=at_cores)
+    throughput.set(title="Peak call setups per second", xlabel="server processes", ylabel="per second")
+    cost.set(title="Server CPU per setup", xlabel="server processes", ylabel="CPU milliseconds")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -981,6 +1116,12 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--in-process-only", action="store_true", help="the engine alone: no HTTP, RADIUS, pgbench")
     parser.add_argument("--chart", type=Path, default=DEFAULT_CHART)
     parser.add_argument("--log-level", default="warning", help="the servers' (info logs every request)")
+    parser.add_argument("--scale-out", default="", help="server process counts for the sweep of the peak, e.g. 1,2,4")
+    parser.add_argument("--scale-out-layouts", default=",".join(SCALE_OUT_LAYOUTS),
+                        help="workers (tollway serve --workers N), ports (N serve, N ports), or both")  # fmt: skip
+    parser.add_argument("--scale-out-only", action="store_true",
+                        help="the tree, the sweep, the check; no in-process, 80 %%, RADIUS, pgbench")  # fmt: skip
+    parser.add_argument("--scale-out-chart", type=Path, default=DEFAULT_SCALE_OUT_CHART)
     options = parser.parse_args(argv)
     if options.quick:
         options.clients, options.seconds, options.warmup_seconds = 2_000, 6.0, 2.0
@@ -988,10 +1129,22 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
         options.inprocess_seconds, options.radius_seconds, options.pgbench_seconds = 4.0, 6.0, 6
         if options.chart == DEFAULT_CHART:
             options.chart = Path(tempfile.gettempdir()) / "benchmarks-carrier-quick.png"
+        if options.scale_out_chart == DEFAULT_SCALE_OUT_CHART:
+            options.scale_out_chart = Path(tempfile.gettempdir()) / "benchmarks-scale-out-quick.png"
     options.peak_links = [int(n) for n in options.links.split(",") if n]
     options.variant_list = [v for v in options.variants.split(",") if v]
     if not options.peak_links or any(v not in VARIANTS for v in options.variant_list):
         parser.error("give at least one link count, and variants among spread,hot")
+    options.scale_out_counts = [int(n) for n in options.scale_out.split(",") if n]
+    options.layout_list = [layout for layout in options.scale_out_layouts.split(",") if layout]
+    if any(not 1 <= n <= 64 for n in options.scale_out_counts) or any(
+        layout not in SCALE_OUT_LAYOUTS for layout in options.layout_list
+    ):
+        parser.error("scale-out counts between 1 and 64, layouts among workers,ports")
+    if options.scale_out_only:
+        if not options.scale_out_counts:
+            parser.error("--scale-out-only needs --scale-out")
+        options.radius_seconds, options.pgbench_seconds = 0, 0
     return options
 
 
@@ -1020,14 +1173,54 @@ def run_http(url: str, database: Database, bench: Bench, options: argparse.Names
     with new_progress() as progress, serving(Server(url, options.workers, {}, options.log_level, scratch)) as server:
         if not calls_api_present(server):
             raise RuntimeError("the server has no calls API")
+        fleet = Fleet((server,), "workers", options.workers)
         for variant in options.variant_list:
-            results.http += asyncio.run(drive_variant(server, database, bench, variant, options, progress))
+            results.http += asyncio.run(drive_variant(fleet, database, bench, variant, options, progress))
             peak, steady = results.peak(variant), results.steady(variant)
             if peak and steady:
                 console.print(
                     f"HTTP {variant}: peak {peak.per_second:,.0f} setups/s ({peak.links} links, p99 authorize "
                     f"{peak.authorize_ms(99):.1f} ms); at {steady.target_per_second:,.0f}/s p99 authorize "
                     f"{steady.authorize_ms(99):.1f} ms; load {steady.load}"
+                )
+
+
+@contextmanager
+def fleet_of(url: str, layout: str, processes: int, options: argparse.Namespace, scratch: Path) -> Iterator[Fleet]:
+    """``processes`` server processes in ``layout``, started one after the other, stopped whatever happens."""
+    if layout == "workers":
+        servers = [Server(url, processes, {}, options.log_level, scratch)]
+    else:
+        servers = [Server(url, 1, {}, options.log_level, scratch) for _ in range(processes)]
+    try:
+        for server in servers:
+            server.start()
+        yield Fleet(tuple(servers), layout, processes)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def run_scale_out(url: str, database: Database, bench: Bench, options: argparse.Namespace, scratch: Path,
+                  results: Results) -> None:  # fmt: skip
+    """The peak of each variant with each count of server processes, in each layout."""
+    for layout in options.layout_list:
+        for processes in options.scale_out_counts:
+            described = f"{processes} x tollway serve" if layout == "ports" else f"tollway serve --workers {processes}"
+            with (
+                phase(f"scale-out: {described}"),
+                new_progress() as progress,
+                fleet_of(url, layout, processes, options, scratch) as fleet,
+            ):
+                for variant in options.variant_list:
+                    runs = asyncio.run(drive_peaks(fleet, database, bench, variant, options, progress))
+                    results.scale_out.append(max(runs, key=lambda run: run.per_second))
+            for run in results.scale_out[-len(options.variant_list) :]:
+                console.print(
+                    f"scale-out {layout} {processes}: {run.variant} {run.per_second:,.0f} setups/s, p99 authorize "
+                    f"{run.authorize_ms(99):.1f} ms, server CPU {run.per_setup(run.server_cpu_seconds) * 1000:.2f} "
+                    f"ms a setup, machine busy {run.machine_busy:.0%}, load {run.load}",
+                    highlight=False,
                 )
 
 
@@ -1047,9 +1240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench = build(url, database, options.clients, progress)
             with phase("VACUUM ANALYZE, CHECKPOINT"):
                 settle(url)
-            run_in_process(url, bench, options, results)
-            if not options.in_process_only:
+            if not options.scale_out_only:
+                run_in_process(url, bench, options, results)
+            if not options.in_process_only and not options.scale_out_only:
                 run_http(url, database, bench, options, Path(scratch), results)
+            if options.scale_out_counts and not options.in_process_only:
+                run_scale_out(url, database, bench, options, Path(scratch), results)
             if options.radius_seconds > 0 and not options.in_process_only:
                 with phase(f"RADIUS: {options.radius_seconds:g} s"):
                     results.radius = radius_run(url, bench, options.radius_seconds, Path(scratch))
@@ -1074,7 +1270,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"PostgreSQL {results.facts.get('version')}, {len(os.sched_getaffinity(0))} cores; load at the end "
         f"{load_average()}"
     )
-    chart(results, options.chart, title)
+    if results.http or results.in_process:
+        chart(results, options.chart, title)
+    if results.scale_out:
+        scale_out_title = (
+            f"Tollway credit control, {len(bench.world.clients):,} clients, HTTP peak by server processes, "
+            f"PostgreSQL {results.facts.get('version')}, {len(os.sched_getaffinity(0))} cores; load at the end "
+            f"{load_average()}"
+        )
+        scale_out_chart(results, options.scale_out_chart, scale_out_title)
     figures = results.figures()
     if options.json is not None:
         options.json.write_text(json.dumps(figures, indent=2) + "\n")
@@ -1082,7 +1286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"load average at the end: {load_average()}; total {time.monotonic() - began:.0f} s")
     failed = not results.check_ok
     failed |= any(run.tally.errors for run in results.http) or any(run.errors for run in results.in_process)
-    failed |= any(value is None for variant in figures["variants"].values() for value in variant.values())
+    failed |= any(run.tally.errors for run in results.scale_out)
+    if not options.scale_out_only:
+        failed |= any(value is None for variant in figures["variants"].values() for value in variant.values())
     if not results.check_ok:
         console.print("[bold red]THE LEDGER DOES NOT BALANCE")
     return 1 if failed else 0
