@@ -949,7 +949,7 @@ def report(results: Results) -> list[str]:
               f"{point.per_setup(point.database_cpu_seconds) * 1000:.2f}",
               f"{point.per_setup(point.transactions):.2f}", f"{point.per_setup(point.rows_written):.1f}",
               f"{point.machine_busy:.0%}", f"{point.tally.errors.total():,}", point.load)
-             for point in results.scale_out],
+             for point in sorted(results.scale_out, key=lambda r: (SCALE_OUT_LAYOUTS.index(r.layout), r.processes))],
         )  # fmt: skip
     for http_run in [*results.http, *results.scale_out]:
         for sample in http_run.tally.samples[:3]:
@@ -1203,9 +1203,10 @@ def fleet_of(url: str, layout: str, processes: int, options: argparse.Namespace,
 
 def run_scale_out(url: str, database: Database, bench: Bench, options: argparse.Namespace, scratch: Path,
                   results: Results) -> None:  # fmt: skip
-    """The peak of each variant with each count of server processes, in each layout."""
-    for layout in options.layout_list:
-        for processes in options.scale_out_counts:
+    """The peak of each variant with each count of server processes, in each layout (the layouts of one count
+    one after the other, so that a change in the machine's load falls on both alike)."""
+    for processes in options.scale_out_counts:
+        for layout in options.layout_list:
             described = f"{processes} x tollway serve" if layout == "ports" else f"tollway serve --workers {processes}"
             with (
                 phase(f"scale-out: {described}"),
