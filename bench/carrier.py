@@ -903,6 +903,8 @@ def report(results: Results) -> list[str]:
     markdown: list[str] = []
 
     def emit(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        if not rows:  # a phase that did not run (--in-process-only, --scale-out-only)
+            return
         table = Table(title=title)
         for column in columns:
             table.add_column(column, justify="right")
