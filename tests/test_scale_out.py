@@ -20,6 +20,7 @@ a minute to the UK costs alice 0.10 (per second) at north-city:retail.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -385,3 +386,40 @@ def test_a_url_naming_several_hosts_connects_to_the_one_that_accepts_writes(back
         database.dispose()
     with pytest.raises(ValueError):  # libpq's own list in the host part is not a URL SQLAlchemy reads: say so
         Database(f"postgresql://{admin.username}@127.0.0.1:{dead},{admin.host}:{admin.port or 5432}/{admin.database}")
+
+
+# --- 5. the load balancer's configuration in docs/deployment.md -----------------------------------------
+
+DEPLOYMENT_DOC = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
+TOOL_SECONDS_MAX = 60
+
+
+def test_the_haproxy_configuration_of_the_deployment_guide_is_valid(tmp_path: Path) -> None:
+    """The frontend and backend docs/deployment.md gives, with Debian's global section and a throwaway
+    certificate in place of the real one, pass ``haproxy -c``."""
+    haproxy, openssl = shutil.which("haproxy"), shutil.which("openssl")
+    if haproxy is None or openssl is None:  # not among scripts/install-switch-tools' packages (yet)
+        pytest.skip("haproxy or openssl is not installed (Debian: apt-get install haproxy openssl)")
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(certificate)],
+        capture_output=True, text=True, timeout=TOOL_SECONDS_MAX, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    bundle = tmp_path / "billing.pem"
+    bundle.write_text(certificate.read_text() + key.read_text())
+    guide = DEPLOYMENT_DOC.read_text()
+    block = guide.split("```haproxy\n", 1)[1].split("```", 1)[0]
+    block = block.replace("/etc/haproxy/billing.example.net.pem", str(bundle))
+    configuration = tmp_path / "haproxy.cfg"
+    configuration.write_text(
+        "global\n    log stdout format raw local0\n\n"
+        "defaults\n    mode http\n    log global\n    option httplog\n    timeout connect 5s\n"
+        "    timeout client 50s\n    timeout server 50s\n\n" + block
+    )
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(configuration)], capture_output=True, text=True, timeout=TOOL_SECONDS_MAX, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Configuration file is valid" in checked.stdout + checked.stderr
