@@ -8,7 +8,8 @@ between two real servers, each with its own static cache, connection pool and ke
 1. A tariff changed and a reseller suspended through one server are seen by the very next call through
    the other (the static cache's version counter, tollway/store/static.py).
 2. Calls authorized through one server and ended through the other, their ends repeated through the
-   first, are charged exactly once.
+   first, are charged exactly once, while each server decides the requests it holds at once in batches of
+   its own (group commit, tollway/calls/batching.py): two processes' batches are two transactions.
 3. Two keepers at once: every disconnect is pushed once, no call is extended twice, and when one server
    is killed with SIGKILL the other carries on with its calls at its next tick: there is no leader to
    elect, every duty takes its rows one by one with SKIP LOCKED (tollway/calls/keeper.py).
@@ -204,7 +205,7 @@ def test_a_tariff_changed_or_a_reseller_suspended_through_one_server_is_seen_by_
 # --- 2. a call begun on one server and ended on the other -----------------------------------------------
 
 CROSSING_CALLS = 40
-CROSSING_THREADS = 4
+CROSSING_THREADS = 8  # four requests at a time on each server: its batches hold several
 CROSSING_SECONDS = 60  # each call's reported duration: 0.10 to alice's kind of client
 
 
