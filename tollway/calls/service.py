@@ -536,19 +536,13 @@ def _authorize_batch(connection: Connection, items: Sequence[Authorization]) -> 
     order = {id(item): index for index, item in enumerate(items)}
     decided.sort(key=lambda one: order[id(one.item)])
     pks = store.insert_calls(connection, [one.call for one in decided])
-    requests: list[tuple[datetime, list[TransferRequest]]] = []
-    for pk, one in zip(pks, decided, strict=True):
-        if one.lines:
-            at = one.item.now or moment
-            reservations = _reservation_requests(pk, one.lines, one.amounts)
-            if requests and requests[-1][0] == at:
-                requests[-1][1].extend(reservations)
-            else:
-                requests.append((at, reservations))
+    reservations = [
+        (one.item.now or moment, _reservation_requests(pk, one.lines, one.amounts))
+        for pk, one in zip(pks, decided, strict=True)
+    ]
     locked = accounts
-    for at, batch in requests:  # one ledger batch in all, unless a caller gave its own moment (tests)
-        applied = ledger_store.execute(connection, batch, now=at, locked=locked)
-        locked = locked | applied.accounts
+    for at, requests in _by_moment(reservations):  # one ledger batch in all, unless callers gave moments
+        locked = locked | ledger_store.execute(connection, requests, now=at, locked=locked).accounts
     store.insert_lines_of(connection, [(pk, one.lines) for pk, one in zip(pks, decided, strict=True) if one.lines])
     for one in decided:
         outcomes[order[id(one.item)]] = one.answer
@@ -887,19 +881,43 @@ def _void(pk: int, line: ChargeLine) -> TransferRequest:
 def _locked_call(connection: Connection, call_id: str, principal: Principal | None) -> CallRecord:
     """The caller's own call ``call_id`` (of its tenant), locked: a switch controls only the calls its tenant
     authorized, never another's that happens to carry the same id."""
-    if principal is not None and Action.CALLS_CONTROL not in principal.actions:
-        raise Forbidden(Action.CALLS_CONTROL)
-    tenant_id = tenant_of(connection, principal)
-    call = store.find_call(connection, call_id, tenant_id=tenant_id, lock=True) if "\x00" not in call_id else None
-    if call is None or call.node_id is None:
-        raise CallUnknown(call_id)
-    if principal is not None:
-        node = cached.node(connection, call.node_id)
-        try:
-            authorize(principal, Action.CALLS_CONTROL, node)
-        except NotFound:
-            raise CallUnknown(call_id) from None
+    (call,) = _locked_calls(connection, [(call_id, principal)])
+    if isinstance(call, BaseException):
+        raise call
     return call
+
+
+def _locked_calls(
+    connection: Connection, wanted: Sequence[tuple[str, Principal | None]]
+) -> list[CallRecord | TollwayError]:
+    """Each caller's own call (of its tenant), all locked by one statement in ascending id order; in its
+    place the error its caller gets: forbidden, or unknown (another tenant's call is no call at all)."""
+    found: list[CallRecord | TollwayError | tuple[str, int]] = []
+    for call_id, principal in wanted:
+        if principal is not None and Action.CALLS_CONTROL not in principal.actions:
+            found.append(Forbidden(Action.CALLS_CONTROL))
+        elif NUL in call_id:
+            found.append(CallUnknown(call_id))
+        else:
+            found.append((call_id, tenant_of(connection, principal)))
+    locked = store.lock_calls(connection, [key for key in found if isinstance(key, tuple)])
+    calls_: list[CallRecord | TollwayError] = []
+    for key, (call_id, principal) in zip(found, wanted, strict=True):
+        if not isinstance(key, tuple):
+            calls_.append(key)
+            continue
+        call = locked.get(key)
+        if call is None or call.node_id is None:
+            calls_.append(CallUnknown(call_id))
+            continue
+        if principal is not None:
+            try:
+                authorize(principal, Action.CALLS_CONTROL, cached.node(connection, call.node_id))
+            except NotFound:
+                calls_.append(CallUnknown(call_id))
+                continue
+        calls_.append(call)
+    return calls_
 
 
 def answer_call(
@@ -1113,57 +1131,48 @@ def decide_ends(database: Database, items: Sequence[Ending]) -> list[dict[str, A
 
 
 def _end_batch(connection: Connection, items: Sequence[Ending]) -> list[dict[str, Any] | BaseException]:
-    """End calls in one transaction, in order: each call's row locked, then the accounts of all of them at
-    once (the order every writer takes them in: calls, then accounts, then plans), each closed in turn."""
+    """End calls in one transaction, in order: their rows locked by one statement, then the accounts of all
+    of them by another (the order every writer takes them in: calls, then accounts, then plans); each close
+    decided in turn, then all written with one statement per table."""
     moment = utc_now()
-    outcomes: list[dict[str, Any] | BaseException] = []
-    found: list[CallRecord | None] = []
-    for item in items:
-        try:
-            found.append(_locked_call(connection, item.call_id, item.principal))
-        except TollwayError as error:  # this request's own: its thread raises it
-            found.append(None)
-            outcomes.append(error)
-        else:
-            outcomes.append({})
-    active = [call for call in found if call is not None and call.active]
+    found = _locked_calls(connection, [(item.call_id, item.principal) for item in items])
+    active = [call for call in found if isinstance(call, CallRecord) and call.active]
     lines = store.lines_of_calls(connection, [call.id for call in active])
     locked = ledger_store.lock_accounts(connection, {a for call in active for a in _account_ids(lines[call.id])})
-    for index, (item, call) in enumerate(zip(items, found, strict=True)):
-        if call is not None:
-            outcomes[index] = _end_one(connection, item, call, item.now or moment, lines.get(call.id), locked)
+    outcomes: list[dict[str, Any] | BaseException] = []
+    closings: list[tuple[int, Ending, _Closing]] = []
+    for item, call in zip(items, found, strict=True):
+        if not isinstance(call, CallRecord):
+            outcomes.append(call)  # this request's own error: its thread raises it
+        elif call.active:
+            closings.append((len(outcomes), item, _end_closing(connection, item, call, lines[call.id], moment)))
+            outcomes.append({})
+        else:
+            outcomes.append(_end_ended(connection, item, call))
+    _write_closings(connection, [closing for _, _, closing in closings], locked)
+    for index, item, closing in closings:
+        outcomes[index] = shown_call(connection, item.principal, closing.closed, closing.lines)
     return outcomes
 
 
-def _end_one(
-    connection: Connection,
-    item: Ending,
-    call: CallRecord,
-    now: datetime,
-    lines: list[ChargeLine] | None,
-    locked: dict[int, Account],
-) -> dict[str, Any]:
-    if call.active:
-        charged = charged_duration(
-            item.duration_seconds,
-            granted_seconds=call.grant_seconds,
-            elapsed_seconds=_elapsed_seconds(call, now),
-            margin_seconds=item.settings.duration_margin_seconds,
-            trusted=cached.trusts_durations(connection, call.switch_id),
-        )
-        if charged.overshoot is not None:
-            _count_overshoot(call, item.duration_seconds, charged.overshoot)
-        closed, ended = _close(
-            connection,
-            call,
-            charged,
-            item.reason[:48],
-            now,
-            reported=item.duration_seconds,
-            lines=lines,
-            locked=locked,
-        )
-        return shown_call(connection, item.principal, closed, ended)
+def _end_closing(
+    connection: Connection, item: Ending, call: CallRecord, lines: list[ChargeLine], moment: datetime
+) -> _Closing:
+    now = item.now or moment
+    charged = charged_duration(
+        item.duration_seconds,
+        granted_seconds=call.grant_seconds,
+        elapsed_seconds=_elapsed_seconds(call, now),
+        margin_seconds=item.settings.duration_margin_seconds,
+        trusted=cached.trusts_durations(connection, call.switch_id),
+    )
+    if charged.overshoot is not None:
+        _count_overshoot(call, item.duration_seconds, charged.overshoot)
+    return _closing(connection, call, lines, charged, item.reason[:48], now, reported=item.duration_seconds)
+
+
+def _end_ended(connection: Connection, item: Ending, call: CallRecord) -> dict[str, Any]:
+    """An end of a call that is over already: what it was, as the first end answered."""
     if call.disconnect_state == "due":  # a swept call the switch has now ended: stop pushing
         changed: dict[str, Any] = {"disconnect_state": None, "disconnect_next_at": None}
         store.update_call(connection, call.id, **changed)
@@ -1196,21 +1205,58 @@ def _close(
     now: datetime,
     *,
     reported: int | None,
-    lines: list[ChargeLine] | None = None,
-    locked: dict[int, Account] | None = None,
 ) -> tuple[CallRecord, list[ChargeLine]]:
     """Post each level's exact cost from its reservation, charge any overshoot beyond it, in one batch.
 
     ``charged``: the seconds to charge and why they differ from the ``reported`` ones, if they do (None:
-    the engine itself closed the call, charging what it had granted). ``lines``: the call's charge lines,
-    if read already; ``locked``: its accounts, locked already in this transaction (a batch of ends), kept
-    current here.
+    the engine itself closed the call, charging what it had granted).
     """
-    duration = charged.seconds
-    lines = store.lines_of(connection, call.id) if lines is None else lines
-    client = lines[0]
+    lines = store.lines_of(connection, call.id)
     # Accounts first, then the plan: the order authorize and extensions take them in (no deadlock).
-    accounts = ledger_store.lock_accounts(connection, _account_ids(lines)) if locked is None else locked
+    accounts = ledger_store.lock_accounts(connection, _account_ids(lines))
+    closing = _closing(connection, call, lines, charged, end_reason, now, reported=reported)
+    _write_closings(connection, [closing], accounts)
+    return closing.closed, closing.lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """A call's close, decided: what its charge lines, the ledger and its record get."""
+
+    call: CallRecord
+    now: datetime
+    changes: list[dict[str, Any]]  # per charge line, with its ``position``
+    requests: list[TransferRequest]
+    values: dict[str, Any]  # the calls row's new columns
+
+    @property
+    def closed(self) -> CallRecord:
+        return replace(self.call, **self.values)
+
+    @property
+    def lines(self) -> list[ChargeLine]:
+        return [
+            replace(line, **{k: v for k, v in change.items() if k != "position"})
+            for line, change in zip(self._lines, self.changes, strict=True)
+        ]
+
+    _lines: list[ChargeLine] = field(default_factory=list)
+
+
+def _closing(
+    connection: Connection,
+    call: CallRecord,
+    lines: list[ChargeLine],
+    charged: ChargedDuration,
+    end_reason: str,
+    now: datetime,
+    *,
+    reported: int | None,
+) -> _Closing:
+    """Decide a call's close (its accounts locked already): each level's cost, posted from its reservation,
+    the rest released, any overshoot charged beyond it. Its plan's seconds are settled at once."""
+    duration = charged.seconds
+    client = lines[0]
     allowance = store.lock_subscription(connection, client.subscription_id) if client.subscription_id else 0
     requests: list[TransferRequest] = []
     changes: list[dict[str, Any]] = []
@@ -1247,10 +1293,6 @@ def _close(
                 "overshoot_micros": overshoot,
             }
         )
-    store.update_lines(connection, call.id, changes)
-    if requests:
-        applied = ledger_store.execute(connection, requests, now=now, locked=accounts)
-        accounts.update(applied.accounts)  # what the next call of a batch finds locked
     answered = call.answered_at is not None or duration > 0
     values: dict[str, Any] = dict(
         state="ended",
@@ -1266,12 +1308,34 @@ def _close(
         disconnect_state=None if call.disconnect_state == "due" and end_reason != "stale" else call.disconnect_state,
         disconnect_next_at=call.disconnect_next_at if end_reason == "stale" else None,
     )
-    store.update_call(connection, call.id, **values)
-    ended = [
-        replace(line, **{k: v for k, v in change.items() if k != "position"})
-        for line, change in zip(lines, changes, strict=True)
-    ]
-    return replace(call, **values), ended
+    return _Closing(call, now, changes, requests, values, lines)
+
+
+def _write_closings(connection: Connection, closings: Sequence[_Closing], locked: dict[int, Account]) -> None:
+    """Write decided closes: their charge lines and records with one statement each, their postings in one
+    ledger batch (one per moment, when callers gave moments of their own), ``locked`` being their accounts."""
+    if not closings:
+        return
+    store.update_lines_of(connection, [(closing.call.id, closing.changes) for closing in closings])
+    accounts = locked
+    for at, requests in _by_moment([(closing.now, closing.requests) for closing in closings]):
+        accounts = accounts | ledger_store.execute(connection, requests, now=at, locked=accounts).accounts
+    store.update_calls(connection, [(closing.call.id, closing.values) for closing in closings])
+
+
+def _by_moment(
+    batches: Sequence[tuple[datetime, list[TransferRequest]]],
+) -> list[tuple[datetime, list[TransferRequest]]]:
+    """Consecutive transfer requests grouped by the moment they are recorded at; none empty."""
+    grouped: list[tuple[datetime, list[TransferRequest]]] = []
+    for at, requests in batches:
+        if not requests:
+            continue
+        if grouped and grouped[-1][0] == at:
+            grouped[-1][1].extend(requests)
+        else:
+            grouped.append((at, list(requests)))
+    return grouped
 
 
 def _resolve(pk: int, pending_id: str, phase: Phase, amount: int | None) -> TransferRequest:

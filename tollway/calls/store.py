@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, tuple_, update
 
 from tollway.rating.cost import Pricing
 from tollway.store.schema import api_keys, call_charges, calls, nodes, subscriptions, switches
@@ -158,6 +158,20 @@ def calls_with_id(
     ]
 
 
+def lock_calls(connection: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], CallRecord]:
+    """The calls of these (call id, tenant) keys, locked by one statement in ascending id order (the order
+    every writer of several calls takes them in), by key; a key without a call is left out."""
+    if not keys:
+        return {}
+    query = (
+        select(calls)
+        .where(tuple_(calls.c.call_id, calls.c.tenant_id).in_(list(dict.fromkeys(keys))))
+        .order_by(calls.c.id)
+        .with_for_update()
+    )
+    return {(row.call_id, row.tenant_id): _call(row) for row in connection.execute(query)}
+
+
 def lock_call(connection: Connection, pk: int) -> CallRecord | None:
     row = connection.execute(select(calls).where(calls.c.id == pk).with_for_update()).first()
     return None if row is None else _call(row)
@@ -172,6 +186,17 @@ def lock_call_if_free(connection: Connection, pk: int) -> CallRecord | None:
 
 def update_call(connection: Connection, pk: int, **values: Any) -> None:
     connection.execute(update(calls).where(calls.c.id == pk).values(**values))
+
+
+def update_calls(connection: Connection, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Change several calls in one statement; every dict has the same keys."""
+    if not changes:
+        return
+    keys = list(changes[0][1])
+    connection.execute(
+        update(calls).where(calls.c.id == bindparam("call_pk")).values({key: bindparam(f"new_{key}") for key in keys}),
+        [{"call_pk": pk, **{f"new_{key}": values[key] for key in keys}} for pk, values in changes],
+    )
 
 
 def insert_lines_of(connection: Connection, calls_lines: Sequence[tuple[int, Sequence[ChargeLine]]]) -> None:
@@ -215,14 +240,23 @@ def lines_of(connection: Connection, pk: int) -> list[ChargeLine]:
 
 def update_lines(connection: Connection, pk: int, changes: Sequence[dict[str, Any]]) -> None:
     """Change several lines of one call in one statement; each dict has ``position`` and the same keys."""
-    if not changes:
+    update_lines_of(connection, [(pk, changes)])
+
+
+def update_lines_of(connection: Connection, calls_changes: Sequence[tuple[int, Sequence[dict[str, Any]]]]) -> None:
+    """Change the lines of several calls in one statement; each dict has ``position`` and the same keys."""
+    rows = [(pk, change) for pk, changes in calls_changes for change in changes]
+    if not rows:
         return
-    keys = [key for key in changes[0] if key != "position"]
+    keys = [key for key in rows[0][1] if key != "position"]
     connection.execute(
         update(call_charges)
-        .where(call_charges.c.call_id == pk, call_charges.c.position == bindparam("line_position"))
+        .where(call_charges.c.call_id == bindparam("line_call"), call_charges.c.position == bindparam("line_position"))
         .values({key: bindparam(f"new_{key}") for key in keys}),
-        [{"line_position": change["position"], **{f"new_{key}": change[key] for key in keys}} for change in changes],
+        [
+            {"line_call": pk, "line_position": change["position"], **{f"new_{key}": change[key] for key in keys}}
+            for pk, change in rows
+        ],
     )
 
 
