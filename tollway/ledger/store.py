@@ -416,15 +416,20 @@ def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> No
 
 
 def expired_pending_ids(connection: Connection, *, now: datetime, limit: int) -> list[str]:
-    """Open pending transfers whose timeout has passed, oldest first."""
-    resolved = select(transfers.c.pending_id).where(transfers.c.pending_id.is_not(None))
+    """Open pending transfers whose timeout has passed, oldest first.
+
+    ``NOT EXISTS``, not ``NOT IN``: once the resolved ids outgrow PostgreSQL's work_mem, ``NOT IN`` scans
+    them again for every pending transfer (at a million transfers it did not finish in minutes; this
+    takes 1.2 s at ten million, bench/partitions.py)."""
+    resolution = transfers.alias("resolution")
+    resolved = select(resolution.c.id).where(resolution.c.pending_id == transfers.c.id)
     rows = connection.execute(
         select(transfers.c.id)
         .where(
             transfers.c.phase == str(Phase.PENDING),
             transfers.c.expires_at.is_not(None),
             transfers.c.expires_at <= now,
-            transfers.c.id.not_in(resolved),
+            ~resolved.exists(),
         )
         .order_by(transfers.c.expires_at)
         .limit(limit)
