@@ -5,10 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tollway.access.model import Forbidden
 from tollway.errors import NUL_MESSAGE, NUL_REASON, NotFound, Refusal
+from tollway.logs import get_logger
+
+log = get_logger(__name__)
 
 UNAUTHORIZED = frozenset(
     {
@@ -70,7 +74,26 @@ def status_for(refusal: Refusal) -> int:
     return 422
 
 
+DATABASE_UNAVAILABLE = {
+    "reason": "database_unavailable",
+    "message": "the database did not answer (or went away before it confirmed the change): the request may or "
+    "may not have been applied; send it again as it was, with the same ids, and it is applied once",
+}
+DATABASE_RETRY_AFTER_SECONDS = "1"
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DBAPIError)
+    async def database(_request: Request, error: DBAPIError) -> JSONResponse:
+        # The database unreachable, restarting or failing over (a connection lost, even during COMMIT): 503, to
+        # be retried; every write is idempotent by its ids. Any other database error is a bug: a 500.
+        if not (error.connection_invalidated or isinstance(error, OperationalError)):
+            raise error
+        log.warning("database_unavailable", error=error.__class__.__name__, detail=str(error.orig)[:200])
+        return JSONResponse(
+            status_code=503, content=DATABASE_UNAVAILABLE, headers={"Retry-After": DATABASE_RETRY_AFTER_SECONDS}
+        )
+
     @app.exception_handler(Refusal)
     async def refusal(_request: Request, error: Refusal) -> JSONResponse:
         return JSONResponse(status_code=status_for(error), content={"reason": error.reason, "message": error.message})

@@ -27,7 +27,7 @@ from tollway.money import to_micros
 from tollway.tree import service as tree
 from tollway.tree.model import Grants, NodeKind, Position, Status
 
-ERRORS = {status: {"model": Problem} for status in (400, 401, 403, 404, 409, 422, 429)}
+ERRORS = {status: {"model": Problem} for status in (400, 401, 403, 404, 409, 422, 429, 503)}
 router = APIRouter(prefix="/nodes", tags=["nodes"], responses=ERRORS)  # type: ignore[arg-type]
 
 
