@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tollway import __version__
+from tollway.http.api.calls import AuthorizeOut, CallOut, ChargeOut, UpdateOut
+from tollway.http.api.schemas import Reply, json_reply
 from tollway.http.app import create_app
 from tollway.store.database import Database
 
@@ -88,3 +91,42 @@ def test_tollway_serve_answers_over_real_http(database: Database) -> None:
         server.terminate()
         _, logs = server.communicate(timeout=10)
     assert '"event": "http_request"' in logs and '"path": "/ready"' in logs
+
+
+def _replies() -> list[Reply]:
+    charge = ChargeOut(level=0, account="alice", tariff="north-city:retail", currency="USD", prefix="44",
+                       description="UK \u00e9\u4e2d \"quoted\"", price_micros=100_000, connect_fee_micros=0,
+                       billed_seconds=30, amount_micros=50_000)  # fmt: skip
+    call = {
+        "call_id": "a84b4c76e66710@pc33", "reference": "call:1", "account": "alice", "caller": "101",
+        "callee": "+44 20 7946 0000", "number": "442079460000", "status": "ended", "max_seconds": 3600,
+        "grant_seconds": 600, "final": False, "limited_by": None, "reason": None, "level": None,
+        "created_at": "2026-12-07T23:00:00+00:00", "answered_at": "2026-12-07T23:00:00+00:00",
+        "grant_expires_at": None, "ended_at": "2026-12-07T23:00:30+00:00", "duration_seconds": 30,
+        "overshoot_seconds": 0, "end_reason": "normal", "disconnect": None,
+    }  # fmt: skip
+    return [
+        AuthorizeOut(call_id="c1", status="authorized", max_seconds=3600, grant_seconds=600, final=False,
+                     limited_by="alice"),  # fmt: skip
+        AuthorizeOut(call_id="c2", status="refused", reason="insufficient_funds", level="alice", sip_code=402,
+                     message="not enough"),  # fmt: skip
+        UpdateOut(call_id="c1", status="extended", max_seconds=3600, grant_seconds=1200, final=True),
+        CallOut.model_validate(call),
+        CallOut.model_validate(call | {"charges": [charge], "overshoot_reason": "beyond_grant"}),
+    ]
+
+
+def test_json_reply_is_what_the_response_model_would_answer() -> None:
+    """The credit-control routes answer ``json_reply(model)``: the bytes and headers FastAPI makes of the
+    same model returned through the route's ``response_model``."""
+    replies = _replies()
+    app = FastAPI()
+    for number, reply in enumerate(replies):
+        app.add_api_route(f"/model/{number}", lambda reply=reply: reply, response_model=type(reply))
+        app.add_api_route(f"/reply/{number}", lambda reply=reply: json_reply(reply), response_model=type(reply))
+    with TestClient(app) as client:
+        for number in range(len(replies)):
+            through_model, direct = client.get(f"/model/{number}"), client.get(f"/reply/{number}")
+            assert direct.status_code == through_model.status_code == 200
+            assert direct.content == through_model.content
+            assert direct.headers == through_model.headers

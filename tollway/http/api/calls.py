@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import Field, model_validator
 
@@ -20,7 +20,7 @@ from tollway.cards.model import pin_digest
 from tollway.cards.payers import CardCall
 from tollway.http.api.cards import pin_key_of
 from tollway.http.api.nodes import ERRORS
-from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict
+from tollway.http.api.schemas import PAGE_SIZE_DEFAULT, AfterId, PageSize, Reply, Strict, json_reply
 from tollway.http.auth import DatabaseDep, PrincipalDep
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)  # type: ignore[arg-type]
@@ -158,10 +158,16 @@ def _out(view: dict[str, Any]) -> CallOut:
     return CallOut.model_validate(view)
 
 
-@router.post("/authorize", summary="Authorize a call: the longest it may last and its first grant, or why not")
+# The switch's routes answer with the JSON of their reply model, made in the worker thread that ran the engine
+# (json_reply): FastAPI would validate the model a second time through another trip to the thread pool.
+@router.post(
+    "/authorize",
+    summary="Authorize a call: the longest it may last and its first grant, or why not",
+    response_model=AuthorizeOut,
+)
 def authorize(
     body: AuthorizeIn, request: Request, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep
-) -> AuthorizeOut:
+) -> Response:
     card = None
     if body.access_number is not None:  # the PIN goes no further than its digest
         digest = None if body.pin is None else pin_digest(pin_key_of(request), body.pin)
@@ -175,18 +181,23 @@ def authorize(
         extension=body.extension,
         card=card,
     )
-    return AuthorizeOut.model_validate(calls.authorize_call(database, call, principal=principal, settings=settings))
+    answer = calls.authorize_call(database, call, principal=principal, settings=settings)
+    return json_reply(AuthorizeOut.model_validate(answer))
 
 
-@router.post("/{call_id}/answer", summary="The callee answered: the grant's clock starts")
-def answer(call_id: CallId, database: DatabaseDep, principal: PrincipalDep) -> CallOut:
-    return _out(calls.answer_call(database, call_id, principal=principal))
+@router.post("/{call_id}/answer", summary="The callee answered: the grant's clock starts", response_model=CallOut)
+def answer(call_id: CallId, database: DatabaseDep, principal: PrincipalDep) -> Response:
+    return json_reply(_out(calls.answer_call(database, call_id, principal=principal)))
 
 
-@router.post("/{call_id}/update", summary="Interim update: the call is up; extend its grant if it runs low")
+@router.post(
+    "/{call_id}/update",
+    summary="Interim update: the call is up; extend its grant if it runs low",
+    response_model=UpdateOut,
+)
 def update(
     call_id: CallId, body: UpdateIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep
-) -> UpdateOut:
+) -> Response:
     answer = calls.update_call(
         database,
         call_id,
@@ -195,11 +206,15 @@ def update(
         principal=principal,
         settings=settings,
     )
-    return UpdateOut.model_validate(answer)
+    return json_reply(UpdateOut.model_validate(answer))
 
 
-@router.post("/{call_id}/end", summary="The call ended: charge every level and write the call record")
-def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep) -> CallOut:
+@router.post(
+    "/{call_id}/end", summary="The call ended: charge every level and write the call record", response_model=CallOut
+)
+def end(
+    call_id: CallId, body: EndIn, database: DatabaseDep, principal: PrincipalDep, settings: SettingsDep
+) -> Response:
     view = calls.end_call(
         database,
         call_id,
@@ -208,7 +223,7 @@ def end(call_id: CallId, body: EndIn, database: DatabaseDep, principal: Principa
         principal=principal,
         settings=settings,
     )
-    return _out(view)
+    return json_reply(_out(view))
 
 
 @router.get("/{call_id}", summary="One call: its grant while active, its charges once ended")
