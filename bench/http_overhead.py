@@ -84,8 +84,9 @@ def load_average() -> str:
 def engine_setup(database: Database, key: str, principal: object | None, call_id: str) -> None:
     """One setup in this process: as ``principal``, or logging ``key`` in before each request if None."""
     who = principal if principal is not None else access.login_with_api_key(database, plaintext=key)
-    answer = calls_service.authorize_call(database, CallRequest(call_id, "alice", "101", UK, answered=True),
-                                          principal=who)  # type: ignore[arg-type]  # fmt: skip
+    answer = calls_service.authorize_call(
+        database, CallRequest(call_id, "alice", "101", UK, answered=True), principal=who
+    )  # type: ignore[arg-type]
     if answer["status"] != "authorized":
         raise RuntimeError(f"refused: {answer}")
     who = principal if principal is not None else access.login_with_api_key(database, plaintext=key)
@@ -166,11 +167,37 @@ def record_answers(url: str, key: str, path: Path) -> None:
 def server_command(kind: str, port: int, workers: int, stub: bool) -> list[str]:
     factory = STUB_APP_FACTORY if stub else APP_FACTORY
     if kind == "granian":  # the same application factory as tollway serve
-        return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers), "--no-ws", factory]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-ws",
+            factory,
+        ]
     if stub:  # as tollway serve runs uvicorn
-        return [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(workers), "--no-access-log", factory]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            factory,
+        ]
     tollway = Path(sys.executable).with_name("tollway")
     command = [str(tollway)] if tollway.exists() else [sys.executable, "-m", "tollway.cli.main"]
     return [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
@@ -192,8 +219,14 @@ def serving(url: str, options: argparse.Namespace, directory: Path) -> Iterator[
     environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     log_path = directory / f"server-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(server_command(options.server, port, options.workers, options.stub_engine), env=environment,
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=directory, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            server_command(options.server, port, options.workers, options.stub_engine),
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+            start_new_session=True,
+        )
     served = Served(process, port, log_path)
     try:
         wait_ready(served, options.workers)
@@ -276,8 +309,9 @@ def http_cpu_ms(served: Served, key: str, setups: int, links: int) -> HttpFigure
     server = served.cpu_seconds() - server_before
     client = time.process_time() - client_before
     seconds.sort()
-    return HttpFigures(server * 1000 / setups, client * 1000 / setups, setups / wall,
-                       seconds[len(seconds) // 2] * 1000, load_average())  # fmt: skip
+    return HttpFigures(
+        server * 1000 / setups, client * 1000 / setups, setups / wall, seconds[len(seconds) // 2] * 1000, load_average()
+    )
 
 
 # --- the profile --------------------------------------------------------------------------------------
@@ -289,21 +323,39 @@ CLAIMING: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine: authorize_call / end_call", ("tollway/calls/", "tollway/ledger/", "tollway/rating/")),
     ("endpoint: the answer's model (model_validate in tollway/http/api/calls.py)", ("tollway/http/api/calls.py",)),
     ("logging (structlog, the access log's line)", ("structlog/", "tollway/logs.py", "logging/")),
-    ("response: validate the reply model + serialize, Response", ("serialize_response", "starlette/responses.py",
-                                                                  "fastapi/encoders.py")),  # fmt: skip
+    (
+        "response: validate the reply model + serialize, Response",
+        ("serialize_response", "starlette/responses.py", "fastapi/encoders.py"),
+    ),
     ("request: read + parse the JSON body", ("starlette/requests.py", "json/")),
     ("dependencies: solve_dependencies, the body's validation", ("fastapi/dependencies/",)),
 )
 # ... else to the group of its innermost frame that one of these matches.
 INNERMOST: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("thread-pool handoff (anyio to_thread, both sides)", ("anyio/", "starlette/concurrency.py", "concurrent/",
-                                                           "threading.py", "queue.py")),  # fmt: skip
+    (
+        "thread-pool handoff (anyio to_thread, both sides)",
+        ("anyio/", "starlette/concurrency.py", "concurrent/", "threading.py", "queue.py"),
+    ),
     ("pydantic (validation in a worker thread)", ("pydantic",)),
-    ("middleware: access log, body limits, errors, exceptions", ("tollway/http/access_log.py", "tollway/http/limits.py",
-                                                                "starlette/middleware/", "starlette/_exception_handler.py")),  # fmt: skip
-    ("routing: Starlette + FastAPI request handler", ("starlette/routing.py", "fastapi/routing.py",
-                                                      "starlette/applications.py", "fastapi/applications.py",
-                                                      "starlette/datastructures.py")),  # fmt: skip
+    (
+        "middleware: access log, body limits, errors, exceptions",
+        (
+            "tollway/http/access_log.py",
+            "tollway/http/limits.py",
+            "starlette/middleware/",
+            "starlette/_exception_handler.py",
+        ),
+    ),
+    (
+        "routing: Starlette + FastAPI request handler",
+        (
+            "starlette/routing.py",
+            "fastapi/routing.py",
+            "starlette/applications.py",
+            "fastapi/applications.py",
+            "starlette/datastructures.py",
+        ),
+    ),
     ("HTTP protocol: uvicorn + h11/httptools (parse, write)", ("uvicorn/", "h11/", "httptools", "granian")),
     ("event loop + sockets (asyncio)", ("asyncio/", "selectors.py", "uvloop", "socket.py")),
 )
@@ -343,8 +395,21 @@ def profile_server(served: Served, key: str, options: argparse.Namespace, direct
     py_spy = options.py_spy or shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     pid = serving_pid(served)
     raw_path = directory / "profile.txt"
-    command = [py_spy, "record", "--format", "raw", "--full-filenames", "--rate", str(PROFILE_RATE_HZ),
-               "--gil", "--pid", str(pid), "-o", str(raw_path), *(["--native"] if options.native else [])]  # fmt: skip
+    command = [
+        py_spy,
+        "record",
+        "--format",
+        "raw",
+        "--full-filenames",
+        "--rate",
+        str(PROFILE_RATE_HZ),
+        "--gil",
+        "--pid",
+        str(pid),
+        "-o",
+        str(raw_path),
+        *(["--native"] if options.native else []),
+    ]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # attached
     figures = http_cpu_ms(served, key, options.setups, options.links)
@@ -356,9 +421,13 @@ def profile_server(served: Served, key: str, options: argparse.Namespace, direct
         shutil.copy(raw_path, options.flamegraph)
     groups, leaves, total = profile_groups(raw_path.read_text())
     ms_a_sample = figures.server_cpu_ms / max(1, total) * options.setups
-    lines = [f"profile of pid {pid}: {total} samples at {PROFILE_RATE_HZ} Hz while {options.setups} setups ran "
-             f"(server CPU {figures.server_cpu_ms:.2f} ms a setup under the profiler, load {figures.load})", "",
-             "| where | share of samples | ms a setup |", "|---|---:|---:|"]  # fmt: skip
+    lines = [
+        f"profile of pid {pid}: {total} samples at {PROFILE_RATE_HZ} Hz while {options.setups} setups ran "
+        f"(server CPU {figures.server_cpu_ms:.2f} ms a setup under the profiler, load {figures.load})",
+        "",
+        "| where | share of samples | ms a setup |",
+        "|---|---:|---:|",
+    ]
     for group, count in groups.most_common():
         lines.append(f"| {group} | {count * 100 / total:.1f} % | {count * ms_a_sample / options.setups:.2f} |")
     lines += ["", "top leaf functions:"]
@@ -371,21 +440,31 @@ def profile_server(served: Served, key: str, options: argparse.Namespace, direct
 
 def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--url", default=os.environ.get(ADMIN_URL_VARIABLE, DEFAULT_ADMIN_URL),
-                        help=f"admin URL of the PostgreSQL server (env {ADMIN_URL_VARIABLE})")  # fmt: skip
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(ADMIN_URL_VARIABLE, DEFAULT_ADMIN_URL),
+        help=f"admin URL of the PostgreSQL server (env {ADMIN_URL_VARIABLE})",
+    )
     parser.add_argument("--setups", type=int, default=SETUPS, help="measured setups, each way")
     parser.add_argument("--warmup", type=int, default=WARMUP_SETUPS, help="setups before each measure")
     parser.add_argument("--links", type=int, default=LINKS, help="keep-alive connections to the server")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
-    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn",
-                        help="uvicorn: tollway serve; granian: the same application under granian")  # fmt: skip
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="uvicorn: tollway serve; granian: the same application under granian",
+    )
     parser.add_argument("--python-path", action="append", default=[], help="put this first on the server's path")
     parser.add_argument("--log-level", default="info", help="the server's (info: a line per request, as deployed)")
     parser.add_argument("--log-format", default="json", choices=("json", "console"))
     parser.add_argument("--rounds", type=int, default=1, help="repeat the HTTP measure this many times")
     parser.add_argument("--skip-engine", action="store_true", help="measure HTTP only")
-    parser.add_argument("--stub-engine", action="store_true",
-                        help="the server answers with a real call's answers, without the engine: HTTP alone")  # fmt: skip
+    parser.add_argument(
+        "--stub-engine",
+        action="store_true",
+        help="the server answers with a real call's answers, without the engine: HTTP alone",
+    )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy and group it")
     parser.add_argument("--py-spy", default=None, help="the py-spy executable")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
@@ -410,28 +489,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = engine_with_login = None
         if not options.skip_engine:
             engine, wall = engine_cpu_ms(url, key, options.setups, options.warmup, login_each=False)
-            rows.append((f"engine alone (in-process, logged in once), wall {wall:.1f} ms a setup", f"{engine:.2f}",
-                         load_average()))  # fmt: skip
+            rows.append(
+                (
+                    f"engine alone (in-process, logged in once), wall {wall:.1f} ms a setup",
+                    f"{engine:.2f}",
+                    load_average(),
+                )
+            )
             engine_with_login, wall = engine_cpu_ms(url, key, options.setups, options.warmup, login_each=True)
-            rows.append((f"engine + the key's login each request (in-process), wall {wall:.1f} ms a setup",
-                         f"{engine_with_login:.2f}", load_average()))  # fmt: skip
+            rows.append(
+                (
+                    f"engine + the key's login each request (in-process), wall {wall:.1f} ms a setup",
+                    f"{engine_with_login:.2f}",
+                    load_average(),
+                )
+            )
         with serving(url, options, Path(scratch)) as served:
             asyncio.run(setups_over_http(served.port, key, f"w{uuid.uuid4().hex[:6]}", options.warmup, options.links))
             for _ in range(options.rounds):
                 http = http_cpu_ms(served, key, options.setups, options.links)
                 stub = ", engine stubbed" if options.stub_engine else ""
-                rows.append((f"HTTP{stub}: {options.server}, {options.workers} worker(s), {options.links} link(s), "
-                             f"{http.setups_per_second:.0f} setups/s, p50 {http.setup_ms_p50:.1f} ms, "
-                             f"client {http.client_cpu_ms:.2f} ms", f"{http.server_cpu_ms:.2f}", http.load))  # fmt: skip
+                rows.append(
+                    (
+                        f"HTTP{stub}: {options.server}, {options.workers} worker(s), {options.links} link(s), "
+                        f"{http.setups_per_second:.0f} setups/s, p50 {http.setup_ms_p50:.1f} ms, "
+                        f"client {http.client_cpu_ms:.2f} ms",
+                        f"{http.server_cpu_ms:.2f}",
+                        http.load,
+                    )
+                )
                 if engine is not None and engine_with_login is not None:
                     rows.append(("  HTTP layer = HTTP - engine alone", f"{http.server_cpu_ms - engine:.2f}", ""))
-                    rows.append(("  HTTP layer without the login = HTTP - (engine + login)",
-                                 f"{http.server_cpu_ms - engine_with_login:.2f}", ""))  # fmt: skip
+                    rows.append(
+                        (
+                            "  HTTP layer without the login = HTTP - (engine + login)",
+                            f"{http.server_cpu_ms - engine_with_login:.2f}",
+                            "",
+                        )
+                    )
             profile = profile_server(served, key, options, Path(scratch)) if options.profile else None
         report = ledger.check(database)
         database.dispose()
-    print(f"\nA warm setup (authorize answered + end), {options.setups} setups each way, PostgreSQL, "
-          f"log {options.log_format} at {options.log_level}\n")  # fmt: skip
+    print(
+        f"\nA warm setup (authorize answered + end), {options.setups} setups each way, PostgreSQL, "
+        f"log {options.log_format} at {options.log_level}\n"
+    )
     print("| what | CPU ms a setup | load average |\n|---|---:|---:|")
     for row in rows:
         print(f"| {' | '.join(row)} |")

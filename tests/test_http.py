@@ -94,22 +94,53 @@ def test_tollway_serve_answers_over_real_http(database: Database) -> None:
 
 
 def _replies() -> list[Reply]:
-    charge = ChargeOut(level=0, account="alice", tariff="north-city:retail", currency="USD", prefix="44",
-                       description="UK \u00e9\u4e2d \"quoted\"", price_micros=100_000, connect_fee_micros=0,
-                       billed_seconds=30, amount_micros=50_000)  # fmt: skip
+    charge = ChargeOut(
+        level=0,
+        account="alice",
+        tariff="north-city:retail",
+        currency="USD",
+        prefix="44",
+        description='UK \u00e9\u4e2d "quoted"',
+        price_micros=100_000,
+        connect_fee_micros=0,
+        billed_seconds=30,
+        amount_micros=50_000,
+    )
     call = {
-        "call_id": "a84b4c76e66710@pc33", "reference": "call:1", "account": "alice", "caller": "101",
-        "callee": "+44 20 7946 0000", "number": "442079460000", "status": "ended", "max_seconds": 3600,
-        "grant_seconds": 600, "final": False, "limited_by": None, "reason": None, "level": None,
-        "created_at": "2026-12-07T23:00:00+00:00", "answered_at": "2026-12-07T23:00:00+00:00",
-        "grant_expires_at": None, "ended_at": "2026-12-07T23:00:30+00:00", "duration_seconds": 30,
-        "overshoot_seconds": 0, "end_reason": "normal", "disconnect": None,
-    }  # fmt: skip
+        "call_id": "a84b4c76e66710@pc33",
+        "reference": "call:1",
+        "account": "alice",
+        "caller": "101",
+        "callee": "+44 20 7946 0000",
+        "number": "442079460000",
+        "status": "ended",
+        "max_seconds": 3600,
+        "grant_seconds": 600,
+        "final": False,
+        "limited_by": None,
+        "reason": None,
+        "level": None,
+        "created_at": "2026-12-07T23:00:00+00:00",
+        "answered_at": "2026-12-07T23:00:00+00:00",
+        "grant_expires_at": None,
+        "ended_at": "2026-12-07T23:00:30+00:00",
+        "duration_seconds": 30,
+        "overshoot_seconds": 0,
+        "end_reason": "normal",
+        "disconnect": None,
+    }
     return [
-        AuthorizeOut(call_id="c1", status="authorized", max_seconds=3600, grant_seconds=600, final=False,
-                     limited_by="alice"),  # fmt: skip
-        AuthorizeOut(call_id="c2", status="refused", reason="insufficient_funds", level="alice", sip_code=402,
-                     message="not enough"),  # fmt: skip
+        AuthorizeOut(
+            call_id="c1", status="authorized", max_seconds=3600, grant_seconds=600, final=False, limited_by="alice"
+        ),
+        AuthorizeOut(
+            call_id="c2",
+            status="refused",
+            reason="insufficient_funds",
+            level="alice",
+            sip_code=402,
+            message="not enough",
+        ),
         UpdateOut(call_id="c1", status="extended", max_seconds=3600, grant_seconds=1200, final=True),
         CallOut.model_validate(call),
         CallOut.model_validate(call | {"charges": [charge], "overshoot_reason": "beyond_grant"}),
