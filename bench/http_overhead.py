@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/http_overhead.py                      # about a minute: the three figures
     .venv/bin/python bench/http_overhead.py --profile            # and where the server's CPU goes (py-spy)
+    .venv/bin/python bench/http_overhead.py --stub-engine        # the HTTP layer alone: canned engine answers
     .venv/bin/python bench/http_overhead.py --server granian     # the same app under granian
     .venv/bin/python bench/http_overhead.py --python-path DIR    # DIR first on the server's path (httptools...)
 
