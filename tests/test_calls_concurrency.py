@@ -47,11 +47,12 @@ from tollway.balances import service as balances
 from tollway.calls import service as calls
 from tollway.calls.service import CallRequest, CallSettings
 from tollway.clock import utc_now
+from tollway.ledger import store as ledger_store
 from tollway.ledger.service import check
 from tollway.rating import service as rating
 from tollway.rating.cost import Pricing, cost_micros
 from tollway.store.database import Database
-from tollway.store.schema import call_charges, ledger_accounts, transfers
+from tollway.store.schema import call_charges, transfers
 from tollway.store.schema import calls as calls_table
 from tollway.tree import model as tree_model
 from tollway.tree import service as tree
@@ -192,7 +193,7 @@ def assert_books_agree(database: Database) -> Books:
         call_rows = connection.execute(select(calls_table)).all()
         line_rows = connection.execute(select(call_charges)).all()
         transfer_rows = connection.execute(select(transfers).where(transfers.c.kind == "call_charge")).all()
-        account_rows = connection.execute(select(ledger_accounts)).all()
+        account_rows = connection.execute(ledger_store.current_accounts()).all()  # rows + unfolded postings
     by_id = {t.id: t for t in transfer_rows}
     resolution = {t.pending_id: t for t in transfer_rows if t.pending_id is not None}
     lines_of: dict[int, list[Any]] = defaultdict(list)
@@ -754,10 +755,11 @@ def test_a_server_killed_in_the_middle_of_calls_leaves_nothing_half_done_and_the
         still_open = connection.execute(
             select(transfers.c.id).where(transfers.c.phase == "pending", transfers.c.id.not_in(resolved))
         ).all()
+        current = ledger_store.current_accounts().subquery()  # rows + unfolded postings
         reserving = connection.execute(
             select(func.count())
-            .select_from(ledger_accounts)
-            .where((ledger_accounts.c.debits_pending != 0) | (ledger_accounts.c.credits_pending != 0))
+            .select_from(current)
+            .where((current.c.debits_pending != 0) | (current.c.credits_pending != 0))
         ).scalar_one()
     assert still_open == []  # every reservation was posted or voided, by the server or by the sweeper
     assert reserving == 0  # and no balance holds anything back any more

@@ -72,9 +72,10 @@ def stored_transfer(database: Database, transfer_id: str) -> Transfer:
 
 
 def snapshot(database: Database) -> tuple[list[Any], int]:
-    """Every ledger account row and the number of transfers."""
+    """Every ledger account as it stands (row + unfolded postings) and the number of transfers."""
     with database.reading() as connection:
-        rows = [tuple(row) for row in connection.execute(select(ledger_accounts).order_by(ledger_accounts.c.id))]
+        query = ledger_store.current_accounts().order_by(ledger_accounts.c.id)
+        rows = [tuple(row) for row in connection.execute(query)]
         count = connection.execute(select(func.count()).select_from(transfers)).scalar_one()
     return rows, count
 
@@ -394,13 +395,12 @@ def test_a_reservation_counts_as_usage_for_the_credit_limit(database: Database) 
 
 
 def currency_sums(database: Database) -> dict[str, tuple[int, int]]:
+    current = ledger_store.current_accounts().subquery()  # rows + unfolded postings
     with database.reading() as connection:
         rows = connection.execute(
-            select(
-                ledger_accounts.c.currency,
-                func.sum(ledger_accounts.c.debits_posted),
-                func.sum(ledger_accounts.c.credits_posted),
-            ).group_by(ledger_accounts.c.currency)
+            select(current.c.currency, func.sum(current.c.debits_posted), func.sum(current.c.credits_posted)).group_by(
+                current.c.currency
+            )
         )
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 

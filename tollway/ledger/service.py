@@ -1,9 +1,10 @@
-"""Ledger use cases that are not about one node: raw batches, expiring reservations, the check."""
+"""Ledger use cases that are not about one node: raw batches, expiring reservations, the settler, the check."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from tollway.clock import utc_now
@@ -53,6 +54,40 @@ def void_expired(database: Database, *, now: datetime | None = None, batch_size:
             return voided
 
 
+def settle(
+    database: Database,
+    *,
+    fold_size: int = store.FOLD_POSTINGS_MAX,
+    budget_seconds: float | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Fold postings into their accounts, a fold (one transaction) at a time, until none is left, the
+    budget is spent, or what is left is being folded by another process; answer how many were folded.
+
+    Each fold commits on its own: stopped or killed between folds or in one, nothing is lost or counted
+    twice, and the next run goes on from there."""
+    started = time.monotonic()
+    folded = 0
+    while True:
+        count = database.run(lambda connection: store.fold_postings(connection, limit=fold_size))
+        folded += count
+        if progress is not None and count:
+            progress(count)
+        if count < fold_size:
+            return folded  # all folded, or the rest held by another process's fold
+        if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
+            return folded
+
+
+def unfolded(database: Database) -> int:
+    """The settler's backlog: postings not yet folded."""
+    with database.reading() as connection:
+        return store.unfolded_count(connection)
+
+
 def check(database: Database) -> CheckReport:
     with database.reading() as connection:
+        if connection.dialect.name == "postgresql":
+            # One snapshot for every statement of the check: a live ledger is seen at one instant.
+            connection.execution_options(isolation_level="REPEATABLE READ")
         return check_ledger(connection)

@@ -1,9 +1,15 @@
 """Ledger persistence: load and lock accounts, record transfers, all inside the caller's transaction.
 
-Locking: every batch locks all the accounts it touches with ``SELECT ... FOR UPDATE`` in ascending
-id order, so two batches that share accounts queue instead of deadlocking, and a floor is checked
-against balances no one else can change until commit. On SQLite, ``BEGIN IMMEDIATE`` already
+Locking: every batch locks the accounts with a floor it touches with ``SELECT ... FOR UPDATE`` in
+ascending id order, so two batches that share accounts queue instead of deadlocking, and a floor is
+checked against balances no one else can change until commit. On SQLite, ``BEGIN IMMEDIATE`` already
 serializes writers.
+
+Accounts without a floor (revenue, issuance, exchange, clearing, spent, the provider's wallet) can never
+refuse a transfer, so nothing waits on them: a batch neither locks nor writes their row, it appends what
+it changed in each of them to ``account_postings``, and ``fold_postings`` adds postings to rows later in
+batches. Such an account's totals are its row plus its unfolded postings, read in one statement (one
+snapshot) wherever they are read. Accounts with a floor never have postings.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, text, update
+from sqlalchemy import BigInteger, Connection, Row, Select, bindparam, case, cast, func, insert, select, text, update
 
 from tollway.display import Rounding, plain_amount
 from tollway.errors import Refusal, require
@@ -34,9 +40,11 @@ from tollway.ledger.model import (
     shortfall_of,
 )
 from tollway.store.bulk import insert_rows
-from tollway.store.schema import ledger_accounts, transfers
+from tollway.store.schema import account_postings, ledger_accounts, transfers
 
 ACCOUNTS_UPDATED_ONE_BY_ONE_MAX = 16  # more in one batch: one set-based UPDATE on PostgreSQL
+FOLD_POSTINGS_MAX = 1_000  # postings one fold takes, in one transaction
+TOTALS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 
 
 class TransferRefused(Refusal):
@@ -120,9 +128,31 @@ def create_account(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def current_accounts(account_ids: Sequence[int] | None = None) -> Select[Any]:
+    """Accounts as they stand: each row's totals plus its unfolded postings (only accounts without a floor
+    have any), with every column of ``ledger_accounts``; of ``account_ids`` only, if given.
+
+    One statement reads a row and its postings in one snapshot, so a fold committed meanwhile (which
+    deletes postings and adds them to the row at once) is seen whole or not at all."""
+    p = account_postings.c
+    unfolded = select(p.account_id, *(cast(func.sum(p[name]), BigInteger).label(name) for name in TOTALS))
+    if account_ids is not None:
+        unfolded = unfolded.where(p.account_id.in_(account_ids))
+    sums = unfolded.group_by(p.account_id).subquery("unfolded")
+    a = ledger_accounts.c
+    columns = [
+        (a[c.name] + func.coalesce(sums.c[c.name], 0)).label(c.name) if c.name in TOTALS else a[c.name]
+        for c in ledger_accounts.columns
+    ]
+    query = select(*columns).select_from(ledger_accounts.outerjoin(sums, sums.c.account_id == a.id))
+    return query if account_ids is None else query.where(a.id.in_(account_ids))
+
+
 def get_account(connection: Connection, account_id: int, *, lock: bool = False) -> Account | None:
-    query = select(ledger_accounts).where(ledger_accounts.c.id == account_id)
-    row = connection.execute(query.with_for_update() if lock else query).first()
+    """The account as it stands; with ``lock``, locked if it has a floor (as ``lock_accounts``)."""
+    if lock:
+        return lock_accounts(connection, [account_id]).get(account_id)
+    row = connection.execute(current_accounts([account_id])).first()
     return None if row is None else _account(row)
 
 
@@ -146,14 +176,39 @@ def account_ids_by_currency(connection: Connection, *, node_id: int, purpose: Ac
     return {row.currency: row.id for row in rows}
 
 
+# The accounts with a floor locked in ascending id order (the one order every writer uses); those without one
+# read unlocked, row plus unfolded postings, in the same statement. The trap this shape avoids: a ``FOR UPDATE``
+# that waited for a lock reads the newest version of the row it locked, but the rest of the statement keeps
+# the snapshot it started with; so postings are never added to a locked row here (floored accounts have none).
+_LOCK_ACCOUNTS = text(
+    "WITH locked AS ("
+    " SELECT id, currency, debits_posted, credits_posted, debits_pending, credits_pending, credit_limit_micros, floor"
+    " FROM ledger_accounts WHERE id = ANY(CAST(:ids AS BIGINT[])) AND floor ORDER BY id FOR UPDATE),"
+    " unfolded AS ("
+    " SELECT account_id, SUM(debits_posted) AS dp, SUM(credits_posted) AS cp, SUM(debits_pending) AS dq,"
+    " SUM(credits_pending) AS cq FROM account_postings WHERE account_id = ANY(CAST(:ids AS BIGINT[]))"
+    " GROUP BY account_id)"
+    " SELECT * FROM locked UNION ALL"
+    " SELECT a.id, a.currency, CAST(a.debits_posted + COALESCE(u.dp, 0) AS BIGINT),"
+    " CAST(a.credits_posted + COALESCE(u.cp, 0) AS BIGINT), CAST(a.debits_pending + COALESCE(u.dq, 0) AS BIGINT),"
+    " CAST(a.credits_pending + COALESCE(u.cq, 0) AS BIGINT), a.credit_limit_micros, a.floor"
+    " FROM ledger_accounts a LEFT JOIN unfolded u ON u.account_id = a.id"
+    " WHERE a.id = ANY(CAST(:ids AS BIGINT[])) AND NOT a.floor"
+)
+
+
 def lock_accounts(connection: Connection, account_ids: Iterable[int]) -> dict[int, Account]:
-    """Lock the accounts in ascending id order (the one order every writer uses)."""
+    """Every account asked for as it stands, in one statement: those with a floor locked, in ascending id
+    order (the one order every writer uses); those without one read as row plus unfolded postings, unlocked.
+
+    On SQLite, ``BEGIN IMMEDIATE`` has serialized writers already: a plain read is current."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
-    rows = connection.execute(
-        select(ledger_accounts).where(ledger_accounts.c.id.in_(ids)).order_by(ledger_accounts.c.id).with_for_update()
-    )
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(_LOCK_ACCOUNTS, {"ids": ids})
+    else:
+        rows = connection.execute(current_accounts(ids))
     return {row.id: _account(row) for row in rows}
 
 
@@ -263,15 +318,18 @@ def execute(
     outcome = apply_batch(requests, accounts=accounts, pendings=views, existing={}, now=now)
     inserted: set[str] = set()
     if isinstance(outcome, Applied):
+        floored = {i: account for i, account in outcome.accounts.items() if account.floor}
+        postings = _postings(accounts, outcome.accounts)
         if _posted_at_once(connection, outcome):
-            inserted = _insert_and_update(connection, outcome)
+            inserted = _insert_and_update(connection, outcome, floored, postings, now)
             if len(inserted) == len(outcome.transfers):
                 return outcome
-            _update_accounts(connection, accounts)  # an earlier attempt: the balances back as they were locked
+            # An earlier attempt: the statement wrote no account and appended no posting.
         else:
             inserted = _insert_new(connection, outcome.transfers)
             if len(inserted) == len(outcome.transfers):
-                _update_accounts(connection, outcome.accounts)
+                _update_accounts(connection, floored)
+                _append_postings(connection, postings, now)
                 return outcome
     # Our own rows are left out: an earlier attempt is one that was there before this insert.
     existing = get_transfers(connection, (r.id for r in requests if r.id not in inserted))
@@ -284,6 +342,35 @@ def execute(
         raise TransferRefused(outcome, request)  # rolls back our rows
     require(outcome.already_existed and not inserted, "a batch with earlier ids was applied as new")
     return outcome
+
+
+Posting = tuple[int, int, int, int, int]  # account id, then what a batch added to each of TOTALS
+
+
+def _postings(before: dict[int, Account], after: dict[int, Account]) -> list[Posting]:
+    """What the batch changed in each account without a floor: appended, never written to its row."""
+    postings = []
+    for account_id, account in after.items():
+        if account.floor:
+            continue
+        was = before[account_id]
+        change = (
+            account.debits_posted - was.debits_posted,
+            account.credits_posted - was.credits_posted,
+            account.debits_pending - was.debits_pending,
+            account.credits_pending - was.credits_pending,
+        )
+        if any(change):
+            postings.append((account_id, *change))
+    return postings
+
+
+def _append_postings(connection: Connection, postings: Sequence[Posting], now: datetime) -> None:
+    if postings:
+        connection.execute(
+            insert(account_postings),
+            [dict(zip(("account_id", *TOTALS), posting, strict=True)) | {"created_at": now} for posting in postings],
+        )
 
 
 def _insert_new(connection: Connection, new: Sequence[Transfer]) -> set[str]:
@@ -319,7 +406,8 @@ def _posted_at_once(connection: Connection, outcome: Applied) -> bool:
 
 
 # One statement, written once: built per batch with SQLAlchemy's constructs it cost more CPU than the rest of
-# a call's statements together (its columns, CTEs and cache key made anew each time).
+# a call's statements together (its columns, CTEs and cache key made anew each time). The accounts with a floor
+# are written and the postings of those without appended only if every transfer was new (``complete``).
 _INSERT_AND_UPDATE = text(
     "WITH inserted AS ("
     " INSERT INTO transfers (id, debit_account_id, credit_account_id, amount_micros, currency, kind, reference,"
@@ -329,24 +417,40 @@ _INSERT_AND_UPDATE = text(
     " CAST(:phase AS VARCHAR[]), CAST(:pending_id AS VARCHAR[]), CAST(:expires_at AS TIMESTAMPTZ[]),"
     " CAST(:overshoot AS BIGINT[]), CAST(:exchange_rate AS VARCHAR[]), CAST(:created_at AS TIMESTAMPTZ[]))"
     " ON CONFLICT (id) DO NOTHING RETURNING id),"
+    " complete AS (SELECT count(*) = CAST(:transfers AS BIGINT) AS ok FROM inserted),"
     " written AS ("
     " UPDATE ledger_accounts SET debits_posted = v.dp, credits_posted = v.cp, debits_pending = v.dq,"
     " credits_pending = v.cq"
     " FROM unnest(CAST(:account AS BIGINT[]), CAST(:dp AS BIGINT[]), CAST(:cp AS BIGINT[]), CAST(:dq AS BIGINT[]),"
-    " CAST(:cq AS BIGINT[])) AS v(id, dp, cp, dq, cq)"
-    " WHERE ledger_accounts.id = v.id RETURNING ledger_accounts.id)"
-    " SELECT (SELECT array_agg(id) FROM inserted), (SELECT count(*) FROM written)"
+    " CAST(:cq AS BIGINT[])) AS v(id, dp, cp, dq, cq), complete"
+    " WHERE ledger_accounts.id = v.id AND complete.ok RETURNING ledger_accounts.id),"
+    " appended AS ("
+    " INSERT INTO account_postings (account_id, debits_posted, credits_posted, debits_pending, credits_pending,"
+    " created_at)"
+    " SELECT v.id, v.dp, v.cp, v.dq, v.cq, CAST(:now AS TIMESTAMPTZ)"
+    " FROM unnest(CAST(:posting AS BIGINT[]), CAST(:pdp AS BIGINT[]), CAST(:pcp AS BIGINT[]),"
+    " CAST(:pdq AS BIGINT[]), CAST(:pcq AS BIGINT[])) AS v(id, dp, cp, dq, cq), complete"
+    " WHERE complete.ok RETURNING id)"
+    " SELECT (SELECT array_agg(id) FROM inserted), (SELECT count(*) FROM written), (SELECT count(*) FROM appended)"
 )
 
 
-def _insert_and_update(connection: Connection, outcome: Applied) -> set[str]:
-    """Insert the transfers whose id is free and write every touched account, in one statement (PostgreSQL):
-    one round trip where a hot account's lock is held, not two. Answers the ids inserted: if one was taken
-    the accounts are written all the same, and the caller writes them back."""
-    new, touched = outcome.transfers, list(outcome.accounts.values())
+def _insert_and_update(
+    connection: Connection,
+    outcome: Applied,
+    floored: dict[int, Account],
+    postings: Sequence[Posting],
+    now: datetime,
+) -> set[str]:
+    """Insert the transfers whose id is free, write every touched account with a floor and append the
+    postings of the others, in one statement (PostgreSQL): one round trip where a hot account's lock is
+    held, not two. Answers the ids inserted: if one was taken, no account is written, no posting appended."""
+    new, touched = outcome.transfers, list(floored.values())
     for transfer in new:  # what UtcDateTime checks on the way in: aware datetimes only
         if transfer.created_at.tzinfo is None or (transfer.expires_at and transfer.expires_at.tzinfo is None):
             raise ValueError("naive datetime given to a UTC column")
+    if now.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
     row = connection.execute(
         _INSERT_AND_UPDATE,
         {
@@ -363,15 +467,27 @@ def _insert_and_update(connection: Connection, outcome: Applied) -> set[str]:
             "overshoot": [t.overshoot_micros for t in new],
             "exchange_rate": [None if t.exchange_rate is None else str(Decimal(t.exchange_rate)) for t in new],
             "created_at": [t.created_at for t in new],
+            "transfers": len(new),
             "account": [a.id for a in touched],
             "dp": [a.debits_posted for a in touched],
             "cp": [a.credits_posted for a in touched],
             "dq": [a.debits_pending for a in touched],
             "cq": [a.credits_pending for a in touched],
+            "posting": [p[0] for p in postings],
+            "pdp": [p[1] for p in postings],
+            "pcp": [p[2] for p in postings],
+            "pdq": [p[3] for p in postings],
+            "pcq": [p[4] for p in postings],
+            "now": now,
         },
     ).one()
-    require(row[1] == len(touched), "a ledger account vanished while locked")
-    return set(row[0] or ())
+    inserted = set(row[0] or ())
+    if len(inserted) == len(new):
+        require(row[1] == len(touched), "a ledger account vanished while locked")
+        require(row[2] == len(postings), "postings of a batch went missing")
+    else:
+        require(row[1] == 0 and row[2] == 0, "a batch with an earlier attempt wrote accounts")
+    return inserted
 
 
 def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> None:
@@ -379,6 +495,8 @@ def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> No
 
     Many accounts (a batch of 1,000 card sales touches 1,001) on PostgreSQL: one ``UPDATE … FROM
     unnest(…)`` with an array per column, not one statement per account."""
+    if not accounts:
+        return
     if connection.dialect.name == "postgresql" and len(accounts) > ACCOUNTS_UPDATED_ONE_BY_ONE_MAX:
         touched = list(accounts.values())
         result = connection.execute(
@@ -413,6 +531,68 @@ def _update_accounts(connection: Connection, accounts: dict[int, Account]) -> No
         ],
     )
     require(result.rowcount == len(accounts), "a ledger account vanished while locked")
+
+
+# A fold, in one statement: the oldest postings name the accounts to fold; those accounts are locked, skipping
+# any another fold holds (several processes share the work, never one account at once; NO KEY: a posting's or
+# transfer's foreign key check, FOR KEY SHARE, goes on meanwhile); each one's postings up
+# to the newest of those taken are deleted and their sums added to its row, relatively (``x = x + sum``: it
+# commutes with anything else written). A posting deleted by another fold meanwhile is not returned here.
+_FOLD = text(
+    "WITH oldest AS (SELECT id, account_id FROM account_postings ORDER BY id LIMIT :limit),"
+    " locked AS ("
+    " SELECT id FROM ledger_accounts WHERE id IN (SELECT account_id FROM oldest) ORDER BY id"
+    " FOR NO KEY UPDATE SKIP LOCKED),"
+    " folded AS ("
+    " DELETE FROM account_postings p USING locked"
+    " WHERE p.account_id = locked.id AND p.id <= (SELECT max(id) FROM oldest)"
+    " RETURNING p.account_id, p.debits_posted, p.credits_posted, p.debits_pending, p.credits_pending),"
+    " sums AS ("
+    " SELECT account_id, SUM(debits_posted) AS dp, SUM(credits_posted) AS cp, SUM(debits_pending) AS dq,"
+    " SUM(credits_pending) AS cq FROM folded GROUP BY account_id),"
+    " updated AS ("
+    " UPDATE ledger_accounts a SET debits_posted = a.debits_posted + s.dp, credits_posted = a.credits_posted + s.cp,"
+    " debits_pending = a.debits_pending + s.dq, credits_pending = a.credits_pending + s.cq"
+    " FROM sums s WHERE a.id = s.account_id RETURNING a.id)"
+    " SELECT (SELECT count(*) FROM folded), (SELECT count(*) FROM sums), (SELECT count(*) FROM updated)"
+)
+
+
+def fold_postings(connection: Connection, *, limit: int = FOLD_POSTINGS_MAX) -> int:
+    """Fold up to ``limit`` of the oldest postings into their accounts' rows; answer how many were folded.
+
+    Each account's postings are folded in id order up to a bound, so a row never holds a posting's
+    release of a reservation without the posting that made it (its pending totals never go negative).
+    Killed before commit, a fold leaves everything as it was."""
+    require(0 < limit <= 100 * FOLD_POSTINGS_MAX, "a fold takes a bounded number of postings")
+    if connection.dialect.name == "postgresql":
+        folded, accounts, updated = connection.execute(_FOLD, {"limit": limit}).one()
+        require(accounts == updated, "an account of folded postings vanished")
+        return int(folded)
+    # SQLite: writers are serialized already; the oldest postings, whole accounts' prefixes, in three statements.
+    oldest = select(account_postings.c.id).order_by(account_postings.c.id).limit(limit).subquery()
+    bound = connection.execute(select(func.max(oldest.c.id))).scalar()
+    if bound is None:
+        return 0
+    p = account_postings.c
+    taken = p.id <= bound
+    sums = {
+        name: select(func.coalesce(func.sum(p[name]), 0))
+        .where(p.account_id == ledger_accounts.c.id, taken)
+        .scalar_subquery()
+        for name in TOTALS
+    }
+    connection.execute(
+        update(ledger_accounts)
+        .where(ledger_accounts.c.id.in_(select(p.account_id).where(taken)))
+        .values({name: ledger_accounts.c[name] + sums[name] for name in TOTALS})
+    )
+    return int(connection.execute(account_postings.delete().where(taken)).rowcount)
+
+
+def unfolded_count(connection: Connection) -> int:
+    """How many postings wait to be folded (the settler's backlog)."""
+    return int(connection.execute(select(func.count()).select_from(account_postings)).scalar_one())
 
 
 def expired_pending_ids(connection: Connection, *, now: datetime, limit: int) -> list[str]:

@@ -96,6 +96,23 @@ ledger_accounts = Table(
     CheckConstraint("credit_limit_micros >= 0", name="credit_limit_not_negative"),
 )
 
+# What batches changed in accounts without a floor, appended instead of written to the account's row: such an
+# account (revenue, issuance, exchange, clearing, spent, the provider's wallet) is never locked by a transfer,
+# so every call in the system crediting the provider's revenue queues on no row. An account's balance is its
+# row plus its postings; the settler (tollway.ledger.service.settle) folds postings into rows in batches.
+account_postings = Table(
+    "account_postings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_account_postings_account_id", account_postings.c.account_id, account_postings.c.id)
+
 transfers = Table(
     "transfers",
     metadata,
