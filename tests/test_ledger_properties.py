@@ -1,7 +1,9 @@
 """Random sequences of transfers, reservations, posts, voids and repeats: the ledger always balances.
 
 (a) A state machine over the pure rules checks the invariants after every step.
-(b) The same kind of sequences run against the database; its accounts must match the pure rules'.
+(b) The same kind of sequences run against the database; its accounts must match the pure rules'. Folds of
+    postings (accounts without a floor take postings, tollway.ledger.store) come in between at random, of a
+    random size: balances stay those of the pure rules, and the check holds after every fold.
 """
 
 from __future__ import annotations
@@ -228,6 +230,7 @@ operations = st.lists(
         st.tuples(st.just("linked"), st.integers(0, 3), st.integers(0, 3), amounts),
         st.tuples(st.just("repeat"), st.integers(0, 20)),
         st.tuples(st.just("wait"), st.sampled_from([30, 61])),
+        st.tuples(st.just("fold"), st.integers(1, 4)),
     ),
     min_size=1,
     max_size=12,
@@ -326,6 +329,13 @@ def test_the_database_ledger_follows_the_pure_rules(
         if operation[0] == "wait":
             now += timedelta(seconds=operation[1])
             continue
+        if operation[0] == "fold":
+            limit = int(operation[1])  # type: ignore[call-overload]
+            database.run(lambda connection: ledger_store.fold_postings(connection, limit=limit))  # noqa: B023
+            assert stored_accounts(database, ids) == ledger.accounts
+            report = ledger_service.check(database)
+            assert report.ok, report.problems
+            continue
         requests = requests_for(operation, ids, prefix, serial, pendings, batches)
         if not requests:
             continue
@@ -341,3 +351,7 @@ def test_the_database_ledger_follows_the_pure_rules(
     assert_ledger_balances(ledger)
     report = ledger_service.check(database)
     assert report.ok, report.problems
+    ledger_service.settle(database)  # everything folded: the rows alone hold the same balances
+    assert ledger_service.unfolded(database) == 0
+    assert stored_accounts(database, ids) == ledger.accounts
+    assert ledger_service.check(database).ok

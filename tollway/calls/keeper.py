@@ -2,7 +2,8 @@
 
 Every tick it extends grants that are running low, flags calls below a suspended or closed node,
 pushes due disconnects to switches (retrying with backoff, the attempts kept in the database so a
-restart loses none), and sweeps calls the switch went silent about. Every step works call by call
+restart loses none), sweeps calls the switch went silent about, and folds the ledger's postings into
+their accounts (tollway.ledger.service.settle). Every step works call by call (a fold, account by account)
 on rows it locks with SKIP LOCKED, so any number of Tollway processes can run a keeper on one
 PostgreSQL database: a call is only ever handled by one of them at a time, and never twice.
 """
@@ -29,6 +30,7 @@ from tollway.calls.notify import (
 )
 from tollway.calls.service import DEFAULT_SETTINGS, CallSettings
 from tollway.clock import utc_now
+from tollway.ledger import service as ledger
 from tollway.periodic import Periodic
 from tollway.rating import renewals
 from tollway.rating.renewals import RenewalOutcome
@@ -48,6 +50,7 @@ class TickReport:
     pushed: int
     swept: int
     renewed: int = 0  # plan periods charged, resumed or suspended
+    settled: int = 0  # ledger postings folded into their accounts
 
 
 def push_disconnects(
@@ -141,6 +144,7 @@ def tick(
         pushed=push_disconnects(database, now=instant, notifiers=notifiers),
         swept=service.sweep_stale(database, settings=settings, now=instant, budget_seconds=budget_seconds),
         renewed=_renew_plans(database, instant, budget_seconds),
+        settled=ledger.settle(database, budget_seconds=budget_seconds),  # last: bookkeeping, never urgent
     )
 
 

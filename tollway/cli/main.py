@@ -46,6 +46,7 @@ from tollway.cli.common import (
     out,
     print_listing,
     print_whole,
+    progress_bar,
 )
 from tollway.cli.notices import notices_app
 from tollway.cli.shop import shop_app
@@ -183,12 +184,25 @@ def ledger_check() -> None:
     if not report.ok:
         raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
     out.print(f"ledger ok: {summary}")
+    out.print(f"postings not yet folded: {report.unfolded} (counted in every total; `tollway ledger settle`)")
     shop = reconcile(database())  # the shop's payments against their credits
     for problem in shop.problems:
         err.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
     if not shop.ok:
         raise fail(f"shop check failed: {len(shop.problems)} problems ({shop.payments} payments)")
     out.print(f"shop ok: {shop.payments} payments, {shop.credits} credited, each once, none invented")
+
+
+@ledger_app.command("settle")
+@one_line_errors
+def ledger_settle() -> None:
+    """Fold every posting not yet folded into its account (what each `tollway serve` does a little at a time)."""
+    db = database()
+    backlog = ledger.unfolded(db)
+    with progress_bar() as progress:
+        task = progress.add_task("folding postings", total=backlog)
+        folded = ledger.settle(db, progress=lambda count: progress.advance(task, count))
+    out.print(f"folded {folded} postings into their accounts; {ledger.unfolded(db)} left")
 
 
 @ledger_app.command("expire")

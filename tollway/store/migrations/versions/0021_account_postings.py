@@ -41,12 +41,18 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Fold what is left first: the rows must hold every balance once the table is gone.
-    for column in ("debits_posted", "credits_posted", "debits_pending", "credits_pending"):
-        op.execute(
-            f"UPDATE ledger_accounts SET {column} = {column} + (SELECT COALESCE(SUM(p.{column}), 0)"
-            " FROM account_postings p WHERE p.account_id = ledger_accounts.id)"
-            " WHERE id IN (SELECT account_id FROM account_postings)"
-        )
+    op.execute(
+        "UPDATE ledger_accounts SET"
+        " debits_posted = debits_posted + (SELECT SUM(p.debits_posted) FROM account_postings p"
+        " WHERE p.account_id = ledger_accounts.id),"
+        " credits_posted = credits_posted + (SELECT SUM(p.credits_posted) FROM account_postings p"
+        " WHERE p.account_id = ledger_accounts.id),"
+        " debits_pending = debits_pending + (SELECT SUM(p.debits_pending) FROM account_postings p"
+        " WHERE p.account_id = ledger_accounts.id),"
+        " credits_pending = credits_pending + (SELECT SUM(p.credits_pending) FROM account_postings p"
+        " WHERE p.account_id = ledger_accounts.id)"
+        " WHERE id IN (SELECT account_id FROM account_postings)"
+    )
     with op.batch_alter_table("account_postings", schema=None) as batch_op:
         batch_op.drop_index("ix_account_postings_account_id")
     op.drop_table("account_postings")
