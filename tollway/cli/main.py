@@ -184,13 +184,13 @@ def ledger_check() -> None:
     if not report.ok:
         raise fail(f"ledger check failed: {len(report.problems)} problems ({summary})")
     out.print(f"ledger ok: {summary}")
-    out.print(f"postings not yet folded: {report.unfolded} (counted in every total; `tollway ledger settle`)")
     shop = reconcile(database())  # the shop's payments against their credits
     for problem in shop.problems:
         err.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
     if not shop.ok:
         raise fail(f"shop check failed: {len(shop.problems)} problems ({shop.payments} payments)")
     out.print(f"shop ok: {shop.payments} payments, {shop.credits} credited, each once, none invented")
+    out.print(f"postings not yet folded: {report.unfolded} (counted in every total; `tollway ledger settle`)")
 
 
 @ledger_app.command("settle")
