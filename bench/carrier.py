@@ -510,7 +510,10 @@ async def open_loop(
         try:
             max_seconds = await authorize(link, traffic, call_id, tally)
             if max_seconds is not None:
-                tally.setups += await end(link, call_id, min(traffic.duration_seconds(), max_seconds), tally)
+                # Awaited first, then counted: ``tally.setups += await …`` reads the count before the await, and
+                # the setups that end meanwhile on other links (one tally for all) would be lost.
+                ended = await end(link, call_id, min(traffic.duration_seconds(), max_seconds), tally)
+                tally.setups += ended
         except (OSError, HttpError, TimeoutError, asyncio.IncompleteReadError) as error:
             tally.error(error.__class__.__name__, error)
             await link.close()
