@@ -689,16 +689,17 @@ def traffic_done(traffic: Traffic, elapsed: float) -> bool:
     )
 
 
-def wait_for_dead_sessions(database: Database) -> None:
+def wait_for_dead_sessions(database: Database, application: str = KILLED_APPLICATION) -> None:
     """PostgreSQL ends a killed client's sessions (and rolls back their transactions) when it sees the
-    sockets close; wait for that, so no row stays locked by a transaction that will never finish."""
+    sockets close; wait for that, so no row stays locked by a transaction that will never finish.
+    ``application``: the killed process's PGAPPNAME."""
     if database.is_sqlite:
         return
     deadline = time.monotonic() + 10
     query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
     while True:
         with database.reading() as connection:
-            left = connection.execute(query, {"name": KILLED_APPLICATION}).scalar_one()
+            left = connection.execute(query, {"name": application}).scalar_one()
         if not left:
             return
         assert time.monotonic() < deadline, f"{left} sessions of the killed server still open"

@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 
 from tests.calls_world import UK, balance, build_world, micros
 from tests.conftest import postgresql_admin_url
-from tests.test_calls_concurrency import add_clients, assert_books_agree, free_port
+from tests.test_calls_concurrency import add_clients, assert_books_agree, free_port, wait_for_dead_sessions
 from tests.test_calls_service import jsonrpc_switch
 from tollway.access import service as access
 from tollway.access.model import Role
@@ -266,22 +266,6 @@ def call_rows(database: Database) -> dict[str, Any]:
         return {row.call_id: row for row in connection.execute(select(calls_table)).all()}
 
 
-def wait_for_dead_sessions(database: Database) -> None:
-    """PostgreSQL ends a killed client's sessions (rolling back their transactions) when it sees the
-    sockets close; until then a row the dead keeper locked stays locked, and is skipped by the other."""
-    if database.is_sqlite:
-        return  # the operating system released the dead process's file locks with it
-    deadline = time.monotonic() + 10
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
-    while True:
-        with database.reading() as connection:
-            left = connection.execute(query, {"name": KILLED_APPLICATION}).scalar_one()
-        if not left:
-            return
-        assert time.monotonic() < deadline, f"{left} sessions of the killed server still open"
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(TEST_SECONDS_MAX)
 def test_two_keepers_push_extend_and_sweep_each_call_once_and_one_killed_leaves_its_calls_to_the_other(
     database: Database, tmp_path: Path
@@ -323,7 +307,7 @@ def test_two_keepers_push_extend_and_sweep_each_call_once_and_one_killed_leaves_
         wait_for("bob's disconnects", lambda: {r["params"]["call_id"] for r in received} >= blocked, logs)
         doomed.process.send_signal(signal.SIGKILL)  # kill -9: its keeper stops wherever it was
         doomed.process.wait(timeout=10)
-        wait_for_dead_sessions(database)
+        wait_for_dead_sessions(database, KILLED_APPLICATION)
         killed_at = utc_now()
 
         # The survivor's keeper alone: silent calls swept, long calls extended past the kill.

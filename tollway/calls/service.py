@@ -51,7 +51,7 @@ from tollway.access.model import (
 )
 from tollway.balances.service import account_id
 from tollway.calls import cached, store
-from tollway.calls.batching import GroupCommit
+from tollway.calls.batching import GroupCommit, Item
 from tollway.calls.model import (
     CALL_SECONDS_MAX,
     ChargedDuration,
@@ -445,17 +445,25 @@ class Authorization:
     card_refusal: str | None = None  # a card call refused before any account (its number, PIN or card)
 
 
-_BATCHES: weakref.WeakKeyDictionary[Database, GroupCommit[Authorization, dict[str, Any]]] = weakref.WeakKeyDictionary()
+_BATCHES: weakref.WeakKeyDictionary[Database, dict[Callable[..., Any], GroupCommit[Any, dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
 _BATCHES_LOCK = threading.Lock()
 
 
-def _batches(database: Database) -> GroupCommit[Authorization, dict[str, Any]]:
-    """This process's group commit of authorizations into ``database``."""
+def _group_commit(
+    database: Database, decide: Callable[[Database, Sequence[Item]], Any]
+) -> GroupCommit[Item, dict[str, Any]]:
+    """This process's group commit into ``database`` of the requests ``decide`` decides (authorizations, ends)."""
     with _BATCHES_LOCK:
-        batches = _BATCHES.get(database)
-        if batches is None:
-            batches = _BATCHES[database] = GroupCommit(partial(decide_batch, database))
-        return batches
+        of_database = _BATCHES.setdefault(database, {})
+        if decide not in of_database:
+            of_database[decide] = GroupCommit(partial(decide, database))
+        return of_database[decide]
+
+
+def _batches(database: Database) -> GroupCommit[Authorization, dict[str, Any]]:
+    return _group_commit(database, decide_batch)
 
 
 def authorization_batches(database: Database) -> tuple[int, int]:
@@ -1100,16 +1108,8 @@ class Ending:
     now: datetime | None  # None: the moment its batch is decided
 
 
-_END_BATCHES: weakref.WeakKeyDictionary[Database, GroupCommit[Ending, dict[str, Any]]] = weakref.WeakKeyDictionary()
-
-
 def _end_batches(database: Database) -> GroupCommit[Ending, dict[str, Any]]:
-    """This process's group commit of ends into ``database``."""
-    with _BATCHES_LOCK:
-        batches = _END_BATCHES.get(database)
-        if batches is None:
-            batches = _END_BATCHES[database] = GroupCommit(partial(decide_ends, database))
-        return batches
+    return _group_commit(database, decide_ends)
 
 
 def decide_ends(database: Database, items: Sequence[Ending]) -> list[dict[str, Any] | BaseException]:
